@@ -1,0 +1,207 @@
+"""CLIP embeddings (open_clip), behind a small protocol so another model can plug in."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from .config import Settings
+from .errors import ImageError, ModelLoadError
+from .images import decode
+from .pipeline import chunked, prefetch_map
+
+log = logging.getLogger(__name__)
+
+ImageInput = str | Path | bytes | Image.Image
+TEXT_CACHE_SIZE = 256
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the rest of the app needs from an embedding model."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def prepare(self, image: Image.Image) -> Any:
+        """CPU-side preprocessing of a decoded RGB image (thread-safe)."""
+
+    def encode_prepared(self, batch: Sequence[Any]) -> np.ndarray:
+        """Embed a batch of prepared images: (n, dim) float32, L2-normalised."""
+
+    def embed_images(self, images: Iterable[ImageInput]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.endswith((".pt", ".pth", ".bin", ".safetensors")) or "/" in value or value.startswith(".")
+
+
+class ClipEmbedder:
+    """open_clip model loaded lazily, once, behind a lock; decoding runs in a thread pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._preprocess: Callable[[Image.Image], Any] | None = None
+        self._tokenizer: Any = None
+        self._device = "cpu"
+        self._dim: int | None = None
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        pretrained = self.settings.clip_pretrained
+        tag = Path(pretrained).name if _looks_like_path(pretrained) else pretrained
+        return f"{self.settings.clip_model}/{tag}"
+
+    @property
+    def dim(self) -> int:
+        """Known from the architecture, so the store can open without loading weights."""
+        if self._dim is None:
+            import open_clip
+
+            config = open_clip.get_model_config(self.settings.clip_model)
+            if not config:
+                raise ModelLoadError(f"CLIP_MODEL={self.settings.clip_model!r} is not an open_clip model name.")
+            self._dim = int(config["embed_dim"])
+        return self._dim
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _ensure_loaded(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _weights(self) -> str | None:
+        pretrained = self.settings.clip_pretrained.strip()
+        if pretrained.lower() == "none":
+            log.warning(
+                "CLIP_PRETRAINED=none: building %s WITHOUT trained weights. Search results are "
+                "meaningless; this setting exists for tests only.",
+                self.settings.clip_model,
+            )
+            return None
+        if _looks_like_path(pretrained) and not Path(pretrained).is_file():
+            raise ModelLoadError(
+                f"CLIP_PRETRAINED points to {pretrained!r}, which is not a file. Give the path of a local "
+                f"{self.settings.clip_model} weights file or an open_clip tag such as 'laion2b_s34b_b79k'."
+            )
+        return pretrained
+
+    def _load(self) -> None:
+        import open_clip
+        import torch
+
+        model_name = self.settings.clip_model
+        device = self.settings.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        weights = self._weights()
+        if weights is None:
+            torch.manual_seed(0)  # the same random model in every process, so stored vectors match queries
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights, device=device)
+            tokenizer = open_clip.get_tokenizer(model_name)
+        except Exception as exc:  # noqa: BLE001 - download, file and architecture errors all land here
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ModelLoadError(
+                f"Could not load CLIP weights for {model_name} with CLIP_PRETRAINED="
+                f"{self.settings.clip_pretrained!r}: {first_line}. Without network access, set "
+                "CLIP_PRETRAINED to the path of a local weights file."
+            ) from exc
+        model.eval()
+        self._tokenizer, self._preprocess, self._device = tokenizer, preprocess, device
+        self._model = model
+        log.info("loaded CLIP %s on %s", self.name, device)
+
+    def _autocast(self) -> Any:
+        import torch
+
+        if self._device.startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.float16)
+        return nullcontext()
+
+    def prepare(self, image: Image.Image) -> Any:
+        self._ensure_loaded()
+        assert self._preprocess is not None
+        return self._preprocess(image)
+
+    def encode_prepared(self, batch: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        self._ensure_loaded()
+        if not batch:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch.inference_mode(), self._autocast():
+            pixels = torch.stack(list(batch)).to(self._device, non_blocking=True)
+            features = self._model.encode_image(pixels)
+        return _normalise(features.float().cpu().numpy())
+
+    def embed_images(self, images: Iterable[ImageInput]) -> np.ndarray:
+        """Embed images in batches; raises :class:`ImageError` naming the first unreadable one."""
+        self._ensure_loaded()
+        s = self.settings
+
+        def load(item: ImageInput) -> Any:
+            try:
+                return self.prepare(decode(item, background=s.background, max_pixels=s.max_image_pixels).image)
+            except ImageError as exc:
+                label = Path(item).name if isinstance(item, (str, Path)) else "the image"
+                raise ImageError(f"{label}: {exc}") from None
+
+        prepared = prefetch_map(load, images, workers=s.workers, window=s.batch_size * 2)
+        out = [self.encode_prepared(batch) for batch in chunked(prepared, s.batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; recent queries come from a small LRU cache (a search box repeats them)."""
+        self._ensure_loaded()
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        unique = list(dict.fromkeys(texts))
+        with self._text_lock:
+            found = {t: self._text_cache[t] for t in unique if t in self._text_cache}
+            for t in found:
+                self._text_cache.move_to_end(t)
+        missing = [t for t in unique if t not in found]
+        if missing:
+            found.update(zip(missing, self._encode_texts(missing)))
+            with self._text_lock:
+                for t in missing:
+                    self._text_cache[t] = found[t]
+                while len(self._text_cache) > TEXT_CACHE_SIZE:
+                    self._text_cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            tokens = self._tokenizer(texts).to(self._device)
+            return _normalise(self._model.encode_text(tokens).float().cpu().numpy())

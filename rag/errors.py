@@ -1,0 +1,45 @@
+"""The product's exceptions. Messages are written for the person using the app.
+
+Only the UI turns these into ``gr.Error``/``gr.Warning`` and only the CLI into exit codes;
+the library itself never prints or exits.
+"""
+
+
+class BananaError(Exception):
+    """Base class: ``str(err)`` is a complete sentence a user can act on."""
+
+
+class ConfigError(BananaError):
+    """A setting is missing or malformed."""
+
+
+class ModelLoadError(BananaError):
+    """CLIP weights could not be loaded."""
+
+
+class StoreError(BananaError):
+    """The vector store refused an operation or is unreachable."""
+
+
+class ImageError(BananaError):
+    """A file is not an image we can read (corrupt, empty, too large, unsupported)."""
+
+
+class GenerationError(BananaError):
+    """Image generation failed; the library is untouched."""
+
+
+class GenerationDisabled(GenerationError):
+    """No API key is configured, so generation is off (search still works)."""
+
+
+class GenerationBlocked(GenerationError):
+    """The model refused the prompt or its output (safety, policy)."""
+
+
+class GenerationTimeout(GenerationError):
+    """The model did not answer within the configured timeout."""
+
+
+class RateLimited(GenerationError):
+    """The API kept answering 429 after our retries."""

@@ -1,0 +1,82 @@
+"""Text→image, image→image and text+image search over the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .embedder import Embedder, ImageInput
+from .errors import BananaError
+from .store import VectorStore, build_filter
+from .types import Hit
+
+MAX_K = 200
+
+
+@dataclass(frozen=True)
+class Query:
+    """What the user asked for. ``image_weight`` blends text and image when both are given."""
+
+    text: str = ""
+    image: ImageInput | None = None
+    image_id: str = ""
+    k: int = 9
+    folders: Sequence[str] = field(default_factory=tuple)
+    sources: Sequence[str] = field(default_factory=tuple)
+    image_weight: float = 0.5
+
+
+def query_vector(embedder: Embedder, store: VectorStore, query: Query) -> np.ndarray:
+    """One normalised vector for the query: the weighted sum of its text and image parts."""
+    parts: list[tuple[float, np.ndarray]] = []
+    text = query.text.strip()
+    weight = float(np.clip(query.image_weight, 0.0, 1.0))
+    image_vec: np.ndarray | None = None
+    if query.image_id:
+        found = store.vectors([query.image_id])
+        if query.image_id not in found:
+            raise BananaError(f"No asset with id {query.image_id} is in the library.")
+        image_vec = found[query.image_id]
+    elif query.image is not None:
+        image_vec = embedder.embed_images([query.image])[0]
+    if text:
+        parts.append((1.0 - weight if image_vec is not None else 1.0, embedder.embed_texts([text])[0]))
+    if image_vec is not None:
+        parts.append((weight if text else 1.0, image_vec))
+    if not parts:
+        raise BananaError("Type something to search for, or give an example image.")
+    vec = sum(w * v for w, v in parts)
+    norm = float(np.linalg.norm(vec))
+    if norm < 1e-8:
+        raise BananaError("The text and image cancel each other out; change the image weight.")
+    return (vec / norm).astype(np.float32)
+
+
+def search(embedder: Embedder, store: VectorStore, query: Query) -> list[Hit]:
+    k = int(np.clip(query.k, 1, MAX_K))
+    vec = query_vector(embedder, store, query)
+    return store.search(vec, k, build_filter(query.folders, query.sources))
+
+
+def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:
+    """Results as a table (rank, score, file, folder, size, source, id, path)."""
+    columns = ["rank", "score", "filename", "folder", "width", "height", "source", "id", "path"]
+    rows = [
+        {
+            "rank": i + 1,
+            "score": round(h.score, 4),
+            "filename": h.asset.filename,
+            "folder": h.asset.folder,
+            "width": h.asset.width,
+            "height": h.asset.height,
+            "source": h.asset.source,
+            "id": h.asset.id,
+            "path": h.asset.path,
+        }
+        for i, h in enumerate(hits)
+    ]
+    return pd.DataFrame(rows, columns=columns)
+

@@ -1,0 +1,277 @@
+"""The vector store: one narrow class over pymilvus ``MilvusClient``.
+
+The same code runs on Milvus Lite (a local ``.db`` path) and on a Milvus server (an ``http://``
+URI). Where the two differ (index types, consistency, duplicate keys, query limits) this module
+absorbs it so callers never branch on the back end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from .config import Settings
+from .errors import StoreError
+from .types import Asset, Hit
+
+log = logging.getLogger(__name__)
+
+
+class _QuietLite(logging.Filter):
+    """Milvus Lite lacks a timestamp call that pymilvus tries first; both sides log the harmless miss."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "mvccTs" not in text and "Method not implemented" not in text
+
+
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_QuietLite())
+logging.getLogger("grpc._server").addFilter(_QuietLite())
+
+SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "bytes", "created", "source", "meta")
+QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
+MODEL_PROPERTY = "banana.embedding_model"
+
+
+class VectorStore(Protocol):
+    """What search, ingest and the UI need from a vector database."""
+
+    def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None: ...
+    def delete(self, ids: Sequence[str]) -> int: ...
+    def count(self, filter: str = "") -> int: ...
+    def get(self, ids: Sequence[str]) -> list[Asset]: ...
+    def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def search(self, vector: np.ndarray, k: int, filter: str = "") -> list[Hit]: ...
+    def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]: ...
+    def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]: ...
+    def facet(self, field: str) -> dict[str, int]: ...
+    def flush(self) -> None: ...
+
+
+def quote(value: str) -> str:
+    """A Milvus string literal (the filter grammar accepts JSON-style escapes)."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def build_filter(folders: Sequence[str] | None = None, sources: Sequence[str] | None = None) -> str:
+    """A filter expression from the UI's/CLI's choices; empty choices mean 'no restriction'."""
+    parts = []
+    if folders:
+        parts.append(f"folder in [{', '.join(quote(f) for f in folders)}]")
+    if sources:
+        parts.append(f"source in [{', '.join(quote(s) for s in sources)}]")
+    return " and ".join(parts)
+
+
+def _asset(row: dict[str, Any]) -> Asset:
+    entity = row.get("entity", row)
+    meta = entity.get("meta") or {}
+    if isinstance(meta, str):
+        meta = json.loads(meta)
+    return Asset(
+        id=str(row.get("id", entity.get("id"))),
+        path=entity["path"],
+        filename=entity["filename"],
+        folder=entity["folder"],
+        width=int(entity["width"]),
+        height=int(entity["height"]),
+        format=entity["format"],
+        bytes=int(entity["bytes"]),
+        created=float(entity["created"]),
+        source=entity["source"],
+        meta=meta,
+    )
+
+
+class MilvusStore:
+    """Milvus collection of assets. Calls are serialised: Milvus Lite is not built for concurrent writers."""
+
+    def __init__(self, settings: Settings, dim: int, model_name: str = "") -> None:
+        from pymilvus import MilvusClient
+
+        self.settings = settings
+        self.collection = settings.collection
+        self.dim = dim
+        self.is_server = settings.is_server
+        self._lock = threading.RLock()
+        uri = settings.milvus_uri
+        if not self.is_server:
+            Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = MilvusClient(uri=uri, token=settings.milvus_token or "")
+        except Exception as exc:  # noqa: BLE001
+            where = uri if not self.is_server else uri.split("@")[-1]
+            raise StoreError(f"Cannot open the Milvus database at {where}: {exc}") from exc
+        self._ensure_collection(model_name)
+
+    # -- schema -----------------------------------------------------------------------------
+    def index_type(self) -> str:
+        chosen = self.settings.index_type
+        if chosen and chosen != "auto":
+            return chosen.upper()
+        return "HNSW" if self.is_server else "FLAT"
+
+    def _ensure_collection(self, model_name: str) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        c = self.client
+        if c.has_collection(self.collection):
+            info = c.describe_collection(self.collection)
+            dims = [f["params"].get("dim") for f in info["fields"] if f["name"] == "vector"]
+            if dims and int(dims[0]) != self.dim:
+                raise StoreError(
+                    f"Collection {self.collection!r} holds {dims[0]}-d vectors but the model makes "
+                    f"{self.dim}-d ones. Use another MILVUS_COLLECTION or re-index."
+                )
+            stored_model = (info.get("properties") or {}).get(MODEL_PROPERTY)
+            if model_name and stored_model and stored_model != model_name:
+                log.warning(
+                    "collection %s was embedded with %s but the app now uses %s: re-index for good results",
+                    self.collection, stored_model, model_name,
+                )
+            self.client.load_collection(self.collection)
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("path", DataType.VARCHAR, max_length=4096)
+        schema.add_field("filename", DataType.VARCHAR, max_length=1024)
+        schema.add_field("folder", DataType.VARCHAR, max_length=1024)
+        schema.add_field("width", DataType.INT32)
+        schema.add_field("height", DataType.INT32)
+        schema.add_field("format", DataType.VARCHAR, max_length=16)
+        schema.add_field("bytes", DataType.INT64)
+        schema.add_field("created", DataType.DOUBLE)
+        schema.add_field("source", DataType.VARCHAR, max_length=16)
+        schema.add_field("meta", DataType.JSON)
+        index = c.prepare_index_params()
+        kind = self.index_type()
+        params: dict[str, Any] = {}
+        if kind == "HNSW":
+            params = {"M": 16, "efConstruction": 200}
+        elif kind.startswith("IVF"):
+            params = {"nlist": 1024}
+        # Lite ignores index parameters unless they are nested under "params".
+        index.add_index("vector", index_type=kind, metric_type="COSINE", params={"params": params} if params and not self.is_server else params)
+        properties = {MODEL_PROPERTY: model_name} if model_name else {}
+        c.create_collection(
+            self.collection, schema=schema, index_params=index, consistency_level="Strong", properties=properties
+        )
+        c.load_collection(self.collection)
+
+    # -- writes -----------------------------------------------------------------------------
+    def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None:
+        if len(assets) != len(vectors):
+            raise ValueError("assets and vectors differ in length")
+        if not assets:
+            return
+        rows = [
+            {"id": a.id, "vector": np.asarray(v, dtype=np.float32).tolist(), **{k: getattr(a, k) for k in SCALAR_FIELDS}}
+            for a, v in zip(assets, vectors)
+        ]
+        with self._lock:
+            self.client.upsert(self.collection, rows)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self._lock:
+            present = self.existing_ids(ids)
+            if present:
+                self.client.delete(self.collection, ids=sorted(present))
+        return len(present)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.client.flush(self.collection)
+
+    # -- reads ------------------------------------------------------------------------------
+    def count(self, filter: str = "") -> int:
+        with self._lock:
+            rows = self.client.query(self.collection, filter=filter, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def get(self, ids: Sequence[str]) -> list[Asset]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return []
+        with self._lock:
+            rows = self.client.get(self.collection, ids=ids, output_fields=["id", *SCALAR_FIELDS])
+        by_id = {str(r["id"]): _asset(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return set()
+        with self._lock:
+            rows = self.client.get(self.collection, ids=ids, output_fields=["id"])
+        return {str(r["id"]) for r in rows}
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self.client.get(self.collection, ids=ids, output_fields=["id", "vector"])
+        return {str(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in rows}
+
+    def search(self, vector: np.ndarray, k: int, filter: str = "") -> list[Hit]:
+        search_params: dict[str, Any] = {"metric_type": "COSINE"}
+        if self.index_type() == "HNSW":
+            search_params["params"] = {"ef": max(64, k)}
+        with self._lock:
+            result = self.client.search(
+                self.collection,
+                data=[np.asarray(vector, dtype=np.float32).tolist()],
+                limit=max(1, int(k)),
+                filter=filter,
+                output_fields=list(SCALAR_FIELDS),
+                search_params=search_params,
+            )
+        return [Hit(asset=_asset(row), score=float(row["distance"])) for row in result[0]]
+
+    def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
+        with self._lock:
+            rows = self.client.query(
+                self.collection, filter=filter, output_fields=["id", *SCALAR_FIELDS], offset=offset, limit=limit
+            )
+        return [_asset(r) for r in rows]
+
+    def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """Every record, in pages; the query iterator keeps memory flat on big collections."""
+        fields = ["id", *SCALAR_FIELDS] + (["vector"] if with_vectors else [])
+        with self._lock:
+            iterator = self.client.query_iterator(self.collection, batch_size=batch, filter="", output_fields=fields)
+            try:
+                while True:
+                    rows = iterator.next()
+                    if not rows:
+                        break
+                    yield [dict(r) for r in rows]
+            finally:
+                iterator.close()
+
+    def facet(self, field: str) -> dict[str, int]:
+        """Counts of each value of a scalar field (folder, source) for the library's summary."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            iterator = self.client.query_iterator(self.collection, batch_size=QUERY_PAGE, filter="", output_fields=[field])
+            try:
+                while rows := iterator.next():
+                    for r in rows:
+                        counts[r[field]] = counts.get(r[field], 0) + 1
+            finally:
+                iterator.close()
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()

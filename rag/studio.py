@@ -1,0 +1,159 @@
+"""One object that wires settings, model, store and generator together.
+
+The UI and the CLI both build a :class:`Studio` and call it; they hold no logic of their own.
+Heavy pieces (the CLIP model, the Milvus connection) are created on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from .config import Settings
+from .embedder import ClipEmbedder, Embedder, ImageInput
+from .errors import BananaError
+from .ingest import IngestReport, Ingestor, Progress, collect_files
+from .search import Query, search
+from .store import MilvusStore, VectorStore, build_filter
+from .types import Asset, Hit
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ["filename", "folder", "source", "width", "height", "format", "bytes", "added", "id", "path"]
+
+
+class Studio:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None) -> None:
+        self.settings = settings
+        self.embedder: Embedder = embedder or ClipEmbedder(settings)
+        self._store = store
+        self._store_lock = threading.Lock()
+        # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
+        self._ingest_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> "Studio":
+        return cls(Settings.from_env())
+
+    @property
+    def store(self) -> VectorStore:
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = MilvusStore(self.settings, self.embedder.dim, self.embedder.name)
+        return self._store
+
+    # -- ingest -----------------------------------------------------------------------------
+    def ingest_folder(self, root: str | Path, *, progress: Progress | None = None) -> IngestReport:
+        """Index every image under ``root`` in place (files are not copied)."""
+        root = Path(root)
+        if not root.is_dir():
+            raise BananaError(f"{root} is not a folder.")
+        files, ignored, refused = collect_files(root)
+        report = IngestReport(ignored=ignored, failed=list(refused))
+        with self._ingest_lock:
+            return Ingestor(self.settings, self.embedder, self.store).run(
+                files, source="folder", copy=False, progress=progress, report=report
+            )
+
+    def ingest_files(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        source: str = "upload",
+        folder: str = "uploads",
+        names: dict[Path, str] | None = None,
+        meta: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Copy files into the library folder (content-addressed) and index them."""
+        files = [(Path(p), folder.strip() or "uploads") for p in paths]
+        with self._ingest_lock:
+            return Ingestor(self.settings, self.embedder, self.store).run(
+                files, source=source, copy=True, meta=meta, names=names, progress=progress
+            )
+
+    # -- search -----------------------------------------------------------------------------
+    def search(
+        self,
+        text: str = "",
+        *,
+        image: ImageInput | None = None,
+        image_id: str = "",
+        k: int = 9,
+        folders: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        image_weight: float = 0.5,
+    ) -> list[Hit]:
+        query = Query(
+            text=text, image=image, image_id=image_id, k=k, folders=tuple(folders), sources=tuple(sources),
+            image_weight=image_weight,
+        )
+        return search(self.embedder, self.store, query)
+
+    # -- library ----------------------------------------------------------------------------
+    def get(self, ids: Sequence[str]) -> list[Asset]:
+        return self.store.get(ids)
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def stats(self) -> dict[str, Any]:
+        store = self.store
+        return {
+            "count": store.count(),
+            "by_folder": store.facet("folder"),
+            "by_source": store.facet("source"),
+            "milvus_uri": self.settings.milvus_uri if not self.settings.is_server else self.settings.milvus_uri.split("@")[-1],
+            "collection": self.settings.collection,
+            "model": self.embedder.name,
+        }
+
+    def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0) -> pd.DataFrame:
+        """The library as a table, newest first (one page of at most ``limit`` rows)."""
+        assets = self.store.page(offset, limit, build_filter(folders, sources))
+        rows = [
+            {**{k: getattr(a, k) for k in TABLE_COLUMNS if k != "added"}, "added": time.strftime("%Y-%m-%d %H:%M", time.localtime(a.created))}
+            for a in sorted(assets, key=lambda a: a.created, reverse=True)
+        ]
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove records; files the app owns move to a trash folder so a mistake can be undone."""
+        ids = list(dict.fromkeys(ids))
+        assets = self.store.get(ids)
+        removed = self.store.delete(ids)
+        trash = self.settings.data_dir / "trash"
+        for asset in assets:
+            path = Path(asset.path)
+            if self._owns(path) and path.exists():
+                trash.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), trash / path.name)
+        return removed
+
+    def _owns(self, path: Path) -> bool:
+        resolved = path.resolve()
+        return any(resolved.is_relative_to(Path(d).resolve()) for d in (self.settings.library_dir, self.settings.outputs_dir))
+
+    def remove_orphans(self) -> list[Path]:
+        """Files in the library folder without a record (left by an interrupted ingest)."""
+        library = Path(self.settings.library_dir)
+        if not library.is_dir():
+            return []
+        files = [p for p in library.rglob("*") if p.is_file()]
+        removed = [p for p in files if p.name.startswith(".part-")]
+        candidates = {p.stem: p for p in files if not p.name.startswith(".part-")}
+        known = set()
+        ids = list(candidates)
+        for start in range(0, len(ids), 500):
+            known |= self.store.existing_ids(ids[start : start + 500])
+        removed += [p for stem, p in candidates.items() if stem not in known]
+        for p in removed:
+            p.unlink(missing_ok=True)
+        return removed

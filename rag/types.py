@@ -1,0 +1,40 @@
+"""Plain records passed between the store, search, generation and the UI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Source = Literal["upload", "folder", "generated"]
+SOURCES: tuple[str, ...] = ("upload", "folder", "generated")
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One image in the library. ``id`` is the sha256 of the file's bytes."""
+
+    id: str
+    path: str
+    filename: str
+    folder: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    created: float
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: an asset and its similarity score (cosine, higher is closer)."""
+
+    asset: Asset
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.asset.to_dict(), "score": self.score}

@@ -1,0 +1,273 @@
+"""A fake Gemini REST server for tests: real HTTP, real SDK, no network.
+
+It speaks just enough of ``POST /{v1beta|v1}/models/{model}:generateContent`` for the
+google-genai SDK: every request is recorded (path, headers, JSON body) and answered from a
+script, a queue of :class:`Reply` objects (status, JSON body, optional delay). When the
+queue is empty the ``fallback`` reply is used (by default a 500 saying nothing was
+scripted), so a test that makes more calls than it planned fails loudly.
+
+Use the ``fake_gemini`` fixture (defined at the bottom) or ``with FakeGemini() as fake:``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+import pytest
+
+_PATH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
+
+
+def b64decode_any(text: str) -> bytes:
+    """Decode standard or URL-safe base64, padded or not (the SDK sends URL-safe)."""
+    cleaned = text.strip().replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)
+    return base64.b64decode(cleaned, validate=True)
+
+
+def _get(d: dict[str, Any], snake: str, camel: str) -> Any:
+    """Read a field the SDK may spell either way."""
+    return d.get(snake, d.get(camel))
+
+
+@dataclass
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    body: Any = None  # dict/list -> JSON; str/bytes -> sent as is
+    delay: float = 0.0  # seconds to wait before answering
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Recorded:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    raw: bytes
+    body: Any  # parsed JSON or None
+    version: str | None = None
+    model: str | None = None
+
+    def parts(self) -> list[dict[str, Any]]:
+        """All parts of all contents, in order."""
+        out: list[dict[str, Any]] = []
+        for content in (self.body or {}).get("contents", []) or []:
+            out.extend(content.get("parts", []) or [])
+        return out
+
+    def texts(self) -> list[str]:
+        return [p["text"] for p in self.parts() if "text" in p]
+
+    def inline(self) -> list[tuple[str, bytes]]:
+        """``(mime_type, decoded bytes)`` for each inline-data part."""
+        out = []
+        for part in self.parts():
+            blob = _get(part, "inline_data", "inlineData")
+            if blob is not None:
+                out.append((_get(blob, "mime_type", "mimeType"), b64decode_any(blob.get("data", ""))))
+        return out
+
+    def generation_config(self) -> dict[str, Any]:
+        return _get(self.body or {}, "generation_config", "generationConfig") or {}
+
+    def aspect_ratio(self) -> str | None:
+        image_config = _get(self.generation_config(), "image_config", "imageConfig") or {}
+        return _get(image_config, "aspect_ratio", "aspectRatio")
+
+
+# ----------------------------------------------------------------------------- replies
+
+
+def image_part(data: bytes, mime_type: str = "image/png", *, thought: bool = False) -> dict[str, Any]:
+    part: dict[str, Any] = {"inlineData": {"mimeType": mime_type, "data": base64.b64encode(data).decode()}}
+    if thought:
+        part["thought"] = True
+    return part
+
+
+def candidate_reply(parts: list[dict[str, Any]], finish: str = "STOP", **extra: Any) -> Reply:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+    candidate.update(extra)
+    return Reply(200, {"candidates": [candidate], "modelVersion": "fake", "responseId": "fake-1"})
+
+
+def image_reply(*images: bytes, text: str | None = None, mime_type: str = "image/png") -> Reply:
+    parts: list[dict[str, Any]] = [{"text": text}] if text else []
+    parts += [image_part(img, mime_type) for img in images]
+    return candidate_reply(parts)
+
+
+def text_reply(text: str, finish: str = "STOP") -> Reply:
+    return candidate_reply([{"text": text}], finish)
+
+
+def blocked_prompt_reply(reason: str = "SAFETY", message: str | None = None) -> Reply:
+    feedback: dict[str, Any] = {"blockReason": reason}
+    if message:
+        feedback["blockReasonMessage"] = message
+    return Reply(200, {"promptFeedback": feedback, "modelVersion": "fake"})
+
+
+def finish_reply(reason: str, text: str | None = None) -> Reply:
+    candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
+    if text:
+        candidate["content"] = {"role": "model", "parts": [{"text": text}]}
+    return Reply(200, {"candidates": [candidate], "modelVersion": "fake"})
+
+
+def error_reply(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> Reply:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return Reply(code, {"error": error})
+
+
+def rate_limit_reply(retry_delay: str | None = "2s") -> Reply:
+    details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}] if retry_delay else []
+    return error_reply(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", details)
+
+
+def png_bytes(size: tuple[int, int] = (8, 8), color: tuple[int, ...] = (255, 200, 0)) -> bytes:
+    """A tiny real PNG (what the model would return)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB" if len(color) == 3 else "RGBA", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- server
+
+
+class FakeGemini:
+    """The server. ``base_url`` goes into ``Settings.gemini_base_url``."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.fallback = error_reply(500, "INTERNAL", "fake gemini: no scripted response left")
+        self._queue: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- script
+    def push(self, *replies: Reply) -> "FakeGemini":
+        with self._lock:
+            self._queue.extend(replies)
+        return self
+
+    def always(self, reply: Reply) -> "FakeGemini":
+        """Answer ``reply`` whenever the queue is empty."""
+        self.fallback = reply
+        return self
+
+    def _next(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(recorded)
+            return self._queue.popleft() if self._queue else self.fallback
+
+    # -- lifecycle
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "server not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeGemini":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                path = self.path.split("?", 1)[0]
+                match = _PATH_RE.match(path)
+                recorded = Recorded(
+                    method=self.command,
+                    path=self.path,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    raw=raw,
+                    body=body,
+                    version=match["version"] if match else None,
+                    model=match["model"] if match else None,
+                )
+                if match is None or match["method"] != "generateContent" or self.command != "POST":
+                    with fake._lock:
+                        fake.requests.append(recorded)
+                    reply = error_reply(404, "NOT_FOUND", f"fake gemini: unknown route {self.command} {path}")
+                else:
+                    reply = fake._next(recorded)
+                if reply.delay and fake._stopping.wait(reply.delay):
+                    return
+                if isinstance(reply.body, (dict, list)):
+                    payload = json.dumps(reply.body).encode()
+                    ctype = "application/json; charset=UTF-8"
+                elif isinstance(reply.body, str):
+                    payload, ctype = reply.body.encode(), "text/plain; charset=UTF-8"
+                else:
+                    payload, ctype = reply.body or b"", "application/octet-stream"
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-gemini", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "FakeGemini":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def fake_gemini() -> Iterator[FakeGemini]:
+    """A running :class:`FakeGemini`; stopped after the test."""
+    with FakeGemini() as fake:
+        yield fake

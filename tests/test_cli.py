@@ -1,0 +1,66 @@
+"""``python -m rag`` as a user runs it: real processes, exit codes and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLE
+
+
+def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "CLIP_PRETRAINED": "none", "BANANA_DATA_DIR": str(data_dir), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("cli")
+    result = run(["ingest", str(SAMPLE), "--json"], data)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["added"]) >= 60 and report["failed"] == []
+    assert "WITHOUT trained weights" in result.stderr  # CLIP_PRETRAINED=none is never silent
+    return data
+
+
+def test_search_json_ranks_results_with_scores(indexed: Path) -> None:
+    result = run(["search", "a red car", "-k", "5", "--json"], indexed)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert len(results) == 5
+    assert all(Path(r["path"]).is_file() and len(r["id"]) == 64 for r in results)
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_image_search_and_stats(indexed: Path) -> None:
+    probe = sorted((SAMPLE / "plants").iterdir())[0]
+    hits = json.loads(run(["search", "--image", str(probe), "-k", "1", "--json"], indexed).stdout)["results"]
+    assert hits[0]["path"] == str(probe.resolve()) and hits[0]["score"] > 0.999
+    stats = json.loads(run(["stats", "--json"], indexed).stdout)
+    assert stats["count"] >= 60 and stats["by_folder"]["plants"] >= 1
+
+
+def test_failures_give_nonzero_exit_codes(indexed: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    result = run(["ingest", str(bad), "--json"], indexed)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["failed"][0]["reason"] == "not a recognised image format"
+    missing = run(["search", "--image", str(tmp_path / "nope.png")], indexed)
+    assert missing.returncode == 1 and "is not a file" in missing.stderr and "Traceback" not in missing.stderr
+    assert run(["search", "--bogus-flag"], indexed).returncode == 2
+
+
+def test_unloadable_weights_name_the_setting(tmp_path: Path) -> None:
+    result = run(["search", "x"], tmp_path, CLIP_PRETRAINED=str(tmp_path / "missing.safetensors"))
+    assert result.returncode == 1
+    assert "CLIP_PRETRAINED" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,449 @@
+"""rag.generate against a fake Gemini server: the real google-genai SDK over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import socket
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from rag.config import Settings
+from rag.errors import GenerationBlocked, GenerationDisabled, GenerationError, GenerationTimeout, RateLimited
+from rag.generate import (
+    PROVENANCE_KEY,
+    GeminiGenerator,
+    GeneratedImage,
+    GenerationResult,
+    ImageGenerator,
+    estimate_cost,
+    make_generator,
+    max_references_for,
+    prepare_reference,
+    read_provenance,
+    save_result,
+)
+from rag.types import Asset
+
+try:
+    from tests.fake_gemini import (  # noqa: F401  (fake_gemini is a fixture)
+        FakeGemini,
+        Reply,
+        blocked_prompt_reply,
+        candidate_reply,
+        error_reply,
+        fake_gemini,
+        finish_reply,
+        image_part,
+        image_reply,
+        png_bytes,
+        rate_limit_reply,
+        text_reply,
+    )
+except ModuleNotFoundError:  # tests/ itself on sys.path
+    from fake_gemini import (  # type: ignore[no-redef]  # noqa: F401
+        FakeGemini,
+        Reply,
+        blocked_prompt_reply,
+        candidate_reply,
+        error_reply,
+        fake_gemini,
+        finish_reply,
+        image_part,
+        image_reply,
+        png_bytes,
+        rate_limit_reply,
+        text_reply,
+    )
+
+KEY = "AIzaFAKE-test-key-0123456789abcdef"
+FLASH = "gemini-2.5-flash-image"
+
+
+@pytest.fixture(autouse=True)
+def _local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's proxy settings from routing 127.0.0.1 elsewhere."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def settings(fake_gemini: FakeGemini, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        outputs_dir=tmp_path / "outputs",
+        gemini_api_key=KEY,
+        gemini_model=FLASH,
+        gemini_base_url=fake_gemini.base_url,
+        gemini_timeout_s=10.0,
+        gemini_retries=2,
+    )
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def gen(settings: Settings, sleeps: list[float]) -> GeminiGenerator:
+    return GeminiGenerator(settings, sleep=sleeps.append)
+
+
+def make_asset(
+    folder: Path, name: str, size: tuple[int, int] = (64, 48), color: tuple[int, ...] = (10, 120, 200), **save: object
+) -> Asset:
+    path = folder / name
+    mode = "RGBA" if len(color) == 4 else "RGB"
+    Image.new(mode, size, color).save(path, **save)  # type: ignore[arg-type]
+    data = path.read_bytes()
+    return Asset(
+        id=hashlib.sha256(data).hexdigest(),
+        path=str(path),
+        filename=name,
+        folder=str(folder),
+        width=size[0],
+        height=size[1],
+        format=path.suffix.lstrip(".").upper(),
+        bytes=len(data),
+        created=0.0,
+        source="upload",
+    )
+
+
+def decode(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+# ----------------------------------------------------------------------------- happy paths
+
+
+def test_one_image(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    png = png_bytes((16, 16))
+    fake_gemini.push(image_reply(png))
+    result = gen.generate("a banana on a desk", [])
+    assert isinstance(gen, ImageGenerator)
+    assert [(i.data, i.mime_type) for i in result.images] == [(png, "image/png")]
+    assert result.text == ""
+    assert (result.prompt, result.model, result.aspect_ratio, result.references) == ("a banana on a desk", FLASH, "1:1", [])
+    assert abs(result.created - time.time()) < 60
+    assert len(fake_gemini.requests) == 1
+
+
+def test_two_images_and_text_skip_thought_drafts(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    a, b, draft = png_bytes(color=(1, 2, 3)), png_bytes(color=(4, 5, 6)), png_bytes(color=(7, 8, 9))
+    parts = [
+        {"text": "thinking...", "thought": True},
+        image_part(draft, thought=True),
+        {"text": "Here you go."},
+        image_part(a),
+        image_part(b, "image/jpeg"),
+    ]
+    fake_gemini.push(candidate_reply(parts))
+    result = gen.generate("two bananas", [])
+    assert [(i.data, i.mime_type) for i in result.images] == [(a, "image/png"), (b, "image/jpeg")]
+    assert result.text == "Here you go."
+
+
+def test_n_makes_n_calls(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(image_reply(png_bytes(color=(1, 1, 1))), image_reply(png_bytes(color=(2, 2, 2))))
+    result = gen.generate("bananas", [], n=2)
+    assert len(result.images) == 2 and len(fake_gemini.requests) == 2
+    with pytest.raises(GenerationError, match="between 1 and"):
+        gen.generate("bananas", [], n=50)
+
+
+def test_partial_failure_keeps_paid_images(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(image_reply(png_bytes()), finish_reply("IMAGE_SAFETY"))
+    result = gen.generate("bananas", [], n=2)
+    assert len(result.images) == 1
+    assert "Stopped after 1 of 2" in result.text and "IMAGE_SAFETY" in result.text
+
+
+def test_text_only_reply(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(text_reply("I can describe it, but which banana?"))
+    result = gen.generate("banana", [])
+    assert result.images == [] and result.text == "I can describe it, but which banana?"
+
+
+def test_no_image_finish_with_text_returns_reply(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(finish_reply("NO_IMAGE", text="I could not draw that."))
+    result = gen.generate("banana", [])
+    assert result.images == [] and result.text == "I could not draw that."
+
+
+def test_no_image_and_no_text_is_an_error(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(finish_reply("NO_IMAGE"))
+    with pytest.raises(GenerationError, match="neither an image nor text") as err:
+        gen.generate("banana", [])
+    assert not isinstance(err.value, GenerationBlocked)
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+def test_blocked_prompt(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(blocked_prompt_reply("PROHIBITED_CONTENT"))
+    with pytest.raises(GenerationBlocked, match="PROHIBITED_CONTENT"):
+        gen.generate("something bad", [])
+
+
+@pytest.mark.parametrize("reason", ["IMAGE_SAFETY", "SAFETY", "PROHIBITED_CONTENT"])
+def test_safety_finish_is_blocked(fake_gemini: FakeGemini, gen: GeminiGenerator, reason: str) -> None:
+    # Even if the model attached an image, a safety finish must not hand it out.
+    fake_gemini.push(candidate_reply([image_part(png_bytes())], finish=reason))
+    with pytest.raises(GenerationBlocked, match=reason):
+        gen.generate("banana", [])
+
+
+# ----------------------------------------------------------------------------- retries / timeouts
+
+
+def test_429_honours_retry_info_then_succeeds(
+    fake_gemini: FakeGemini, gen: GeminiGenerator, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_gemini.push(rate_limit_reply("2.5s"), image_reply(png_bytes()))
+    result = gen.generate("banana", [])
+    assert len(result.images) == 1
+    assert len(fake_gemini.requests) == 2
+    assert sleeps == [2.5]
+    assert KEY not in caplog.text
+
+
+def test_retry_info_delay_is_capped(fake_gemini: FakeGemini, settings: Settings, sleeps: list[float]) -> None:
+    gen = GeminiGenerator(settings, sleep=sleeps.append, max_delay=5.0)
+    fake_gemini.push(rate_limit_reply("3600s"), image_reply(png_bytes()))
+    gen.generate("banana", [])
+    assert sleeps == [5.0]
+
+
+def test_429_forever_is_rate_limited(fake_gemini: FakeGemini, gen: GeminiGenerator, sleeps: list[float]) -> None:
+    fake_gemini.always(rate_limit_reply(None))
+    with pytest.raises(RateLimited, match="after 3 attempts"):
+        gen.generate("banana", [])
+    assert len(fake_gemini.requests) == 3  # gemini_retries=2
+    assert sleeps == [1.0, 2.0]  # exponential backoff
+
+
+def test_500_every_time_is_bounded(fake_gemini: FakeGemini, gen: GeminiGenerator, sleeps: list[float]) -> None:
+    fake_gemini.always(error_reply(500, "INTERNAL", "An internal error has occurred."))
+    with pytest.raises(GenerationError, match="server error") as err:
+        gen.generate("banana", [])
+    assert not isinstance(err.value, RateLimited)
+    assert len(fake_gemini.requests) == 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_503_then_success(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(error_reply(503, "UNAVAILABLE", "The model is overloaded."), image_reply(png_bytes()))
+    assert len(gen.generate("banana", []).images) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "needle"),
+    [
+        (error_reply(400, "INVALID_ARGUMENT", "Request contains an invalid argument."), "rejected the request"),
+        (error_reply(404, "NOT_FOUND", "models/x is not found"), "GEMINI_MODEL"),
+        (error_reply(403, "PERMISSION_DENIED", "Permission denied."), "GEMINI_API_KEY"),
+    ],
+)
+def test_client_errors_are_not_retried(
+    fake_gemini: FakeGemini, gen: GeminiGenerator, reply: Reply, needle: str
+) -> None:
+    fake_gemini.push(reply)
+    with pytest.raises(GenerationError, match=needle):
+        gen.generate("banana", [])
+    assert len(fake_gemini.requests) == 1
+
+
+def test_slow_reply_times_out(fake_gemini: FakeGemini, settings: Settings, sleeps: list[float]) -> None:
+    gen = GeminiGenerator(settings.with_(gemini_timeout_s=1.0), sleep=sleeps.append)
+    fake_gemini.push(Reply(200, {"candidates": []}, delay=4.0))
+    start = time.monotonic()
+    with pytest.raises(GenerationTimeout, match="GEMINI_TIMEOUT_S"):
+        gen.generate("banana", [])
+    assert time.monotonic() - start < 3.0
+    assert len(fake_gemini.requests) == 1  # a timeout is not retried
+
+
+# ----------------------------------------------------------------------------- the request
+
+
+def test_request_wire_format(fake_gemini: FakeGemini, gen: GeminiGenerator, tmp_path: Path) -> None:
+    photo = make_asset(tmp_path, "photo.jpg", size=(2000, 1000), color=(200, 30, 30), quality=95)
+    logo = make_asset(tmp_path, "logo.png", size=(40, 30), color=(0, 255, 0, 128))
+    fake_gemini.push(image_reply(png_bytes()))
+    result = gen.generate("put the logo on the photo", [photo, logo], aspect_ratio="16:9")
+    assert result.references == [photo, logo]
+
+    (req,) = fake_gemini.requests
+    assert req.method == "POST"
+    assert req.path == f"/v1beta/models/{FLASH}:generateContent"
+    assert req.headers["x-goog-api-key"] == KEY
+    assert req.texts() == ["put the logo on the photo"]
+    assert req.aspect_ratio() == "16:9"
+    modalities = req.generation_config().get("responseModalities") or req.generation_config()["response_modalities"]
+    assert set(modalities) == {"IMAGE", "TEXT"}
+
+    sent = req.inline()
+    assert [mime for mime, _ in sent] == ["image/jpeg", "image/png"]
+    assert [data for _, data in sent] == [prepare_reference(photo.path)[0], prepare_reference(logo.path)[0]]
+    assert decode(sent[0][1]).size == (1536, 768)  # downscaled, aspect kept
+    small = decode(sent[1][1])
+    assert small.size == (40, 30) and small.mode == "RGBA" and small.getpixel((0, 0)) == (0, 255, 0, 128)
+    assert KEY not in json.dumps(req.body)
+
+
+def test_reference_exif_orientation_and_opaque_alpha(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.new("RGB", (40, 20), (0, 0, 255)).save(path, exif=exif)
+    data, mime = prepare_reference(path)
+    assert mime == "image/jpeg" and decode(data).size == (20, 40)
+
+    opaque = tmp_path / "opaque.png"
+    Image.new("RGBA", (10, 10), (1, 2, 3, 255)).save(opaque)
+    assert prepare_reference(opaque)[1] == "image/jpeg"  # alpha channel but nothing transparent
+
+
+def test_api_version_in_path(fake_gemini: FakeGemini, settings: Settings) -> None:
+    gen = GeminiGenerator(settings.with_(gemini_api_version="v1", gemini_model="gemini-3-pro-image-preview"))
+    fake_gemini.push(image_reply(png_bytes()))
+    gen.generate("banana", [])
+    assert fake_gemini.requests[0].path == "/v1/models/gemini-3-pro-image-preview:generateContent"
+
+
+def test_too_many_references(fake_gemini: FakeGemini, gen: GeminiGenerator, tmp_path: Path) -> None:
+    refs = [make_asset(tmp_path, f"r{i}.png", color=(i, i, i)) for i in range(4)]
+    with pytest.raises(GenerationError, match="at most 3 reference images"):
+        gen.generate("banana", refs)
+    assert fake_gemini.requests == []
+    assert (max_references_for(FLASH), max_references_for("gemini-3-pro-image-preview")) == (3, 14)
+    assert max_references_for("models/gemini-3-pro-image") == 14 and max_references_for("mystery") == 3
+
+
+def test_missing_reference_file(fake_gemini: FakeGemini, gen: GeminiGenerator, tmp_path: Path) -> None:
+    ref = make_asset(tmp_path, "gone.png")
+    Path(ref.path).unlink()
+    with pytest.raises(GenerationError, match="gone.png is missing"):
+        gen.generate("banana", [ref])
+    assert fake_gemini.requests == []
+
+
+def test_bad_aspect_ratio_and_empty_prompt(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    with pytest.raises(GenerationError, match="aspect ratio"):
+        gen.generate("banana", [], aspect_ratio="7:3")
+    with pytest.raises(GenerationError, match="prompt"):
+        gen.generate("   ", [])
+    assert fake_gemini.requests == []
+
+
+# ----------------------------------------------------------------------------- key handling
+
+
+def test_no_key_disables_generation(tmp_path: Path) -> None:
+    for s in (Settings(), Settings(gemini_api_key="   ")):
+        with pytest.raises(GenerationDisabled, match="GEMINI_API_KEY"):
+            make_generator(s)
+        with pytest.raises(GenerationDisabled):
+            GeminiGenerator(s)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        error_reply(400, "INVALID_ARGUMENT", f"API key not valid: {KEY}. Please pass a valid API key."),
+        error_reply(500, "INTERNAL", f"boom at https://x/models?key={KEY}"),
+        rate_limit_reply(None),
+        blocked_prompt_reply("SAFETY"),
+        Reply(200, {"candidates": []}, delay=4.0),
+    ],
+    ids=["400-echo", "500-url", "429", "blocked", "timeout"],
+)
+def test_key_never_in_errors(
+    fake_gemini: FakeGemini, settings: Settings, reply: Reply, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    gen = GeminiGenerator(settings.with_(gemini_timeout_s=1.0, gemini_retries=1), sleep=lambda s: None)
+    fake_gemini.always(reply)
+    with pytest.raises(GenerationError) as err:
+        gen.generate("banana", [])
+    shown = "".join(traceback.format_exception(err.value)) + repr(err.value) + caplog.text
+    assert KEY not in shown
+    assert KEY not in repr(settings)
+    if reply.status in (400, 500):  # these two echo the key; we keep the message, minus the key
+        assert "[redacted]" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def test_save_result_and_read_provenance(fake_gemini: FakeGemini, gen: GeminiGenerator, tmp_path: Path) -> None:
+    ref = make_asset(tmp_path, "ref.png", color=(9, 9, 9))
+    png = png_bytes((12, 10), (250, 220, 40))
+    fake_gemini.push(image_reply(png, text="A banana, as asked."))
+    result = gen.generate("a banana ✨", [ref], aspect_ratio="4:3")
+    out = tmp_path / "outputs"
+
+    (path,) = save_result(result, out)
+    data = path.read_bytes()
+    assert path.parent == out and path.name == hashlib.sha256(data).hexdigest() + ".png"
+    assert [p.name for p in out.iterdir()] == [path.name]  # no temp files left
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.size == (12, 10) and img.convert("RGB").getpixel((0, 0)) == (250, 220, 40)
+        chunk = json.loads(img.text[PROVENANCE_KEY])  # a real PNG text chunk
+
+    prov = read_provenance(path)
+    assert prov == chunk
+    assert prov["prompt"] == "a banana ✨" and prov["model"] == FLASH and prov["aspect_ratio"] == "4:3"
+    assert prov["text"] == "A banana, as asked." and prov["created"] == result.created
+    assert prov["references"] == [{"id": ref.id, "path": ref.path, "filename": "ref.png"}]
+    assert KEY not in data.decode("latin-1")
+
+    assert save_result(result, out) == [path]  # same content, same name, no duplicate
+    assert read_provenance(ref.path) is None
+    assert read_provenance(tmp_path / "nope.png") is None
+
+
+def test_failed_generation_writes_nothing(fake_gemini: FakeGemini, gen: GeminiGenerator, settings: Settings) -> None:
+    fake_gemini.push(finish_reply("IMAGE_SAFETY"))
+    with pytest.raises(GenerationBlocked):
+        save_result(gen.generate("banana", []), settings.outputs_dir)
+    assert not settings.outputs_dir.exists()
+
+    good = GeneratedImage(png_bytes(), "image/png")
+    bad = GenerationResult([good, GeneratedImage(b"not an image", "image/png")], "", "p", FLASH, "1:1", [], 0.0)
+    with pytest.raises(GenerationError, match="could not be decoded"):
+        save_result(bad, settings.outputs_dir)
+    assert not settings.outputs_dir.exists() or not any(settings.outputs_dir.iterdir())
+
+    empty = GenerationResult([], "just text", "p", FLASH, "1:1", [], 0.0)
+    assert save_result(empty, settings.outputs_dir) == []
+
+
+def test_estimate_cost() -> None:
+    assert estimate_cost(1, FLASH) == pytest.approx(0.039)
+    assert estimate_cost(4, FLASH) == pytest.approx(0.156)
+    assert estimate_cost(1, "gemini-3-pro-image-preview") > estimate_cost(1, FLASH)
+    assert estimate_cost(0, FLASH) == 0.0
+
+
+def test_unreachable_api_is_a_clear_error(settings: Settings, sleeps: list[float]) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gen = GeminiGenerator(settings.with_(gemini_base_url=f"http://127.0.0.1:{port}"), sleep=sleeps.append)
+    with pytest.raises(GenerationError, match="Could not reach the Gemini API"):
+        gen.generate("banana", [])
+    assert sleeps == [1.0, 2.0]
