@@ -10,6 +10,7 @@ import logging
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -17,7 +18,9 @@ import pandas as pd
 
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder, ImageInput
-from .errors import BananaError
+from .errors import BananaError, GenerationDisabled
+from .generate import GenerationResult, ImageGenerator, make_generator, max_references_for, read_provenance, save_result
+from .images import sha256_file
 from .ingest import IngestReport, Ingestor, Progress, collect_files
 from .search import Query, search
 from .store import MilvusStore, VectorStore, build_filter
@@ -25,14 +28,29 @@ from .types import Asset, Hit
 
 log = logging.getLogger(__name__)
 
+@dataclass(frozen=True)
+class Generation:
+    """A generation run: what the model returned and where its images were saved."""
+
+    result: GenerationResult
+    paths: list[Path]
+
+
 TABLE_COLUMNS = ["filename", "folder", "source", "width", "height", "format", "bytes", "added", "id", "path"]
 
 
 class Studio:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        store: VectorStore | None = None,
+        generator: ImageGenerator | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or ClipEmbedder(settings)
         self._store = store
+        self._generator = generator
         self._store_lock = threading.Lock()
         # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
         self._ingest_lock = threading.Lock()
@@ -157,3 +175,79 @@ class Studio:
         for p in removed:
             p.unlink(missing_ok=True)
         return removed
+
+    # -- generation -------------------------------------------------------------------------
+    def generation_status(self) -> tuple[bool, str]:
+        """Whether generation is on, and a sentence saying why (or why not)."""
+        if self._generator is not None or self.settings.gemini_api_key:
+            model = self._generator.model if self._generator else self.settings.gemini_model
+            return True, f"Generation is on ({model}, up to {self.max_references} reference images)."
+        return False, (
+            "Generation is off: no Gemini API key is set. Set GEMINI_API_KEY (from "
+            "https://aistudio.google.com/apikey) and restart the app. Search works without it."
+        )
+
+    @property
+    def max_references(self) -> int:
+        return self._generator.max_references if self._generator else max_references_for(self.settings.gemini_model)
+
+    @property
+    def generator(self) -> ImageGenerator:
+        if self._generator is None:
+            enabled, why = self.generation_status()
+            if not enabled:
+                raise GenerationDisabled(why)
+            self._generator = make_generator(self.settings)
+        return self._generator
+
+    def references(self, ids: Sequence[str] = (), files: Sequence[str | Path] = ()) -> list[Asset]:
+        """Library assets by id plus ad-hoc files (not added to the library) as reference records."""
+        found = self.store.get(ids) if ids else []
+        missing = set(ids) - {a.id for a in found}
+        if missing:
+            raise BananaError(f"{len(missing)} selected reference(s) are no longer in the library; reselect them.")
+        for f in files:
+            path = Path(f)
+            if not path.is_file():
+                raise BananaError(f"Reference {path.name} is not a readable file.")
+            found.append(
+                Asset(id=sha256_file(path), path=str(path), filename=path.name, folder="reference", width=0,
+                      height=0, format="", bytes=path.stat().st_size, created=time.time(), source="upload")
+            )
+        return found
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        reference_ids: Sequence[str] = (),
+        reference_files: Sequence[str | Path] = (),
+        aspect_ratio: str = "1:1",
+        n: int = 1,
+    ) -> Generation:
+        """Generate from a prompt and references; images land in the outputs folder, never the library."""
+        refs = self.references(reference_ids, reference_files)
+        result = self.generator.generate(prompt, refs, aspect_ratio=aspect_ratio, n=n)
+        return Generation(result=result, paths=save_result(result, self.settings.outputs_dir))
+
+    def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
+        """Add generated images to the library, keeping their provenance and parent ids searchable."""
+        report = IngestReport()
+        for path in paths:
+            provenance = read_provenance(path) or {}
+            parents = [r["id"] for r in provenance.get("references", [])]
+            meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
+                    "provenance": provenance}
+            one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
+            report.added += one.added
+            report.duplicates += one.duplicates
+            report.failed += one.failed
+            report.seconds += one.seconds
+        return report
+
+    def lineage(self, asset_id: str) -> list[Asset]:
+        """The library assets a generated image was made from ("what was this made from?")."""
+        (asset,) = self.store.get([asset_id]) or [None]
+        if asset is None:
+            raise BananaError(f"No asset with id {asset_id} is in the library.")
+        return self.store.get(asset.meta.get("parents", []))

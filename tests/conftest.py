@@ -27,6 +27,14 @@ def test_settings(data_dir: Path, **changes: object) -> Settings:
 test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
+@pytest.fixture(autouse=True)
+def _local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's proxy settings from routing 127.0.0.1 (fake Gemini, the app) elsewhere."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> ClipEmbedder:
     """One weightless ViT-B-32 for the whole session (building it takes seconds)."""

@@ -30,48 +30,22 @@ from rag.generate import (
     save_result,
 )
 from rag.types import Asset
-
-try:
-    from tests.fake_gemini import (  # noqa: F401  (fake_gemini is a fixture)
-        FakeGemini,
-        Reply,
-        blocked_prompt_reply,
-        candidate_reply,
-        error_reply,
-        fake_gemini,
-        finish_reply,
-        image_part,
-        image_reply,
-        png_bytes,
-        rate_limit_reply,
-        text_reply,
-    )
-except ModuleNotFoundError:  # tests/ itself on sys.path
-    from fake_gemini import (  # type: ignore[no-redef]  # noqa: F401
-        FakeGemini,
-        Reply,
-        blocked_prompt_reply,
-        candidate_reply,
-        error_reply,
-        fake_gemini,
-        finish_reply,
-        image_part,
-        image_reply,
-        png_bytes,
-        rate_limit_reply,
-        text_reply,
-    )
+from tests.fake_gemini import (
+    FakeGemini,
+    Reply,
+    blocked_prompt_reply,
+    candidate_reply,
+    error_reply,
+    finish_reply,
+    image_part,
+    image_reply,
+    png_bytes,
+    rate_limit_reply,
+    text_reply,
+)
 
 KEY = "AIzaFAKE-test-key-0123456789abcdef"
 FLASH = "gemini-2.5-flash-image"
-
-
-@pytest.fixture(autouse=True)
-def _local_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep a developer's proxy settings from routing 127.0.0.1 elsewhere."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture
