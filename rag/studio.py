@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from .images import sha256_file
 from .ingest import IngestReport, Ingestor, Progress, collect_files
 from .search import Query, search
 from .store import MilvusStore, VectorStore, build_filter
+from .thumbs import thumbnail
 from .types import Asset, Hit
+from .uploads import expand_uploads
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,27 @@ class Studio:
             return Ingestor(self.settings, self.embedder, self.store).run(
                 files, source=source, copy=True, meta=meta, names=names, progress=progress
             )
+
+    def ingest_uploads(
+        self, paths: Sequence[str | Path], *, folder: str = "uploads", progress: Progress | None = None
+    ) -> IngestReport:
+        """What the upload box hands over: images and .zip archives, checked against the upload limits."""
+        if not paths:
+            raise BananaError("Choose one or more images (or a .zip of images) to add.")
+        with tempfile.TemporaryDirectory(prefix="banana-upload-") as workdir:
+            expanded = expand_uploads(paths, self.settings, Path(workdir))
+            report = (
+                self.ingest_files(expanded.files, folder=folder, names=expanded.names, progress=progress)
+                if expanded.files
+                else IngestReport()
+            )
+        report.failed = expanded.refused + [(expanded.names.get(Path(p), p), r) for p, r in report.failed]
+        report.duplicates = [(expanded.names.get(Path(p), p), i) for p, i in report.duplicates]
+        return report
+
+    def preview(self, asset: Asset) -> Path | None:
+        """A small cached preview of an asset for galleries."""
+        return thumbnail(asset, self.settings.data_dir, self.settings.max_image_pixels)
 
     # -- search -----------------------------------------------------------------------------
     def search(

@@ -1,0 +1,100 @@
+"""Banana Studio web app: ``python app.py [--host H] [--port P] [--share] [--auth user:password]``.
+
+Only wiring lives here and in ``ui/``; everything the buttons do is in ``rag``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import gradio as gr
+
+from rag.config import Settings
+from rag.errors import BananaError
+from rag.studio import Studio
+from ui import generate as generate_tab
+from ui import library as library_tab
+from ui import search as search_tab
+
+ZIP_FACTOR = 10  # a .zip may be this many times the per-image limit
+
+CSS = """
+#banana-title h1 { margin-bottom: 0; }
+"""
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    with gr.Blocks(title="Banana Studio") as demo:
+        gr.Markdown("# Banana Studio\nSearch your image library, pick references, generate with Nano Banana.", elem_id="banana-title")
+        selected = gr.State([])
+        with gr.Tabs() as tabs:
+            with gr.Tab("Library", id="library"):
+                library = library_tab.build(studio)
+            with gr.Tab("Search", id="search"):
+                search = search_tab.build(studio, selected)
+            with gr.Tab("Generate", id="generate") as generate_tab_ui:
+                generate = generate_tab.build(studio, selected)
+        show_refs, refs_in, refs_out = generate["show_refs"]
+        search["to_generate"].click(show_refs, refs_in, refs_out, api_name=False, queue=False).then(
+            lambda: gr.Tabs(selected="generate"), None, tabs, api_name=False, queue=False
+        )
+        generate_tab_ui.select(show_refs, refs_in, refs_out, api_name=False, queue=False)
+        load_fn, load_in, load_out = library["load"]
+        demo.load(load_fn, load_in, load_out, api_name=False)
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("--auth / BANANA_AUTH must look like user:password")
+    return user, password
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Banana Studio web app")
+    parser.add_argument("--host", default=os.environ.get("BANANA_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BANANA_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="a public gradio.live link (needs --auth)")
+    parser.add_argument("--share-public", action="store_true", help="allow --share without auth (anyone with the link gets in)")
+    parser.add_argument("--auth", default=os.environ.get("BANANA_AUTH"), help="user:password (or set BANANA_AUTH)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("rag", "banana"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    auth = parse_auth(args.auth)
+    if args.share and not auth and not args.share_public:
+        print("Refusing --share without --auth: anyone with the link could read and change your library. "
+              "Add --auth user:password, or --share-public if you really mean it.", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+        studio = Studio(settings)
+        studio.count()  # open the database now, so a bad MILVUS_URI fails here, in plain words
+    except BananaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for folder in (settings.library_dir, settings.outputs_dir, settings.data_dir / "thumbs"):
+        folder.mkdir(parents=True, exist_ok=True)
+    demo = build_app(studio)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        allowed_paths=[str(settings.library_dir), str(settings.outputs_dir), str(settings.data_dir / "thumbs")],
+        max_file_size=f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file
+        css=CSS,
+        footer_links=["api"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

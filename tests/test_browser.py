@@ -1,0 +1,78 @@
+"""The app in a real browser: Debian's headless Chromium driven by Playwright.
+
+Upload an image, search, pick a result as a reference, switch to Generate and see it there.
+Screenshots of each tab land in docs/screenshots/ (the README shows them).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.studio import Studio
+from tests.appserver import running_app
+from tests.conftest import ROOT, SAMPLE, test_settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium: apt-get install chromium (.ci/run does)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> None:
+    studio = Studio(test_settings(tmp_path), embedder=embedder)
+    studio.ingest_folder(SAMPLE)  # a realistic library to search in
+    upload = sorted((SAMPLE / "food").iterdir())[0]
+    upload_copy = tmp_path / "my_new_asset.png"
+    upload_copy.write_bytes(upload.read_bytes() + b"\0")  # new bytes, so not a duplicate of the sample
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    expected = studio.count() + 1
+
+    with running_app(studio) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("tab", name="Library").click()
+        page.locator("input[type=file]").first.set_input_files(str(upload_copy))
+        page.get_by_role("button", name="Add to library").click()
+        page.get_by_text(f"{expected} images").wait_for(timeout=60_000)  # the summary updates when the ingest is done
+        assert page.get_by_text(re.compile(r"1 added, 0 already in the library")).first.is_visible()
+        page.get_by_text("my_new_asset.png", exact=True).first.wait_for(timeout=10_000)
+        page.screenshot(path=str(SHOTS / "library.png"), full_page=True)
+
+        page.get_by_role("tab", name="Search").click()
+        page.get_by_label("Describe what you are looking for").fill("a bowl of soup")
+        page.get_by_role("button", name="Search", exact=True).click()
+        page.get_by_text("12 results").wait_for(timeout=60_000)
+        results = page.locator("button.thumbnail-item")
+        results.first.wait_for()
+        first_caption = results.first.inner_text().split(" · ")[0].strip()
+        results.first.click()
+        page.get_by_text(re.compile(r"1 of \d+")).first.wait_for(timeout=10_000)
+        page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+
+        page.get_by_role("button", name="Use in Generate →").click()
+        page.get_by_text(re.compile(r"1 of \d+.*references from the library")).wait_for(timeout=10_000)
+        assert page.get_by_text("Generation is off").is_visible()
+        page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
+        assert first_caption
+        page.close()

@@ -1,0 +1,1 @@
+"""The Gradio face of Banana Studio: one module per tab; all logic lives in ``rag``."""

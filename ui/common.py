@@ -1,0 +1,68 @@
+"""What every tab shares: turning backend errors into messages, gallery items, progress."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, Sequence, TypeVar
+
+import gradio as gr
+
+from rag.errors import BananaError
+from rag.studio import Studio
+from rag.types import Asset, Hit
+
+log = logging.getLogger("banana.ui")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Backend errors become a plain-words message in the UI; anything else is logged, not shown raw."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except BananaError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception as exc:  # noqa: BLE001
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Something went wrong ({type(exc).__name__}). The details are in the server log.", print_exception=False) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def gallery_items(studio: Studio, items: Sequence[Asset | Hit]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Gallery (preview, caption) pairs and the asset ids in the same order.
+
+    A hit's caption carries its score. Assets whose original is gone are left out of both lists,
+    so a click on gallery item i always means ids[i].
+    """
+    pictures: list[tuple[str, str]] = []
+    ids: list[str] = []
+    for item in items:
+        asset = item.asset if isinstance(item, Hit) else item
+        preview = studio.preview(asset)
+        if preview is None:
+            continue
+        caption = f"{asset.filename} · {item.score:.3f}" if isinstance(item, Hit) else asset.filename
+        pictures.append((str(preview), caption))
+        ids.append(asset.id)
+    return pictures, ids
+
+
+def api_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record for API clients. Gradio treats any dict with a ``path`` key as a file to upload,
+    so the original's location travels as ``source_path``."""
+    out = dict(record)
+    out["source_path"] = out.pop("path", "")
+    return out
+
+
+def progress_callback(progress: gr.Progress) -> Callable[[int, int, str], None]:
+    def update(done: int, total: int, message: str) -> None:
+        progress((done, max(total, 1)), desc=message, unit="images")
+
+    return update

@@ -1,0 +1,88 @@
+"""Search tab: text, example image or both; click results to collect references for Generate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from rag.studio import Studio
+from rag.types import SOURCES
+
+from .common import api_record, gallery_items, user_errors
+
+EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
+
+
+def selection_md(studio: Studio, selected: list[str]) -> str:
+    cap = studio.max_references
+    if not selected:
+        return f"Click results to pick up to **{cap}** reference images for generation."
+    return f"**{len(selected)} of {cap}** references selected. Click a selected image below to remove it."
+
+
+def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
+    with gr.Row():
+        with gr.Column(scale=3):
+            query = gr.Textbox(label="Describe what you are looking for", placeholder="red silk cape with gold trim", max_lines=2)
+            gr.Examples(EXAMPLE_QUERIES, inputs=query, label="Try")
+        with gr.Column(scale=1, min_width=200):
+            image = gr.Image(label="…or like this image", type="filepath", image_mode=None, format="png", sources=["upload", "clipboard"], height=180)
+    with gr.Row():
+        weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (text + image)")
+        k = gr.Slider(1, 60, value=12, step=1, label="Results")
+        folders = gr.Dropdown(label="Folders", multiselect=True, choices=list(studio.stats()["by_folder"]) if studio.count() else [])
+        sources = gr.CheckboxGroup(label="Source", choices=list(SOURCES))
+    go = gr.Button("Search", variant="primary")
+    status = gr.Markdown()
+    results = gr.Gallery(label="Results (click to select as reference)", columns=6, height=460, object_fit="contain", allow_preview=False, fit_columns=False)
+    result_ids = gr.State([])
+    gr.Markdown("### Selected references")
+    picked_md = gr.Markdown(selection_md(studio, []))
+    picked = gr.Gallery(label="Selected references", columns=8, rows=1, height=200, object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
+    with gr.Row():
+        clear = gr.Button("Clear selection")
+        to_generate = gr.Button("Use in Generate →", variant="primary")
+
+    @user_errors
+    def run_search(text: str, img: str | None, w: float, n: float, fs: list[str] | None, ss: list[str] | None) -> tuple[Any, ...]:
+        hits = studio.search(text or "", image=img or None, image_weight=w, k=int(n), folders=fs or (), sources=ss or ())
+        pictures, ids = gallery_items(studio, hits)
+        if not hits:
+            message = "Nothing found: the library is empty or nothing matches the filters."
+        else:
+            message = f"{len(hits)} results" + ("" if len(pictures) == len(hits) else f" ({len(hits) - len(pictures)} originals missing on disk)")
+        return pictures, ids, message
+
+    def picked_view(ids: list[str]) -> tuple[Any, ...]:
+        pictures, kept = gallery_items(studio, studio.get(ids)) if ids else ([], [])
+        return kept, pictures, selection_md(studio, kept)
+
+    def toggle(ids: list[str], chosen: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
+        asset_id = ids[evt.index]
+        if asset_id in chosen:
+            chosen = [i for i in chosen if i != asset_id]
+        elif len(chosen) >= studio.max_references:
+            gr.Warning(f"{studio.settings.gemini_model} takes at most {studio.max_references} reference images; remove one first.")
+        else:
+            chosen = [*chosen, asset_id]
+        return picked_view(chosen)
+
+    def untoggle(chosen: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
+        return picked_view([i for n, i in enumerate(chosen) if n != evt.index])
+
+    inputs = [query, image, weight, k, folders, sources]
+    go.click(run_search, inputs, [results, result_ids, status], api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
+    query.submit(run_search, inputs, [results, result_ids, status], api_name=False, concurrency_limit=4, concurrency_id="search")
+    results.select(toggle, [result_ids, selected], [selected, picked, picked_md], api_name=False, queue=False)
+    picked.select(untoggle, [selected], [selected, picked, picked_md], api_name=False, queue=False)
+    clear.click(lambda: picked_view([]), None, [selected, picked, picked_md], api_name=False, queue=False)
+    @user_errors
+    def search(text: str, k: int = 12, folders: list[str] | None = None, sources: list[str] | None = None,
+               image_id: str = "", image_weight: float = 0.5) -> list[dict[str, Any]]:
+        """Ranked results as records (id, filename, folder, path, score, ...)."""
+        hits = studio.search(text, image_id=image_id, k=k, folders=folders or (), sources=sources or (), image_weight=image_weight)
+        return [api_record(h.to_dict()) for h in hits]
+
+    gr.api(search, api_name="search", concurrency_id="search", concurrency_limit=4)
+    return {"to_generate": to_generate, "folders": folders, "refresh_picked": (picked_view, [selected], [selected, picked, picked_md])}
