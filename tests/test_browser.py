@@ -73,6 +73,41 @@ def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> Non
         page.get_by_role("button", name="Use in Generate →").click()
         page.get_by_text(re.compile(r"1 of \d+.*references from the library")).wait_for(timeout=10_000)
         assert page.get_by_text("Generation is off").is_visible()
-        page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
         assert first_caption
         page.close()
+
+
+def test_generate_and_save_in_the_browser(browser, tmp_path: Path, embedder, fake_gemini) -> None:
+    from tests.fake_gemini import image_reply, png_bytes
+
+    settings = test_settings(tmp_path, gemini_api_key="browser-test-key", gemini_base_url=fake_gemini.base_url)
+    studio = Studio(settings, embedder=embedder)
+    studio.ingest_folder(SAMPLE / "food")
+    result_png = (SAMPLE / "food" / sorted(p.name for p in (SAMPLE / "food").iterdir())[1]).read_bytes()
+    fake_gemini.push(image_reply(result_png, text="Here is your banana-themed product shot."))
+
+    with running_app(studio) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("tab", name="Search").click()
+        page.get_by_label("Describe what you are looking for").fill("a bowl of soup")
+        page.get_by_role("button", name="Search", exact=True).click()
+        results = page.locator("button.thumbnail-item")
+        results.nth(1).wait_for(timeout=60_000)
+        results.nth(0).click()
+        page.get_by_text(re.compile(r"1 of \d+")).first.wait_for(timeout=10_000)
+        results.nth(1).click()
+        page.get_by_text(re.compile(r"2 of \d+")).first.wait_for(timeout=10_000)
+        page.get_by_role("button", name="Use in Generate →").click()
+        page.get_by_text(re.compile(r"2 of \d+.*references from the library")).wait_for(timeout=10_000)
+        assert page.get_by_text("Generation is on").is_visible()
+        page.get_by_label("Prompt").fill("These dishes as a banana-themed menu photo")
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.get_by_text("Here is your banana-themed product shot.").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Save to library").click()
+        page.get_by_text(re.compile(r"Saved: 1 added")).wait_for(timeout=60_000)
+        page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
+        page.close()
+    request = fake_gemini.requests[-1]
+    assert len(request.inline()) == 2 and "banana-themed menu" in " ".join(request.texts())
+    assert studio.stats()["by_source"].get("generated") == 1

@@ -28,7 +28,7 @@ def _cost_md(studio: Studio, n: float) -> str:
 
 def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     enabled, why = studio.generation_status()
-    gr.Markdown(("✅ " if enabled else "⚠️ ") + why)
+    gr.Markdown(f"**{why}**" if not enabled else why)
     gr.Markdown("### References")
     refs_md = gr.Markdown(f"No references yet. Pick some on the Search tab, or upload below (up to {studio.max_references}).")
     refs = gr.Gallery(label="References from the library (click one to remove it)", columns=8, rows=1, height=200, object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
@@ -41,7 +41,9 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     cost = gr.Markdown(_cost_md(studio, 1))
     go = gr.Button("Generate", variant="primary", interactive=enabled)
     reply = gr.Markdown()
-    outputs = gr.Gallery(label="Results", columns=4, height=420, object_fit="contain", buttons=["download", "fullscreen"])
+    outputs = gr.Gallery(
+        label="Results", columns=4, height=420, object_fit="contain", fit_columns=False, buttons=["download", "fullscreen"]
+    )
     output_paths = gr.State([])
     save = gr.Button("Save to library", interactive=False)
     saved_md = gr.Markdown()

@@ -1,0 +1,124 @@
+"""Secrets, file access and many users at once, against the app served on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import app as app_module
+from rag.studio import Studio
+from tests.appserver import running_app
+from tests.conftest import SAMPLE, test_settings
+from tests.fake_gemini import FakeGemini, error_reply, image_reply, png_bytes
+
+SECRET = "AIzaSECRET-do-not-leak-0b5e"
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@pytest.fixture(scope="module")
+def secure_app(tmp_path_factory: pytest.TempPathFactory, embedder):
+    fake = FakeGemini()
+    fake.start()
+    studio = Studio(
+        test_settings(tmp_path_factory.mktemp("sec"), gemini_api_key=SECRET, gemini_base_url=fake.base_url, gemini_retries=0),
+        embedder=embedder,
+    )
+    studio.ingest_folder(SAMPLE / "food")
+    with running_app(studio) as url:
+        yield studio, url, fake
+    fake.stop()
+
+
+def test_api_key_never_leaves_the_server(secure_app, caplog: pytest.LogCaptureFixture) -> None:
+    studio, url, fake = secure_app
+    client = Client(url, verbose=False)
+    for page in ("", "config", "gradio_api/info"):
+        status, body = fetch(url + page)
+        assert status == 200 and SECRET.encode() not in body, page
+    fake.push(error_reply(400, "INVALID_ARGUMENT", f"API key not valid: {SECRET}"))
+    with pytest.raises(Exception) as err:
+        client.predict("a banana", [], "1:1", 1, api_name="/generate")
+    assert SECRET not in str(err.value)
+    fake.push(image_reply(png_bytes()))
+    out = client.predict("a banana", [], "1:1", 1, api_name="/generate")
+    saved = Path(out["images"][0])
+    assert SECRET.encode() not in saved.read_bytes()
+    client.predict([str(saved)], api_name="/save_generated")
+    assert SECRET not in str(client.predict([], ["generated"], api_name="/library"))
+    assert SECRET not in caplog.text
+    assert fake.requests[-1].headers["x-goog-api-key"] == SECRET  # it did reach Google (the fake)
+
+
+def test_only_app_folders_are_served(secure_app, tmp_path: Path) -> None:
+    studio, url, _ = secure_app
+    outside = tmp_path / "private.png"
+    Image.new("RGB", (4, 4)).save(outside)
+    preview = studio.preview(studio.get([studio.table().iloc[0]["id"]])[0])
+    assert fetch(f"{url}gradio_api/file={preview}")[0] == 200
+    for path in (outside, Path("/etc/passwd"), Path(studio.settings.milvus_uri), SAMPLE / "food" / sorted(p.name for p in (SAMPLE / "food").iterdir())[0]):
+        status, _ = fetch(f"{url}gradio_api/file={path}")
+        assert status in (403, 404), (path, status)
+
+
+def test_share_without_auth_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert app_module.main(["--share"]) == 2
+    assert "--auth" in capsys.readouterr().err
+
+
+def test_many_searchers_and_an_uploader(secure_app, tmp_path: Path) -> None:
+    studio, url, _ = secure_app
+    deadline = time.monotonic() + 15
+    errors: list[str] = []
+    searches = [0]
+    uploaded: list[str] = []
+
+    def searcher(n: int) -> None:
+        client = Client(url, verbose=False)
+        queries = ["soup", "a red apple", "bread", "cake", "a cup of tea"]
+        while time.monotonic() < deadline:
+            try:
+                hits = client.predict(queries[n % len(queries)], 5, [], [], api_name="/search")
+                assert len(hits) == 5
+                searches[0] += 1
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"search: {exc}")
+                return
+
+    def uploader() -> None:
+        client = Client(url, verbose=False)
+        i = 0
+        while time.monotonic() < deadline and i < 20:
+            path = tmp_path / f"up_{i}.png"
+            Image.new("RGB", (48, 48), (i * 12 % 256, 80, 160)).save(path)
+            try:
+                result = client.predict([handle_file(str(path))], "load", [], [], api_name="/ingest")
+                assert "1 added" in result[0], result[0]
+                uploaded.append(path.name)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"upload: {exc}")
+                return
+            i += 1
+
+    threads = [threading.Thread(target=searcher, args=(n,)) for n in range(8)] + [threading.Thread(target=uploader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[:3]
+    assert uploaded and searches[0] >= 8
+    stored = {a["filename"] for a in Client(url, verbose=False).predict(["load"], [], api_name="/library")}
+    assert stored == set(uploaded)
