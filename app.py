@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 
 import gradio as gr
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for folder in (settings.library_dir, settings.outputs_dir, settings.data_dir / "thumbs"):
         folder.mkdir(parents=True, exist_ok=True)
+    threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(studio)
     demo.launch(
         server_name=args.host,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ImageInput = str | Path | bytes | Image.Image
 TEXT_CACHE_SIZE = 256
+LOAD_RETRY_S = 60.0
 
 
 @runtime_checkable
@@ -42,6 +44,9 @@ class Embedder(Protocol):
     def embed_images(self, images: Iterable[ImageInput]) -> np.ndarray: ...
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def warm_up(self) -> None:
+        """Load weights ahead of the first request; must not raise."""
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -67,6 +72,7 @@ class ClipEmbedder:
         self._dim: int | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_lock = threading.Lock()
+        self._failed: tuple[float, ModelLoadError] | None = None
 
     @property
     def name(self) -> str:
@@ -94,8 +100,23 @@ class ClipEmbedder:
         if self._model is not None:
             return
         with self._lock:
-            if self._model is None:
+            if self._model is not None:
+                return
+            if self._failed and time.monotonic() - self._failed[0] < LOAD_RETRY_S:
+                raise self._failed[1]  # a download that just failed will fail again; answer at once
+            try:
                 self._load()
+            except ModelLoadError as exc:
+                self._failed = (time.monotonic(), exc)
+                raise
+            self._failed = None
+
+    def warm_up(self) -> None:
+        """Load the model now (in a background thread at app start) so the first search is quick."""
+        try:
+            self._ensure_loaded()
+        except ModelLoadError as exc:
+            log.error("%s", exc)
 
     def _weights(self) -> str | None:
         pretrained = self.settings.clip_pretrained.strip()

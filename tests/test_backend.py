@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from rag.config import Settings
-from rag.errors import BananaError, ConfigError, ImageError
+from rag.embedder import ClipEmbedder
+from rag.errors import BananaError, ConfigError, ImageError, ModelLoadError
 from rag.images import decode
 from rag.store import build_filter
 from rag.studio import Studio
@@ -208,3 +209,11 @@ def test_settings_from_env() -> None:
     with pytest.raises(ConfigError, match="EMBED_BATCH_SIZE"):
         Settings.from_env({"EMBED_BATCH_SIZE": "many"})
     assert Settings.from_env({}).clip_pretrained == "laion2b_s34b_b79k"  # never 'none' by default
+
+
+def test_unloadable_weights_warm_up_logs_and_search_explains(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    broken = ClipEmbedder(Settings(clip_pretrained=str(tmp_path / "gone.safetensors")))
+    broken.warm_up()  # at app start: logs, never raises
+    assert "CLIP_PRETRAINED" in caplog.text
+    with pytest.raises(ModelLoadError, match="CLIP_PRETRAINED"):
+        broken.embed_texts(["x"])
