@@ -18,17 +18,18 @@ import logging
 import math
 import os
 import re
-import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .config import ASPECT_RATIOS, Settings
 from .errors import GenerationBlocked, GenerationDisabled, GenerationError, GenerationTimeout, RateLimited
+from .files import atomic_write
 from .types import Asset
 
 logger = logging.getLogger(__name__)
@@ -458,7 +459,7 @@ def provenance_of(result: GenerationResult, index: int) -> dict[str, Any]:
         "model": result.model,
         "aspect_ratio": result.aspect_ratio,
         "created": result.created,
-        "created_iso": datetime.fromtimestamp(result.created, timezone.utc).isoformat(timespec="seconds"),
+        "created_iso": datetime.fromtimestamp(result.created, UTC).isoformat(timespec="seconds"),
         "text": result.text[:MAX_PROVENANCE_CHARS],
         "index": index,
         "count": len(result.images),
@@ -485,19 +486,6 @@ def _to_png(data: bytes, provenance: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_result(result: GenerationResult, outputs_dir: str | os.PathLike[str]) -> list[Path]:
     """Write each image as ``<sha256>.png`` with provenance; all or nothing.
 
@@ -519,7 +507,7 @@ def save_result(result: GenerationResult, outputs_dir: str | os.PathLike[str]) -
         for digest, png in encoded:
             path = out / f"{digest}.png"
             if not path.exists():
-                _atomic_write(path, png)
+                atomic_write(path, png)
                 written.append(path)
             paths.append(path)
     except OSError as exc:

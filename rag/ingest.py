@@ -8,15 +8,17 @@ the next run (or :func:`rag.studio.Studio.remove_orphans`) takes care of.
 from __future__ import annotations
 
 import os
-import tempfile
+import stat
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from .config import Settings
 from .embedder import Embedder
 from .errors import ImageError
+from .files import atomic_write
 from .images import decode, is_image_name, sha256_bytes, sha256_file
 from .pipeline import chunked, prefetch_map
 from .store import VectorStore
@@ -25,6 +27,42 @@ from .types import Asset
 Progress = Callable[[int, int, str], None]
 CHECK_CHUNK = 256
 FORMAT_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "MPO": ".jpg"}
+# Longest values the store's VARCHAR fields take (see rag/store.py), in UTF-8 bytes.
+MAX_PATH_BYTES, MAX_NAME_BYTES, MAX_FOLDER_BYTES = 4096, 255, 1024
+
+
+def _utf8_ok(text: str) -> bool:
+    """False for names holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: Path) -> str:
+    """A path for a report: bytes that are not UTF-8 are shown as escapes (\\xff) instead of breaking output."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def display_name(name: str) -> str:
+    """A file name safe to store and show: one path component, printable, valid UTF-8, <= 255 bytes."""
+    try:  # bytes that were not UTF-8 (os.fsdecode's escapes) become one U+FFFD each
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        name = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch if ch.isprintable() else "_" for ch in name).strip()
+    if name in ("", ".", ".."):
+        return "unnamed"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        ext = dot + ext if stem and len(ext) <= 10 else ""
+        keep = name[: len(name) - len(ext)] if ext else name
+        while len((keep + "…" + ext).encode("utf-8")) > MAX_NAME_BYTES:
+            keep = keep[:-1]
+        name = keep + "…" + ext
+    return name
 
 
 @dataclass
@@ -86,33 +124,38 @@ def collect_files(root: Path, *, follow_outside: bool = False) -> tuple[list[tup
     refused: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
+        for name in list(dirnames):  # links to folders are not followed; say so when they lead away
+            path = Path(dirpath) / name
+            if path.is_symlink() and not follow_outside:
+                try:
+                    outside = not path.resolve(strict=True).is_relative_to(base)
+                except (OSError, RuntimeError):
+                    outside = True
+                if outside:
+                    refused.append((_shown(path), "a symbolic link to a folder outside the folder (not followed)"))
         for name in sorted(filenames):
             path = Path(dirpath) / name
             if not is_image_name(name):
-                ignored.append(str(path))
+                ignored.append(_shown(path))
+                continue
+            if not _utf8_ok(str(path)):
+                refused.append((_shown(path), "the file name is not valid UTF-8 text; rename the file to index it"))
                 continue
             if path.is_symlink() and not follow_outside:
-                target = path.resolve()
+                try:
+                    target = path.resolve(strict=True)
+                except FileNotFoundError:
+                    refused.append((str(path), "a symbolic link whose target does not exist"))
+                    continue
+                except (OSError, RuntimeError):  # a loop of links
+                    refused.append((str(path), "a symbolic link that cannot be followed (it loops)"))
+                    continue
                 if not target.is_relative_to(base):
                     refused.append((str(path), "a symbolic link to a file outside the folder"))
                     continue
             rel_parent = path.parent.relative_to(root).as_posix()
             images.append((path, root.resolve().name if rel_parent == "." else rel_parent))
     return images, ignored, refused
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=target.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def library_path(library_dir: Path, asset_id: str, fmt: str) -> Path:
@@ -130,7 +173,10 @@ class Ingestor:
 
     def _hash(self, item: _Item) -> _Item:
         try:
-            if item.path.stat().st_size == 0:
+            info = item.path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                item.error = "not a regular file (a folder, pipe or device)"
+            elif info.st_size == 0:
                 item.error = "the file is empty (0 bytes)"
             else:
                 item.id = sha256_file(item.path)
@@ -141,16 +187,18 @@ class Ingestor:
         return item
 
     def _checked(self, items: Iterable[_Item]) -> Iterator[_Item]:
-        """Hash in threads, then ask the store in chunks which contents it already holds."""
-        seen: set[str] = set()
+        """Hash in threads, then ask the store in chunks which contents it already holds.
+
+        Copies of the same content within one run are settled when a batch is stored (see
+        ``run``): only then is it known whether the first copy was stored or failed.
+        """
         s = self.settings
         hashed = prefetch_map(self._hash, items, workers=s.workers, window=s.workers * 8)
         for chunk in chunked(hashed, CHECK_CHUNK):
             known = self.store.existing_ids([i.id for i in chunk if i.id])
             for item in chunk:
-                if item.id and (item.id in known or item.id in seen):
+                if item.id and item.id in known:
                     item.duplicate = True
-                seen.add(item.id)
                 yield item
 
     def _prepare(self, item: _Item, keep_bytes: bool) -> _Item:
@@ -199,22 +247,48 @@ class Ingestor:
             lambda it: self._prepare(it, copy), self._checked(items), workers=s.workers, window=s.batch_size * 2
         )
         batch: list[_Item] = []
+        stored: set[str] = set()  # ids stored by this run
+
+        def place(it: _Item) -> tuple[Path | None, str]:
+            """Where the record will point, once its file is in place; or why it cannot be stored."""
+            if len(it.folder.encode("utf-8", "surrogatepass")) > MAX_FOLDER_BYTES or not _utf8_ok(it.folder):
+                return None, f"the folder name is too long or not valid UTF-8 text (at most {MAX_FOLDER_BYTES} bytes)"
+            if not copy:
+                path = it.path.resolve()
+                if not _utf8_ok(str(path)) or len(str(path).encode("utf-8")) > MAX_PATH_BYTES:
+                    return None, f"the file's path is too long or not valid UTF-8 text (at most {MAX_PATH_BYTES} bytes)"
+                if not path.is_file():  # deleted since it was read: a record must not point at nothing
+                    return None, "the file no longer exists"
+                return path, ""
+            path = library_path(s.library_dir, it.id, it.format).resolve()
+            try:
+                if not path.exists():
+                    atomic_write(path, it.data or b"")
+            except OSError as exc:
+                return None, f"the file could not be copied into the library ({exc.strerror or exc})"
+            return path, ""
 
         def flush_batch() -> None:
             nonlocal done
-            vectors = self.embedder.encode_prepared([it.pixels for it in batch])
-            assets = []
+            ready: list[tuple[_Item, Path]] = []
             for it in batch:
-                path = it.path.resolve()
-                if copy:
-                    path = library_path(s.library_dir, it.id, it.format).resolve()
-                    if not path.exists():
-                        _atomic_write(path, it.data or b"")
+                if it.id in stored:  # a second copy of content this run has stored
+                    report.duplicates.append((_shown(it.path), it.id))
+                    continue
+                path, problem = place(it)
+                if path is None:
+                    report.failed.append((_shown(it.path), problem))
+                else:
+                    ready.append((it, path))
+                    stored.add(it.id)
+            vectors = self.embedder.encode_prepared([it.pixels for it, _ in ready]) if ready else None
+            assets = []
+            for it, path in ready:
                 assets.append(
                     Asset(
                         id=it.id,
                         path=str(path),
-                        filename=(names or {}).get(it.path, it.path.name),
+                        filename=display_name((names or {}).get(it.path, it.path.name)),
                         folder=it.folder,
                         width=it.width,
                         height=it.height,
@@ -225,7 +299,8 @@ class Ingestor:
                         meta=dict(meta or {}),
                     )
                 )
-            self.store.upsert(assets, vectors)
+            if assets:
+                self.store.upsert(assets, vectors)
             report.added.extend(assets)
             done += len(batch)
             batch.clear()
@@ -234,10 +309,10 @@ class Ingestor:
 
         for item in prepared:
             if item.error:
-                report.failed.append((str(item.path), item.error))
+                report.failed.append((_shown(item.path), item.error))
                 done += 1
             elif item.duplicate:
-                report.duplicates.append((str(item.path), item.id))
+                report.duplicates.append((_shown(item.path), item.id))
                 done += 1
             else:
                 batch.append(item)
