@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag ingest|search|stats|generate|delete ...``.
+"""Command line: ``python -m rag ingest|search|stats|generate|delete|export|import ...``.
 
 Exit codes: 0 success, 1 a user-facing error (or, for ingest, at least one file failed), 2 usage.
 ``--json`` prints one JSON document on stdout for scripts; humans get a short table.
@@ -10,8 +10,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .config import ASPECT_RATIOS, Settings
 from .errors import BananaError
@@ -73,6 +74,9 @@ def cmd_search(studio: Studio, args: argparse.Namespace) -> int:
         folders=args.folder or (),
         sources=args.source or (),
         image_weight=args.image_weight,
+        hybrid=args.names,
+        dedupe=args.dedupe,
+        ensemble=args.ensemble,
     )
     if args.json:
         _print_json({"query": args.query, "image": args.image, "results": [h.to_dict() for h in hits]})
@@ -136,6 +140,45 @@ def cmd_generate(studio: Studio, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(studio: Studio, args: argparse.Namespace) -> int:
+    from .transfer import export_parquet, stored_model
+
+    store = studio.store
+    model = stored_model(store) or studio.embedder.name
+    progress = None if args.json or args.quiet else _progress_bar("exporting")
+    total = store.count() if progress else 0
+    n = export_parquet(
+        store, Path(args.file), model=model, batch=args.batch,
+        progress=(lambda done: progress(done, total, "")) if progress and total else None,
+    )
+    if args.json:
+        _print_json({"exported": n, "file": str(Path(args.file).resolve()), "collection": studio.settings.collection,
+                     "model": model, "dim": studio.embedder.dim})
+    else:
+        print(f"{n} records (vectors and metadata) exported to {args.file} (model {model}).")
+    return EXIT_OK
+
+
+def cmd_import(studio: Studio, args: argparse.Namespace) -> int:
+    from .transfer import import_parquet, parse_rebase, read_header
+
+    rebase = parse_rebase(args.rebase)
+    header = read_header(args.file)
+    progress = None if args.json or args.quiet else _progress_bar("importing")
+    total = int(header["rows"])
+    n = import_parquet(
+        studio.store, Path(args.file), batch=args.batch, model=studio.embedder.name, force=args.force, rebase=rebase,
+        progress=(lambda done: progress(done, total, "")) if progress and total else None,
+    )
+    if args.json:
+        _print_json({"imported": n, "file": str(Path(args.file).resolve()), "collection": studio.settings.collection,
+                     "file_model": header["model"], "model": studio.embedder.name, "forced": bool(args.force),
+                     "count": studio.store.count()})
+    else:
+        print(f"{n} records imported into {studio.settings.collection}; it now holds {studio.store.count()}.")
+    return EXIT_OK
+
+
 def _is_asset_id(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
@@ -162,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="an example image (image→image, or text+image with a query)")
     p.add_argument("--id", help="use a library asset as the example image")
     p.add_argument("--image-weight", type=float, default=0.5, help="weight of the image in text+image queries (0-1)")
+    p.add_argument("--names", action="store_true", help="also match words in file and folder names (hybrid ranking)")
+    p.add_argument("--dedupe", action="store_true", help="collapse near-duplicate images in the results")
+    p.add_argument("--ensemble", action="store_true", help="average several prompt templates for the text")
     p.add_argument("--folder", action="append", help="only this folder/tag (repeatable)")
     p.add_argument("--source", action="append", choices=["upload", "folder", "generated"], help="only this source (repeatable)")
 
@@ -177,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("delete", cmd_delete, "remove assets by id")
     p.add_argument("ids", nargs="+")
+
+    p = add("export", cmd_export, "write the library (vectors and metadata) to a Parquet file")
+    p.add_argument("file", help="the .parquet file to write")
+    p.add_argument("--batch", type=int, default=1000, help="records per batch (default 1000)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("import", cmd_import, "add the records of an exported Parquet file to this library (no re-embedding)")
+    p.add_argument("file", help="a .parquet file written by export")
+    p.add_argument("--batch", type=int, default=1000, help="records per batch (default 1000)")
+    p.add_argument("--force", action="store_true", help="import even if the file was embedded with another model")
+    p.add_argument("--rebase", metavar="OLD=NEW", help="rewrite image paths starting with OLD to start with NEW")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
 

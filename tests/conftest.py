@@ -71,3 +71,57 @@ def real_weights() -> Path | None:
             if files:
                 return files[0]
     return None
+
+
+# -- a real Milvus server (tests/milvus_server.py) --------------------------------------------------
+def unique_collection(prefix: str = "t") -> str:
+    """A collection name no other test uses (tests share one server)."""
+    import uuid
+
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(scope="session")
+def milvus_test_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Milvus server's URI: MILVUS_TEST_URI, else the embedded server (started once a session), else skip."""
+    from tests import milvus_server
+
+    yield from milvus_server.milvus_test_uri(lambda: tmp_path_factory.mktemp("milvus-server"))
+
+
+class MilvusBackend:
+    """One back end for a test: Settings with a fresh collection each; server collections are dropped after."""
+
+    def __init__(self, kind: str, uri: str, data_dir: Path) -> None:
+        self.kind, self.uri, self.data_dir = kind, uri, data_dir
+        self.collections: list[str] = []
+
+    def settings(self, collection: str = "", **changes: object) -> Settings:
+        name = collection or unique_collection(f"t_{self.kind}")
+        self.collections.append(name)
+        return test_settings(self.data_dir, milvus_uri=self.uri, collection=name, **changes)
+
+    def drop_all(self) -> None:
+        if self.kind != "server" or not self.collections:
+            return  # a Lite database lives in the test's tmp_path
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=self.uri)
+        try:
+            for name in dict.fromkeys(self.collections):
+                if client.has_collection(name):
+                    client.drop_collection(name)
+        finally:
+            client.close()
+
+
+@pytest.fixture(params=["lite", "server"])
+def milvus_backend(request: pytest.FixtureRequest, tmp_path: Path) -> MilvusBackend:
+    """Each test twice: on Milvus Lite (a file in tmp_path) and on a Milvus server (skipped when none)."""
+    if request.param == "server":
+        uri = request.getfixturevalue("milvus_test_uri")
+    else:
+        uri = str(tmp_path / "lite" / "milvus.db")
+    backend = MilvusBackend(request.param, uri, tmp_path)
+    yield backend
+    backend.drop_all()
