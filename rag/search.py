@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .embedder import Embedder, ImageInput
 from .errors import BananaError
+from .rank import DEDUPE_COSINE, collapse_near_duplicates, ensemble_text_vector, hybrid_rerank
 from .store import VectorStore, build_filter
 from .types import Hit
 
 MAX_K = 200
+POOL = 100  # vector candidates that hybrid ranking and near-duplicate collapsing work over
+MAX_POOL = 1000
 
 
 @dataclass(frozen=True)
 class Query:
-    """What the user asked for. ``image_weight`` blends text and image when both are given."""
+    """What the user asked for. ``image_weight`` blends text and image when both are given.
+
+    Options (all off by default, which is one plain vector search; see bench/eval_retrieval.py
+    for what each measured):
+
+    * ``ensemble``: embed the text in several prompt templates and average (CLIP's zero-shot recipe);
+    * ``hybrid``: fuse the vector ranking with BM25 over file and folder names (reciprocal rank
+      fusion over the top ``pool`` vector hits plus the records whose names hold a query word);
+    * ``dedupe``: collapse hits whose vectors have cosine >= ``dedupe_threshold`` with a
+      better-ranked hit, so a page of results is not several copies of one picture.
+    """
 
     text: str = ""
     image: ImageInput | None = None
@@ -27,6 +40,11 @@ class Query:
     folders: Sequence[str] = field(default_factory=tuple)
     sources: Sequence[str] = field(default_factory=tuple)
     image_weight: float = 0.5
+    ensemble: bool = False
+    hybrid: bool = False
+    dedupe: bool = False
+    dedupe_threshold: float = DEDUPE_COSINE
+    pool: int = POOL
 
 
 def query_vector(embedder: Embedder, store: VectorStore, query: Query) -> np.ndarray:
@@ -43,7 +61,8 @@ def query_vector(embedder: Embedder, store: VectorStore, query: Query) -> np.nda
     elif query.image is not None:
         image_vec = embedder.embed_images([query.image])[0]
     if text:
-        parts.append((1.0 - weight if image_vec is not None else 1.0, embedder.embed_texts([text])[0]))
+        text_vec = ensemble_text_vector(embedder, text) if query.ensemble else embedder.embed_texts([text])[0]
+        parts.append((1.0 - weight if image_vec is not None else 1.0, text_vec))
     if image_vec is not None:
         parts.append((weight if text else 1.0, image_vec))
     if not parts:
@@ -58,7 +77,18 @@ def query_vector(embedder: Embedder, store: VectorStore, query: Query) -> np.nda
 def search(embedder: Embedder, store: VectorStore, query: Query) -> list[Hit]:
     k = int(np.clip(query.k, 1, MAX_K))
     vec = query_vector(embedder, store, query)
-    return store.search(vec, k, build_filter(query.folders, query.sources))
+    filter = build_filter(query.folders, query.sources)
+    hybrid = query.hybrid and bool(query.text.strip())
+    if not hybrid and not query.dedupe:
+        return store.search(vec, k, filter)
+    # Re-ranking works on a pool of candidates larger than the page; collapsing needs spares.
+    pool = int(np.clip(max(query.pool, 4 * k if query.dedupe else k), k, MAX_POOL))
+    hits = store.search(vec, pool, filter)
+    if hybrid:
+        hits = hybrid_rerank(store, vec, hits, query.text, filter)
+    if query.dedupe:
+        hits = collapse_near_duplicates(store, hits[: max(pool, 4 * k)], float(query.dedupe_threshold))
+    return hits[:k]
 
 
 def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:

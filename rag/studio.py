@@ -11,9 +11,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -22,7 +23,7 @@ from .embedder import ClipEmbedder, Embedder, ImageInput
 from .errors import BananaError, GenerationDisabled
 from .generate import GenerationResult, ImageGenerator, make_generator, max_references_for, read_provenance, save_result
 from .images import sha256_file
-from .ingest import IngestReport, Ingestor, Progress, collect_files
+from .ingest import Ingestor, IngestReport, Progress, collect_files
 from .search import Query, search
 from .store import MilvusStore, VectorStore, build_filter
 from .thumbs import thumbnail
@@ -59,7 +60,7 @@ class Studio:
         self._ingest_lock = threading.Lock()
 
     @classmethod
-    def from_env(cls) -> "Studio":
+    def from_env(cls) -> Studio:
         return cls(Settings.from_env())
 
     @property
@@ -132,10 +133,14 @@ class Studio:
         folders: Sequence[str] = (),
         sources: Sequence[str] = (),
         image_weight: float = 0.5,
+        ensemble: bool = False,
+        hybrid: bool = False,
+        dedupe: bool = False,
     ) -> list[Hit]:
+        """Search the library; the options are those of :class:`rag.search.Query` (all off by default)."""
         query = Query(
             text=text, image=image, image_id=image_id, k=k, folders=tuple(folders), sources=tuple(sources),
-            image_weight=image_weight,
+            image_weight=image_weight, ensemble=ensemble, hybrid=hybrid, dedupe=dedupe,
         )
         return search(self.embedder, self.store, query)
 

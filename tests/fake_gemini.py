@@ -17,9 +17,10 @@ import json
 import re
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -164,12 +165,12 @@ class FakeGemini:
         self._thread: threading.Thread | None = None
 
     # -- script
-    def push(self, *replies: Reply) -> "FakeGemini":
+    def push(self, *replies: Reply) -> FakeGemini:
         with self._lock:
             self._queue.extend(replies)
         return self
 
-    def always(self, reply: Reply) -> "FakeGemini":
+    def always(self, reply: Reply) -> FakeGemini:
         """Answer ``reply`` whenever the queue is empty."""
         self.fallback = reply
         return self
@@ -186,7 +187,7 @@ class FakeGemini:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeGemini":
+    def start(self) -> FakeGemini:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -259,7 +260,7 @@ class FakeGemini:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeGemini":
+    def __enter__(self) -> FakeGemini:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from gradio_client import Client, handle_file
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
-from tests.fake_gemini import FakeGemini, image_reply, png_bytes
+from tests.fake_gemini import image_reply, png_bytes
 
 API_KEY = "app-test-key-7f3a"
 
@@ -74,3 +75,30 @@ def test_errors_are_plain_messages(served) -> None:
     with pytest.raises(Exception) as err:
         client.predict("x", [], "7:3", 1, api_name="/generate")
     assert "aspect" in str(err.value).lower() and API_KEY not in str(err.value)
+
+
+def test_hostile_uploads_through_the_ui(served, tmp_path: Path) -> None:
+    from tests.hostile import build_corpus
+
+    studio, client, _ = served
+    cases, _ignored = build_corpus(tmp_path / "corpus", tmp_path / "outside")
+    files = [tmp_path / "corpus" / c.name for c in cases]
+    files = [f for f in files if f.is_file() and not f.is_symlink() and f.stat().st_size < 20_000_000]
+    before = studio.count()
+    summary, failed, *_ = client.predict([handle_file(str(f)) for f in files], "hostile", [], [], api_name="/ingest")
+    added, dups, n_failed = (int(x) for x in re.findall(r"(\d+) (?:added|already in the library|failed)", summary))
+    assert added + dups + n_failed == len(files)
+    assert studio.count() == before + added
+    assert len(failed["value"]["data"]) == n_failed and all(reason for _, reason in failed["value"]["data"])
+    assert "Traceback" not in str(failed)
+    assert client.predict("anything", 3, ["hostile"], [], api_name="/search")  # still answering
+
+
+def test_search_options_reach_the_backend(served) -> None:
+    studio, client, _ = served
+    # With a weightless model only the file-name match can put the chevrolet first.
+    by_name = client.predict("chevrolet", 4, [], [], "", 0.5, True, False, api_name="/search")
+    assert by_name[0]["filename"] == "_chevrolet_celebirt_.png"
+    deduped = client.predict("chevrolet", 50, [], [], "", 0.5, False, True, api_name="/search")
+    plain = client.predict("chevrolet", 50, [], [], "", 0.5, False, False, api_name="/search")
+    assert len(deduped) < len(plain)  # the random model sees many near-identical vectors

@@ -1,11 +1,13 @@
 """The app in a real browser: Debian's headless Chromium driven by Playwright.
 
 Upload an image, search, pick a result as a reference, switch to Generate and see it there.
-Screenshots of each tab land in docs/screenshots/ (the README shows them).
+Screenshots of each tab land in test-artifacts/screenshots/, and with UPDATE_SCREENSHOTS=1 in
+docs/screenshots/, which the README shows.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -17,7 +19,7 @@ from tests.appserver import running_app
 from tests.conftest import ROOT, SAMPLE, test_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / ("docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else "test-artifacts") / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -78,7 +80,7 @@ def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> Non
 
 
 def test_generate_and_save_in_the_browser(browser, tmp_path: Path, embedder, fake_gemini) -> None:
-    from tests.fake_gemini import image_reply, png_bytes
+    from tests.fake_gemini import image_reply
 
     settings = test_settings(tmp_path, gemini_api_key="browser-test-key", gemini_base_url=fake_gemini.base_url)
     studio = Studio(settings, embedder=embedder)

@@ -33,6 +33,9 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
         k = gr.Slider(1, 60, value=12, step=1, label="Results")
         folders = gr.Dropdown(label="Folders", multiselect=True, choices=list(studio.stats()["by_folder"]) if studio.count() else [])
         sources = gr.CheckboxGroup(label="Source", choices=list(SOURCES))
+    with gr.Row():
+        names = gr.Checkbox(label="Also match file and folder names", value=False)
+        dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
     go = gr.Button("Search", variant="primary")
     status = gr.Markdown()
     results = gr.Gallery(label="Results (click to select as reference)", columns=6, height=460, object_fit="contain", allow_preview=False, fit_columns=False)
@@ -45,8 +48,14 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
         to_generate = gr.Button("Use in Generate →", variant="primary")
 
     @user_errors
-    def run_search(text: str, img: str | None, w: float, n: float, fs: list[str] | None, ss: list[str] | None) -> tuple[Any, ...]:
-        hits = studio.search(text or "", image=img or None, image_weight=w, k=int(n), folders=fs or (), sources=ss or ())
+    def run_search(
+        text: str, img: str | None, w: float, n: float, fs: list[str] | None, ss: list[str] | None,
+        by_name: bool = False, collapse: bool = False,
+    ) -> tuple[Any, ...]:
+        hits = studio.search(
+            text or "", image=img or None, image_weight=w, k=int(n), folders=fs or (), sources=ss or (),
+            hybrid=by_name, dedupe=collapse,
+        )
         pictures, ids = gallery_items(studio, hits)
         if not hits:
             message = "Nothing found: the library is empty or nothing matches the filters."
@@ -71,7 +80,7 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     def untoggle(chosen: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
         return picked_view([i for n, i in enumerate(chosen) if n != evt.index])
 
-    inputs = [query, image, weight, k, folders, sources]
+    inputs = [query, image, weight, k, folders, sources, names, dedupe]
     go.click(run_search, inputs, [results, result_ids, status], api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
     query.submit(run_search, inputs, [results, result_ids, status], api_name=False, concurrency_limit=4, concurrency_id="search")
     results.select(toggle, [result_ids, selected], [selected, picked, picked_md], api_name=False, queue=False)
@@ -79,9 +88,10 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     clear.click(lambda: picked_view([]), None, [selected, picked, picked_md], api_name=False, queue=False)
     @user_errors
     def search(text: str, k: int = 12, folders: list[str] | None = None, sources: list[str] | None = None,
-               image_id: str = "", image_weight: float = 0.5) -> list[dict[str, Any]]:
-        """Ranked results as records (id, filename, folder, path, score, ...)."""
-        hits = studio.search(text, image_id=image_id, k=k, folders=folders or (), sources=sources or (), image_weight=image_weight)
+               image_id: str = "", image_weight: float = 0.5, hybrid: bool = False, dedupe: bool = False) -> list[dict[str, Any]]:
+        """Ranked results as records (id, filename, folder, source_path, score, ...)."""
+        hits = studio.search(text, image_id=image_id, k=k, folders=folders or (), sources=sources or (),
+                             image_weight=image_weight, hybrid=hybrid, dedupe=dedupe)
         return [api_record(h.to_dict()) for h in hits]
 
     gr.api(search, api_name="search", concurrency_id="search", concurrency_limit=4)
