@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError
 
@@ -73,7 +73,7 @@ class Settings:
     gemini_retries: int = 3
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default ``os.environ``)."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("BANANA_DATA_DIR", "data"))
@@ -102,7 +102,7 @@ class Settings:
             gemini_retries=max(0, _int(env, "GEMINI_RETRIES", 3)),
         )
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the CLI use this)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
