@@ -57,6 +57,9 @@ class Settings:
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = DEFAULT_PRETRAINED
     device: str = "auto"
+    # "bf16" stores the text tower in bfloat16 on CPU: text queries ~1.5x faster again, embeddings
+    # move ~1e-4 in cosine (checked at load; falls back to fp32 past 1e-3). Off by default.
+    text_precision: str = "fp32"
     batch_size: int = 32
     workers: int = 2
     background: tuple[int, int, int] = (128, 128, 128)
@@ -86,6 +89,7 @@ class Settings:
             clip_model=env.get("CLIP_MODEL", "ViT-B-32"),
             clip_pretrained=env.get("CLIP_PRETRAINED", DEFAULT_PRETRAINED),
             device=env.get("CLIP_DEVICE", "auto"),
+            text_precision=(env.get("CLIP_TEXT_PRECISION", "").strip().lower() or "fp32"),
             batch_size=max(1, _int(env, "EMBED_BATCH_SIZE", 32)),
             workers=max(1, _int(env, "EMBED_WORKERS", min(4, os.cpu_count() or 1))),
             background=_color(env.get("IMAGE_BACKGROUND", "#808080")),

@@ -120,6 +120,20 @@ def discard_flushed_wal(db_dir: str | Path) -> list[Path]:
     return removed
 
 
+def _single_threaded_blas() -> None:
+    """One OpenBLAS thread for this process (Milvus Lite only: it runs NumPy in-process).
+
+    Lite's FLAT search is a NumPy matrix product over every stored vector. OpenBLAS's worker
+    threads then spin for ~0.1 s, starving the CLIP encoder on a small CPU: a text query encoded
+    right after a Lite FLAT search took 440 ms instead of ~30 ms (bench/query.py, 10k vectors,
+    2 cores). One thread makes that product ~3 ms slower at 100k vectors. threadpoolctl finds whichever
+    BLAS NumPy loaded.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _import_pymilvus() -> None:
     """Import pymilvus with a Milvus Lite path in $MILVUS_URI hidden from it.
 
@@ -179,6 +193,7 @@ class MilvusStore:
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             if Path(uri).expanduser().is_dir():
                 discard_flushed_wal(Path(uri).expanduser())
+            _single_threaded_blas()
         try:
             self.client = MilvusClient(uri=uri, token=settings.milvus_token or "")
         except Exception as exc:  # noqa: BLE001
@@ -191,9 +206,10 @@ class MilvusStore:
         chosen = self.settings.index_type
         if chosen and chosen != "auto":
             return chosen.upper()
-        # HNSW on Lite too: Lite's FLAT is NumPy brute force that re-normalises every stored vector
-        # per query (bench/query.py: 10k 46 ms vs 8 ms HNSW, 100k 368 ms vs 51-142 ms, recall@10 0.999).
-        return "HNSW"
+        # FLAT on Lite although HNSW searched 5-7x faster there (bench/query.py: 10k 29 vs 6 ms, 100k
+        # 344 vs 52 ms): Lite's HNSW applies a filter during graph traversal and drops matches (a
+        # folder filter returned 25 of 27 rows), and FLAT is exact. Set MILVUS_INDEX=HNSW to trade that.
+        return "HNSW" if self.is_server else "FLAT"
 
     def _existing_index(self) -> str:
         """The vector index an existing collection really has (it decides the search parameters)."""
