@@ -25,16 +25,9 @@ if str(ROOT) not in sys.path:
 
 def real_weights() -> Path | None:
     """A real CLIP weights file: CLIP_PRETRAINED if it names one, else ../shared/models."""
-    configured = os.environ.get("CLIP_PRETRAINED", "")
-    if configured and Path(configured).is_file():
-        return Path(configured)
-    if SHARED_MODELS.is_dir():
-        for pattern in ("*ViT-B-32*", "*.safetensors", "*.bin", "*.pt"):
-            found = sorted(SHARED_MODELS.rglob(pattern))
-            files = [f for f in found if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".pth")]
-            if files:
-                return files[0]
-    return None
+    from rag.embedder import find_local_weights
+
+    return find_local_weights(SHARED_MODELS, os.environ.get("CLIP_PRETRAINED", ""))
 
 
 def choose_model() -> str:

@@ -56,6 +56,19 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+def find_local_weights(models_dir: Path, configured: str = "") -> Path | None:
+    """A real weights file: ``configured`` if it names one, else the first one under ``models_dir``."""
+    if configured and Path(configured).is_file():
+        return Path(configured)
+    if Path(models_dir).is_dir():
+        for pattern in ("*ViT-B-32*", "*.safetensors", "*.bin", "*.pt"):
+            found = sorted(Path(models_dir).rglob(pattern))
+            files = [f for f in found if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".pth")]
+            if files:
+                return files[0]
+    return None
+
+
 def _looks_like_path(value: str) -> bool:
     return value.endswith((".pt", ".pth", ".bin", ".safetensors")) or "/" in value or value.startswith(".")
 

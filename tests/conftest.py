@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.embedder import ClipEmbedder
+from rag.embedder import ClipEmbedder, find_local_weights
 from rag.studio import Studio
 from tests.fake_gemini import fake_gemini  # noqa: F401  (pytest fixture)
 
@@ -61,16 +61,7 @@ def sample_studio(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedd
 
 def real_weights() -> Path | None:
     """A real CLIP weights file: CLIP_PRETRAINED if it names one, else ../shared/models."""
-    configured = os.environ.get("CLIP_PRETRAINED", "")
-    if configured and Path(configured).is_file():
-        return Path(configured)
-    if SHARED_MODELS.is_dir():
-        for pattern in ("*ViT-B-32*", "*.safetensors", "*.bin", "*.pt"):
-            found = sorted(SHARED_MODELS.rglob(pattern))
-            files = [f for f in found if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".pth")]
-            if files:
-                return files[0]
-    return None
+    return find_local_weights(SHARED_MODELS, os.environ.get("CLIP_PRETRAINED", ""))
 
 
 # -- a real Milvus server (tests/milvus_server.py) --------------------------------------------------
