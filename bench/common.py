@@ -162,3 +162,11 @@ def run_child(script: Path, args: Sequence[str], timeout: float | None = None) -
             result.setdefault("child_wall_s", time.perf_counter() - t0)
             return result
     raise SystemExit(f"child {' '.join(args)} printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def preamble() -> None:
+    """What every benchmark prints first: the model it runs (choosing it), the machine, the date."""
+    print(choose_model())
+    quiet_logs()
+    print("machine:", machine())
+    print("date:", time.strftime("%Y-%m-%d %H:%M %Z"))

@@ -34,11 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     OPENCLIPART,
-    choose_model,
-    machine,
     median,
     openclipart_files,
-    quiet_logs,
+    preamble,
     rss_mb,
     table,
 )
@@ -182,14 +180,11 @@ def main() -> None:
     ap.add_argument("--ceiling-threads", type=int, default=0, help="torch threads for the ceiling (default: cores)")
     args = ap.parse_args()
 
-    print(choose_model())
-    quiet_logs()
+    preamble()
     import torch
 
     from rag.studio import Studio
 
-    print("machine:", machine())
-    print("date:", time.strftime("%Y-%m-%d %H:%M %Z"))
     t_setup = time.perf_counter()
     ours_files = openclipart_files(None) if args.all else openclipart_files(args.n, unique=True)
     distinct = accepted(openclipart_files(None, unique=True) if args.all else ours_files, 100_000_000)

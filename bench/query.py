@@ -34,7 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import choose_model, machine, median, percentile, quiet_logs, rss_mb, table  # noqa: E402
+from common import median, percentile, preamble, rss_mb, table  # noqa: E402
 
 DIM = 512
 K = 10
@@ -209,8 +209,7 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=40, help="distinct text queries for the end-to-end test")
     args = ap.parse_args()
 
-    print(choose_model())
-    quiet_logs()
+    preamble()
 
     from text import queries as text_queries
 
@@ -218,8 +217,6 @@ def main() -> None:
     from rag.store import MilvusStore
     from rag.studio import Studio
 
-    print("machine:", machine())
-    print("date:", time.strftime("%Y-%m-%d %H:%M %Z"))
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()] + ([1_000_000] if args.one_m else [])
     kinds = [k.strip().upper() for k in args.indexes.split(",") if k.strip()]
     rows, text_rows, handling_rows, mem_rows, build_rows = [], [], [], [], []

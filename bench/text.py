@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import choose_model, machine, median, percentile, quiet_logs, table  # noqa: E402
+from common import median, percentile, preamble, table  # noqa: E402
 
 ADJ = ["red", "blue", "tiny", "giant", "smiling", "rusty", "golden", "striped", "wooden", "glowing", "sleepy", "vintage"]
 NOUN = ["cat", "robot", "banana", "castle", "bicycle", "owl", "teapot", "rocket", "tree", "guitar", "lighthouse", "fox"]
@@ -52,16 +52,13 @@ def main() -> None:
     ap.add_argument("--onnx", action="store_true", help="also try ONNX Runtime (if installed)")
     args = ap.parse_args()
 
-    print(choose_model())
-    quiet_logs()
+    preamble()
     import numpy as np
     import torch
 
     from rag.config import Settings
     from rag.embedder import ClipEmbedder, _normalise
 
-    print("machine:", machine())
-    print("date:", time.strftime("%Y-%m-%d %H:%M %Z"))
     emb = ClipEmbedder(Settings.from_env())
     emb._ensure_loaded()
     model, tok = emb._model, emb._tokenizer
