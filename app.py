@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
+from typing import Any
 
 import gradio as gr
 
@@ -34,7 +34,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Library", id="library"):
                 library = library_tab.build(studio)
-            with gr.Tab("Search", id="search"):
+            with gr.Tab("Search", id="search") as search_tab_ui:
                 search = search_tab.build(studio, selected)
             with gr.Tab("Generate", id="generate") as generate_tab_ui:
                 generate = generate_tab.build(studio, selected)
@@ -45,6 +45,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         generate_tab_ui.select(show_refs, refs_in, refs_out, api_name=False, queue=False)
         load_fn, load_in, load_out = library["load"]
         demo.load(load_fn, load_in, load_out, api_name=False)
+        for trigger in (demo.load, search_tab_ui.select):
+            trigger(*search["folders"], api_name=False, queue=False)
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 
@@ -58,13 +60,33 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """What ``launch()`` needs besides host, port and auth: the folders it may serve and the upload limit.
+
+    The app and the tests both launch with these, so the security tests test the real settings.
+    """
+    for folder in settings.served_dirs:
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "allowed_paths": [str(folder) for folder in settings.served_dirs],
+        "max_file_size": f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file
+        "css": CSS,
+        "footer_links": ["api"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = Settings.from_env()
+    except BananaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     parser = argparse.ArgumentParser(description="Banana Studio web app")
-    parser.add_argument("--host", default=os.environ.get("BANANA_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BANANA_PORT", "7860")))
+    parser.add_argument("--host", default=settings.host, help="address to listen on (BANANA_HOST)")
+    parser.add_argument("--port", type=int, default=settings.port, help="port (BANANA_PORT)")
     parser.add_argument("--share", action="store_true", help="a public gradio.live link (needs --auth)")
     parser.add_argument("--share-public", action="store_true", help="allow --share without auth (anyone with the link gets in)")
-    parser.add_argument("--auth", default=os.environ.get("BANANA_AUTH"), help="user:password (or set BANANA_AUTH)")
+    parser.add_argument("--auth", default=settings.auth, help="user:password (or set BANANA_AUTH)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("rag", "banana"):
@@ -75,26 +97,14 @@ def main(argv: list[str] | None = None) -> int:
               "Add --auth user:password, or --share-public if you really mean it.", file=sys.stderr)
         return 2
     try:
-        settings = Settings.from_env()
         studio = Studio(settings)
         studio.count()  # open the database now, so a bad MILVUS_URI fails here, in plain words
     except BananaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for folder in (settings.library_dir, settings.outputs_dir, settings.data_dir / "thumbs"):
-        folder.mkdir(parents=True, exist_ok=True)
     threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(studio)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        auth=auth,
-        allowed_paths=[str(settings.library_dir), str(settings.outputs_dir), str(settings.data_dir / "thumbs")],
-        max_file_size=f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file
-        css=CSS,
-        footer_links=["api"],
-    )
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, **launch_options(settings))
     return 0
 
 

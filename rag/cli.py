@@ -11,11 +11,13 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from .config import ASPECT_RATIOS, Settings
 from .errors import BananaError
+from .query import Query
 from .search import hits_frame
 from .studio import Studio
 
@@ -62,30 +64,38 @@ def cmd_ingest(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_search(studio: Studio, args: argparse.Namespace) -> int:
-    if not args.query and not args.image and not args.id:
+    query = Query.of({f.name: getattr(args, f.name) for f in fields(Query) if hasattr(args, f.name)})
+    if not query.text and query.image is None and not query.image_id:
         raise BananaError("Give a text query, --image PATH or --id ASSET_ID.")
-    if args.image and not Path(args.image).is_file():
-        raise BananaError(f"--image {args.image} is not a file.")
-    hits = studio.search(
-        args.query or "",
-        image=args.image,
-        image_id=args.id or "",
-        k=args.k,
-        folders=args.folder or (),
-        sources=args.source or (),
-        image_weight=args.image_weight,
-        hybrid=args.names,
-        dedupe=args.dedupe,
-        ensemble=args.ensemble,
-    )
+    if query.image is not None and not Path(str(query.image)).is_file():
+        raise BananaError(f"--image {query.image} is not a file.")
+    hits = studio.search(query)
     if args.json:
-        _print_json({"query": args.query, "image": args.image, "results": [h.to_dict() for h in hits]})
+        _print_json({"query": query.text, "image": query.image, "results": [h.to_dict() for h in hits]})
     elif not hits:
         print("No results: the library is empty or nothing matches the filters.")
     else:
         frame = hits_frame(hits)[["rank", "score", "filename", "folder", "path"]]
         print(frame.to_string(index=False))
     return EXIT_OK
+
+
+def add_query_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`Query` option that has one, with its help text and default."""
+    parser.add_argument("text", nargs="?", default="", metavar="query", help=Query.__dataclass_fields__["text"].metadata["help"])
+    for f in fields(Query):
+        flag = f.metadata.get("flag")
+        if not flag:
+            continue
+        extra = dict(f.metadata["cli"])
+        if isinstance(f.default, bool):
+            extra["action"] = "store_true"
+        elif isinstance(f.default, tuple):
+            extra["action"] = "append"
+        elif f.default is not None:
+            extra["type"] = type(f.default)
+        default = f" (default {f.default})" if isinstance(f.default, (int, float)) and not isinstance(f.default, bool) else ""
+        parser.add_argument(flag, dest=f.name, help=f.metadata["help"] + default, **extra)
 
 
 def cmd_stats(studio: Studio, args: argparse.Namespace) -> int:
@@ -141,16 +151,12 @@ def cmd_generate(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_export(studio: Studio, args: argparse.Namespace) -> int:
-    from .transfer import export_parquet, stored_model
-
-    store = studio.store
-    model = stored_model(store) or studio.embedder.name
     progress = None if args.json or args.quiet else _progress_bar("exporting")
-    total = store.count() if progress else 0
-    n = export_parquet(
-        store, Path(args.file), model=model, batch=args.batch,
-        progress=(lambda done: progress(done, total, "")) if progress and total else None,
+    total = studio.count() if progress else 0
+    n = studio.export(
+        args.file, batch=args.batch, progress=(lambda done: progress(done, total, "")) if progress and total else None
     )
+    model = studio.store.model or studio.embedder.name
     if args.json:
         _print_json({"exported": n, "file": str(Path(args.file).resolve()), "collection": studio.settings.collection,
                      "model": model, "dim": studio.embedder.dim})
@@ -160,22 +166,22 @@ def cmd_export(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_import(studio: Studio, args: argparse.Namespace) -> int:
-    from .transfer import import_parquet, parse_rebase, read_header
+    from .transfer import parse_rebase, read_header
 
     rebase = parse_rebase(args.rebase)
     header = read_header(args.file)
     progress = None if args.json or args.quiet else _progress_bar("importing")
     total = int(header["rows"])
-    n = import_parquet(
-        studio.store, Path(args.file), batch=args.batch, model=studio.embedder.name, force=args.force, rebase=rebase,
+    n = studio.import_(
+        args.file, batch=args.batch, force=args.force, rebase=rebase,
         progress=(lambda done: progress(done, total, "")) if progress and total else None,
     )
     if args.json:
         _print_json({"imported": n, "file": str(Path(args.file).resolve()), "collection": studio.settings.collection,
                      "file_model": header["model"], "model": studio.embedder.name, "forced": bool(args.force),
-                     "count": studio.store.count()})
+                     "count": studio.count()})
     else:
-        print(f"{n} records imported into {studio.settings.collection}; it now holds {studio.store.count()}.")
+        print(f"{n} records imported into {studio.settings.collection}; it now holds {studio.count()}.")
     return EXIT_OK
 
 
@@ -200,16 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = add("search", cmd_search, "search by text, by image, or both")
-    p.add_argument("query", nargs="?", default="")
-    p.add_argument("-k", type=int, default=9, help="number of results (default 9)")
-    p.add_argument("--image", help="an example image (image→image, or text+image with a query)")
-    p.add_argument("--id", help="use a library asset as the example image")
-    p.add_argument("--image-weight", type=float, default=0.5, help="weight of the image in text+image queries (0-1)")
-    p.add_argument("--names", action="store_true", help="also match words in file and folder names (hybrid ranking)")
-    p.add_argument("--dedupe", action="store_true", help="collapse near-duplicate images in the results")
-    p.add_argument("--ensemble", action="store_true", help="average several prompt templates for the text")
-    p.add_argument("--folder", action="append", help="only this folder/tag (repeatable)")
-    p.add_argument("--source", action="append", choices=["upload", "folder", "generated"], help="only this source (repeatable)")
+    add_query_options(p)
 
     add("stats", cmd_stats, "what the library holds")
 
@@ -238,18 +235,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(args: argparse.Namespace, message: str) -> int:
+    if getattr(args, "json", False):
+        _print_json({"error": message})
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    studio: Studio | None = None
     try:
         studio = Studio(Settings.from_env())
         return int(args.func(studio, args))
     except BananaError as exc:
-        if getattr(args, "json", False):
-            _print_json({"error": str(exc)})
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(args, str(exc))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback with --verbose
+        if args.verbose:
+            logging.getLogger("rag.cli").exception("unexpected error")
+        return _fail(args, f"unexpected {type(exc).__name__}: {exc}. Run with --verbose for the details.")
+    finally:
+        if studio is not None:
+            try:
+                studio.close()
+            except BananaError as exc:
+                logging.getLogger("rag.cli").debug("closing the library failed: %s", exc)

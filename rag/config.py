@@ -1,110 +1,137 @@
 """All settings in one place, read from environment variables with sane defaults.
 
-``Settings.from_env()`` is the only reader of the environment; everything else receives a
+Each setting is one dataclass field that names its variable and holds its only default;
+``Settings.from_env()`` is the only reader of the environment and everything else receives a
 ``Settings``. Secrets are excluded from ``repr`` so they never reach a log line.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
-DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
 
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
+def _int(key: str, raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{key} must be a whole number, got {raw!r}.") from None
 
 
-def _float(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
+def _float(key: str, raw: str) -> float:
     try:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{key} must be a number, got {raw!r}.") from None
 
 
-def _color(raw: str) -> tuple[int, int, int]:
+def _color(key: str, raw: str) -> tuple[int, int, int]:
     text = raw.strip().lstrip("#")
-    if len(text) != 6:
-        raise ConfigError(f"IMAGE_BACKGROUND must be a hex colour like #808080, got {raw!r}.")
     try:
+        if len(text) != 6:
+            raise ValueError
         return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
     except ValueError:
-        raise ConfigError(f"IMAGE_BACKGROUND must be a hex colour like #808080, got {raw!r}.") from None
+        raise ConfigError(f"{key} must be a hex colour like #808080, got {raw!r}.") from None
+
+
+def _text(_key: str, raw: str) -> str:
+    return raw
+
+
+def _lower(_key: str, raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _upper(_key: str, raw: str) -> str:
+    return raw.strip().upper()
+
+
+def _path(_key: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _env(
+    *names: str,
+    default: Any = None,
+    factory: Callable[[], Any] | None = None,
+    parse: Callable[[str, str], Any] = _text,
+    minimum: float | None = None,
+    secret: bool = False,
+) -> Any:
+    """A setting read from the first of ``names`` that is set and not blank."""
+    meta = {"env": names, "parse": parse, "minimum": minimum}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+def _default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path("data")
-    milvus_uri: str = "data/milvus.db"
-    milvus_token: str = field(default="", repr=False)
-    collection: str = "banana_assets"
-    index_type: str = "auto"
-    clip_model: str = "ViT-B-32"
-    clip_pretrained: str = DEFAULT_PRETRAINED
-    device: str = "auto"
+    data_dir: Path = _env("BANANA_DATA_DIR", default=Path("data"), parse=_path)
+    # Left empty, these three live inside data_dir (see __post_init__).
+    milvus_uri: str = _env("MILVUS_URI", default="")
+    library_dir: Path | None = _env("LIBRARY_DIR", parse=_path)
+    outputs_dir: Path | None = _env("OUTPUTS_DIR", parse=_path)
+    milvus_token: str = _env("MILVUS_TOKEN", default="", secret=True)
+    collection: str = _env("MILVUS_COLLECTION", default="banana_assets")
+    index_type: str = _env("MILVUS_INDEX", default="AUTO", parse=_upper)
+    clip_model: str = _env("CLIP_MODEL", default="ViT-B-32")
+    clip_pretrained: str = _env("CLIP_PRETRAINED", default="laion2b_s34b_b79k")
+    device: str = _env("CLIP_DEVICE", default="auto", parse=_lower)
     # "bf16" stores the text tower in bfloat16 on CPU: text queries ~1.5x faster again, embeddings
     # move ~1e-4 in cosine (checked at load; falls back to fp32 past 1e-3). Off by default.
-    text_precision: str = "fp32"
-    batch_size: int = 32
-    workers: int = 2
-    background: tuple[int, int, int] = (128, 128, 128)
-    max_image_pixels: int = 100_000_000
-    library_dir: Path = Path("data/library")
-    outputs_dir: Path = Path("data/outputs")
-    max_upload_mb: float = 50.0
-    max_upload_files: int = 500
-    gemini_api_key: str = field(default="", repr=False)
-    gemini_model: str = "gemini-2.5-flash-image"
-    gemini_base_url: str = ""
-    gemini_api_version: str = "v1beta"
-    gemini_timeout_s: float = 120.0
-    gemini_retries: int = 3
+    text_precision: str = _env("CLIP_TEXT_PRECISION", default="fp32", parse=_lower)
+    batch_size: int = _env("EMBED_BATCH_SIZE", default=32, parse=_int, minimum=1)
+    workers: int = _env("EMBED_WORKERS", factory=_default_workers, parse=_int, minimum=1)
+    background: tuple[int, int, int] = _env("IMAGE_BACKGROUND", default=(128, 128, 128), parse=_color)
+    max_image_pixels: int = _env("MAX_IMAGE_PIXELS", default=100_000_000, parse=_int, minimum=1)
+    max_upload_mb: float = _env("MAX_UPLOAD_MB", default=50.0, parse=_float)
+    max_upload_files: int = _env("MAX_UPLOAD_FILES", default=500, parse=_int)
+    gemini_api_key: str = _env("GEMINI_API_KEY", "GOOGLE_API_KEY", default="", secret=True)
+    gemini_model: str = _env("GEMINI_MODEL", default="gemini-2.5-flash-image")
+    gemini_base_url: str = _env("GEMINI_BASE_URL", default="")
+    gemini_api_version: str = _env("GEMINI_API_VERSION", default="v1beta")
+    gemini_timeout_s: float = _env("GEMINI_TIMEOUT_S", default=120.0, parse=_float)
+    gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
+    host: str = _env("BANANA_HOST", default="127.0.0.1")
+    port: int = _env("BANANA_PORT", default=7860, parse=_int)
+    auth: str = _env("BANANA_AUTH", default="", secret=True)
+
+    def __post_init__(self) -> None:
+        derived = {
+            "milvus_uri": str(self.data_dir / "milvus.db"),
+            "library_dir": self.data_dir / "library",
+            "outputs_dir": self.data_dir / "outputs",
+        }
+        for name, value in derived.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, value)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``env`` (default ``os.environ``)."""
+        """Build settings from ``env`` (default ``os.environ``); unset or blank variables keep the default."""
         env = os.environ if env is None else env
-        data_dir = Path(env.get("BANANA_DATA_DIR", "data"))
-        return cls(
-            data_dir=data_dir,
-            milvus_uri=env.get("MILVUS_URI", str(data_dir / "milvus.db")),
-            milvus_token=env.get("MILVUS_TOKEN", ""),
-            collection=env.get("MILVUS_COLLECTION", "banana_assets"),
-            index_type=env.get("MILVUS_INDEX", "auto").upper() if env.get("MILVUS_INDEX") else "auto",
-            clip_model=env.get("CLIP_MODEL", "ViT-B-32"),
-            clip_pretrained=env.get("CLIP_PRETRAINED", DEFAULT_PRETRAINED),
-            device=env.get("CLIP_DEVICE", "auto"),
-            text_precision=(env.get("CLIP_TEXT_PRECISION", "").strip().lower() or "fp32"),
-            batch_size=max(1, _int(env, "EMBED_BATCH_SIZE", 32)),
-            workers=max(1, _int(env, "EMBED_WORKERS", min(4, os.cpu_count() or 1))),
-            background=_color(env.get("IMAGE_BACKGROUND", "#808080")),
-            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000),
-            library_dir=Path(env.get("LIBRARY_DIR", str(data_dir / "library"))),
-            outputs_dir=Path(env.get("OUTPUTS_DIR", str(data_dir / "outputs"))),
-            max_upload_mb=_float(env, "MAX_UPLOAD_MB", 50.0),
-            max_upload_files=_int(env, "MAX_UPLOAD_FILES", 500),
-            gemini_api_key=env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or "",
-            gemini_model=env.get("GEMINI_MODEL", "gemini-2.5-flash-image"),
-            gemini_base_url=env.get("GEMINI_BASE_URL", ""),
-            gemini_api_version=env.get("GEMINI_API_VERSION", "v1beta"),
-            gemini_timeout_s=_float(env, "GEMINI_TIMEOUT_S", 120.0),
-            gemini_retries=max(0, _int(env, "GEMINI_RETRIES", 3)),
-        )
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = next((k for k in f.metadata["env"] if env.get(k, "").strip()), None)
+            if key is None:
+                continue
+            value = f.metadata["parse"](key, env[key])
+            minimum = f.metadata["minimum"]
+            values[f.name] = value if minimum is None else max(minimum, value)
+        return cls(**values)
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the CLI use this)."""
@@ -114,3 +141,18 @@ class Settings:
     def is_server(self) -> bool:
         """True when ``milvus_uri`` names a Milvus server rather than a Milvus Lite file."""
         return self.milvus_uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+
+    @property
+    def thumbs_dir(self) -> Path:
+        """Cached gallery previews."""
+        return self.data_dir / "thumbs"
+
+    @property
+    def trash_dir(self) -> Path:
+        """Where deleted files the app owns go, so a delete can be undone by hand."""
+        return self.data_dir / "trash"
+
+    @property
+    def served_dirs(self) -> list[Path]:
+        """The only folders the web app may serve files from."""
+        return [Path(self.library_dir), Path(self.outputs_dir), self.thumbs_dir]

@@ -43,3 +43,7 @@ class GenerationTimeout(GenerationError):
 
 class RateLimited(GenerationError):
     """The API kept answering 429 after our retries."""
+
+
+class TransferError(BananaError):
+    """A library file cannot be exported or imported (wrong columns, wrong vector size, another model)."""

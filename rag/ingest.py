@@ -164,44 +164,64 @@ def library_path(library_dir: Path, asset_id: str, fmt: str) -> Path:
 
 
 class Ingestor:
-    """Runs one ingest; the stages overlap so the model does not wait on file reading or decoding."""
+    """Runs one ingest as a pipeline of stages: hash → skip known → decode → embed and write.
+
+    The stages overlap (threads), so the model does not wait on file reading or decoding.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
 
-    def _hash(self, item: _Item) -> _Item:
-        try:
-            info = item.path.stat()
-            if not stat.S_ISREG(info.st_mode):
-                item.error = "not a regular file (a folder, pipe or device)"
-            elif info.st_size == 0:
-                item.error = "the file is empty (0 bytes)"
-            else:
-                item.id = sha256_file(item.path)
-        except FileNotFoundError:
-            item.error = "the file no longer exists"
-        except OSError as exc:
-            item.error = f"the file cannot be read ({exc.strerror or exc})"
-        return item
+    def run(
+        self,
+        files: Sequence[tuple[Path, str]],
+        *,
+        source: str,
+        copy: bool,
+        meta: dict[str, Any] | None = None,
+        names: dict[Path, str] | None = None,
+        progress: Progress | None = None,
+        report: IngestReport | None = None,
+    ) -> IngestReport:
+        """Ingest ``(path, folder)`` pairs. ``copy`` puts each file into the library folder first."""
+        report = report or IngestReport()
+        start = time.perf_counter()
+        writer = _Writer(self, report, source=source, copy=copy, meta=meta or {}, names=names or {}, progress=progress, total=len(files))
+        items = (_Item(path=Path(p), folder=f) for p, f in files)
+        for item in self._decoded(self._known(self._hashed(items)), keep_bytes=copy):
+            writer.take(item)
+        writer.close()
+        report.seconds = time.perf_counter() - start
+        if progress:
+            progress(len(files), len(files), report.summary())
+        return report
 
-    def _checked(self, items: Iterable[_Item]) -> Iterator[_Item]:
-        """Hash in threads, then ask the store in chunks which contents it already holds.
+    # -- stage 1: hash (threads) ------------------------------------------------------------
+    def _hashed(self, items: Iterable[_Item]) -> Iterator[_Item]:
+        workers = self.settings.workers
+        return prefetch_map(_hash, items, workers=workers, window=workers * 8)
 
-        Copies of the same content within one run are settled when a batch is stored (see
-        ``run``): only then is it known whether the first copy was stored or failed.
+    # -- stage 2: skip what the store already holds -----------------------------------------
+    def _known(self, items: Iterable[_Item]) -> Iterator[_Item]:
+        """Ask the store in chunks which contents it already holds.
+
+        Copies of the same content within one run are settled by the writer: only when a batch is
+        stored is it known whether the first copy was stored or failed.
         """
-        s = self.settings
-        hashed = prefetch_map(self._hash, items, workers=s.workers, window=s.workers * 8)
-        for chunk in chunked(hashed, CHECK_CHUNK):
+        for chunk in chunked(items, CHECK_CHUNK):
             known = self.store.existing_ids([i.id for i in chunk if i.id])
             for item in chunk:
-                if item.id and item.id in known:
-                    item.duplicate = True
+                item.duplicate = bool(item.id) and item.id in known
                 yield item
 
-    def _prepare(self, item: _Item, keep_bytes: bool) -> _Item:
+    # -- stage 3: decode and preprocess (threads) -------------------------------------------
+    def _decoded(self, items: Iterable[_Item], *, keep_bytes: bool) -> Iterator[_Item]:
+        s = self.settings
+        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=s.workers, window=s.batch_size * 2)
+
+    def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
         if item.error or item.duplicate:
             return item
         s = self.settings
@@ -225,104 +245,100 @@ class Ingestor:
         item.data = data if keep_bytes else None
         return item
 
-    def run(
-        self,
-        files: Sequence[tuple[Path, str]],
-        *,
-        source: str,
-        copy: bool,
-        meta: dict[str, Any] | None = None,
-        names: dict[Path, str] | None = None,
-        progress: Progress | None = None,
-        report: IngestReport | None = None,
-    ) -> IngestReport:
-        """Ingest ``(path, folder)`` pairs. ``copy`` puts each file into the library folder first."""
-        report = report or IngestReport()
-        start = time.perf_counter()
-        s = self.settings
-        total = len(files)
-        done = 0
-        items = (_Item(path=Path(p), folder=f) for p, f in files)
-        prepared = prefetch_map(
-            lambda it: self._prepare(it, copy), self._checked(items), workers=s.workers, window=s.batch_size * 2
-        )
-        batch: list[_Item] = []
-        stored: set[str] = set()  # ids stored by this run
 
-        def place(it: _Item) -> tuple[Path | None, str]:
-            """Where the record will point, once its file is in place; or why it cannot be stored."""
-            if len(it.folder.encode("utf-8", "surrogatepass")) > MAX_FOLDER_BYTES or not _utf8_ok(it.folder):
-                return None, f"the folder name is too long or not valid UTF-8 text (at most {MAX_FOLDER_BYTES} bytes)"
-            if not copy:
-                path = it.path.resolve()
-                if not _utf8_ok(str(path)) or len(str(path).encode("utf-8")) > MAX_PATH_BYTES:
-                    return None, f"the file's path is too long or not valid UTF-8 text (at most {MAX_PATH_BYTES} bytes)"
-                if not path.is_file():  # deleted since it was read: a record must not point at nothing
-                    return None, "the file no longer exists"
-                return path, ""
-            path = library_path(s.library_dir, it.id, it.format).resolve()
-            try:
-                if not path.exists():
-                    atomic_write(path, it.data or b"")
-            except OSError as exc:
-                return None, f"the file could not be copied into the library ({exc.strerror or exc})"
-            return path, ""
+def _hash(item: _Item) -> _Item:
+    try:
+        info = item.path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            item.error = "not a regular file (a folder, pipe or device)"
+        elif info.st_size == 0:
+            item.error = "the file is empty (0 bytes)"
+        else:
+            item.id = sha256_file(item.path)
+    except FileNotFoundError:
+        item.error = "the file no longer exists"
+    except OSError as exc:
+        item.error = f"the file cannot be read ({exc.strerror or exc})"
+    return item
 
-        def flush_batch() -> None:
-            nonlocal done
-            ready: list[tuple[_Item, Path]] = []
-            for it in batch:
-                if it.id in stored:  # a second copy of content this run has stored
-                    report.duplicates.append((_shown(it.path), it.id))
-                    continue
-                path, problem = place(it)
-                if path is None:
-                    report.failed.append((_shown(it.path), problem))
-                else:
-                    ready.append((it, path))
-                    stored.add(it.id)
-            vectors = self.embedder.encode_prepared([it.pixels for it, _ in ready]) if ready else None
-            assets = []
-            for it, path in ready:
-                assets.append(
-                    Asset(
-                        id=it.id,
-                        path=str(path),
-                        filename=display_name((names or {}).get(it.path, it.path.name)),
-                        folder=it.folder,
-                        width=it.width,
-                        height=it.height,
-                        format=it.format,
-                        bytes=it.size,
-                        created=time.time(),
-                        source=source,
-                        meta=dict(meta or {}),
-                    )
-                )
-            if assets:
-                self.store.upsert(assets, vectors)
-            report.added.extend(assets)
-            done += len(batch)
-            batch.clear()
-            if progress:
-                progress(done, total, f"embedded {len(report.added)} of {total}")
 
-        for item in prepared:
-            if item.error:
-                report.failed.append((_shown(item.path), item.error))
-                done += 1
-            elif item.duplicate:
-                report.duplicates.append((_shown(item.path), item.id))
-                done += 1
-            else:
-                batch.append(item)
-                if len(batch) >= s.batch_size:
-                    flush_batch()
-        if batch:
-            flush_batch()
-        if report.added:
+class _Writer:
+    """Stage 4: batches decoded items, places their files, embeds them and writes their records.
+
+    Every item ends up in the report: added, a duplicate (of the store or of this run), or failed.
+    """
+
+    def __init__(self, ingestor: Ingestor, report: IngestReport, *, source: str, copy: bool, meta: dict[str, Any],
+                 names: dict[Path, str], progress: Progress | None, total: int) -> None:
+        self.settings, self.embedder, self.store = ingestor.settings, ingestor.embedder, ingestor.store
+        self.report, self.source, self.copy, self.meta, self.names = report, source, copy, meta, names
+        self.progress, self.total = progress, total
+        self.batch: list[_Item] = []
+        self.stored: set[str] = set()  # ids stored by this run
+        self.done = 0
+
+    def take(self, item: _Item) -> None:
+        if item.error:
+            self.report.failed.append((_shown(item.path), item.error))
+            self.done += 1
+        elif item.duplicate:
+            self.report.duplicates.append((_shown(item.path), item.id))
+            self.done += 1
+        else:
+            self.batch.append(item)
+            if len(self.batch) >= self.settings.batch_size:
+                self.write_batch()
+
+    def close(self) -> None:
+        if self.batch:
+            self.write_batch()
+        if self.report.added:
             self.store.flush()
-        report.seconds = time.perf_counter() - start
-        if progress:
-            progress(total, total, report.summary())
-        return report
+
+    def write_batch(self) -> None:
+        ready: list[tuple[_Item, Path]] = []
+        for it in self.batch:
+            if it.id in self.stored:  # a second copy of content this run has stored
+                self.report.duplicates.append((_shown(it.path), it.id))
+                continue
+            path, problem = self.place(it)
+            if path is None:
+                self.report.failed.append((_shown(it.path), problem))
+            else:
+                ready.append((it, path))
+                self.stored.add(it.id)
+        if ready:
+            vectors = self.embedder.encode_prepared([it.pixels for it, _ in ready])
+            assets = [self.asset(it, path) for it, path in ready]
+            self.store.upsert(assets, vectors)
+            self.report.added.extend(assets)
+        self.done += len(self.batch)
+        self.batch.clear()
+        if self.progress:
+            self.progress(self.done, self.total, f"embedded {len(self.report.added)} of {self.total}")
+
+    def asset(self, it: _Item, path: Path) -> Asset:
+        return Asset(
+            id=it.id, path=str(path), filename=display_name(self.names.get(it.path, it.path.name)), folder=it.folder,
+            width=it.width, height=it.height, format=it.format, bytes=it.size, created=time.time(),
+            source=self.source, meta=dict(self.meta),
+        )
+
+    def place(self, it: _Item) -> tuple[Path | None, str]:
+        """Where the record will point, once its file is in place; or why it cannot be stored."""
+        if len(it.folder.encode("utf-8", "surrogatepass")) > MAX_FOLDER_BYTES or not _utf8_ok(it.folder):
+            return None, f"the folder name is too long or not valid UTF-8 text (at most {MAX_FOLDER_BYTES} bytes)"
+        if not self.copy:
+            path = it.path.resolve()
+            if not _utf8_ok(str(path)) or len(str(path).encode("utf-8")) > MAX_PATH_BYTES:
+                return None, f"the file's path is too long or not valid UTF-8 text (at most {MAX_PATH_BYTES} bytes)"
+            if not path.is_file():  # deleted since it was read: a record must not point at nothing
+                return None, "the file no longer exists"
+            return path, ""
+        path = library_path(self.settings.library_dir, it.id, it.format).resolve()
+        try:
+            if not path.exists():
+                atomic_write(path, it.data or b"")
+        except OSError as exc:
+            return None, f"the file could not be copied into the library ({exc.strerror or exc})"
+        return path, ""

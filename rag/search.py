@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .embedder import Embedder, ImageInput
+from .embedder import Embedder
 from .errors import BananaError
-from .rank import DEDUPE_COSINE, collapse_near_duplicates, ensemble_text_vector, hybrid_rerank
+from .query import Query
+from .rank import collapse_near_duplicates, ensemble_text_vector, hybrid_rerank
 from .store import VectorStore, build_filter
 from .types import Hit
 
 MAX_K = 200
-POOL = 100  # vector candidates that hybrid ranking and near-duplicate collapsing work over
 MAX_POOL = 1000
-
-
-@dataclass(frozen=True)
-class Query:
-    """What the user asked for. ``image_weight`` blends text and image when both are given.
-
-    Options (all off by default, which is one plain vector search; see bench/eval_retrieval.py
-    for what each measured):
-
-    * ``ensemble``: embed the text in several prompt templates and average (CLIP's zero-shot recipe);
-    * ``hybrid``: fuse the vector ranking with BM25 over file and folder names (reciprocal rank
-      fusion over the top ``pool`` vector hits plus the records whose names hold a query word);
-    * ``dedupe``: collapse hits whose vectors have cosine >= ``dedupe_threshold`` with a
-      better-ranked hit, so a page of results is not several copies of one picture.
-    """
-
-    text: str = ""
-    image: ImageInput | None = None
-    image_id: str = ""
-    k: int = 9
-    folders: Sequence[str] = field(default_factory=tuple)
-    sources: Sequence[str] = field(default_factory=tuple)
-    image_weight: float = 0.5
-    ensemble: bool = False
-    hybrid: bool = False
-    dedupe: bool = False
-    dedupe_threshold: float = DEDUPE_COSINE
-    pool: int = POOL
 
 
 def query_vector(embedder: Embedder, store: VectorStore, query: Query) -> np.ndarray:

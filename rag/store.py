@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from . import lite
 from .config import Settings
-from .errors import StoreError
+from .errors import BananaError, StoreError
 from .types import Asset, Hit
 
 log = logging.getLogger(__name__)
 
-
-class _QuietLite(logging.Filter):
-    """Milvus Lite lacks a timestamp call that pymilvus tries first; both sides log the harmless miss."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        return "mvccTs" not in text and "Method not implemented" not in text
-
-
-logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_QuietLite())
-logging.getLogger("grpc._server").addFilter(_QuietLite())
 
 SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "bytes", "created", "source", "meta")
 QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
@@ -43,7 +32,17 @@ MODEL_PROPERTY = "banana.embedding_model"
 
 
 class VectorStore(Protocol):
-    """What search, ingest and the UI need from a vector database."""
+    """What search, ingest and the UI need from a vector database.
+
+    Every method raises :class:`rag.errors.StoreError` (a sentence) when the database fails.
+    """
+
+    @property
+    def dim(self) -> int: ...
+    @property
+    def model(self) -> str:
+        """The embedding model the collection was made with ("" when it does not say)."""
+        ...
 
     def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None: ...
     def delete(self, ids: Sequence[str]) -> int: ...
@@ -56,6 +55,7 @@ class VectorStore(Protocol):
     def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]: ...
     def facet(self, field: str) -> dict[str, int]: ...
     def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 def quote(value: str) -> str:
@@ -73,87 +73,8 @@ def build_filter(folders: Sequence[str] | None = None, sources: Sequence[str] | 
     return " and ".join(parts)
 
 
-_WAL_NAME = re.compile(r"wal_(?:data|delta)_(\d+)\.arrow")
-
-
-def discard_flushed_wal(db_dir: str | Path) -> list[Path]:
-    """Remove Milvus Lite write-ahead logs that a committed flush already covers; the ones removed.
-
-    Milvus Lite flushes by writing Parquet files, committing its manifest (which then names the
-    next log, ``active_wal_number``), and only then deleting the old log. A process killed between
-    the last two steps leaves a log whose rows are also in the files; Milvus Lite 3.x replays it on
-    the next open, so every row of that flush is counted and found twice, and its next flush makes
-    the duplicates permanent. Deleting exactly those logs (numbered below the manifest's active
-    one) is what the interrupted flush would have done. Does nothing unless this process can take
-    the database's lock, so a database in use is never touched.
-    """
-    root = Path(db_dir)
-    manifests = [*root.glob("collections/*/manifest.json"), *root.glob("databases/*/collections/*/manifest.json")]
-    if not manifests or not (root / "LOCK").is_file():
-        return []
-    try:
-        import fcntl
-    except ImportError:  # Windows: leave it to Milvus Lite
-        return []
-
-    removed: list[Path] = []
-    fd = os.open(root / "LOCK", os.O_RDWR)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return []  # open elsewhere; its owner keeps it consistent
-        for manifest in manifests:
-            try:
-                active = int(json.loads(manifest.read_text(encoding="utf-8"))["active_wal_number"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            for log_file in sorted((manifest.parent / "wal").glob("wal_*.arrow")):
-                match = _WAL_NAME.fullmatch(log_file.name)
-                if match and int(match.group(1)) < active:
-                    log_file.unlink(missing_ok=True)
-                    removed.append(log_file)
-        if removed:
-            log.warning("removed %d already-flushed Milvus Lite log file(s) left by an interrupted flush", len(removed))
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-    return removed
-
-
-def _single_threaded_blas() -> None:
-    """One OpenBLAS thread for this process (Milvus Lite only: it runs NumPy in-process).
-
-    Lite's FLAT search is a NumPy matrix product over every stored vector. OpenBLAS's worker
-    threads then spin for ~0.1 s, starving the CLIP encoder on a small CPU: a text query encoded
-    right after a Lite FLAT search took 440 ms instead of ~30 ms (bench/query.py, 10k vectors,
-    2 cores). One thread makes that product ~3 ms slower at 100k vectors. threadpoolctl finds whichever
-    BLAS NumPy loaded.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
-def _import_pymilvus() -> None:
-    """Import pymilvus with a Milvus Lite path in $MILVUS_URI hidden from it.
-
-    pymilvus reads $MILVUS_URI when imported and raises ``Illegal uri`` unless it is an address
-    (``http://...``), so ``MILVUS_URI=data/milvus.db`` broke every command. The store passes the URI
-    explicitly, so pymilvus has no use for the variable.
-    """
-    import sys
-
-    if "pymilvus" in sys.modules:
-        return
-    value = os.environ.get("MILVUS_URI")
-    hide = value is not None and "://" not in value
-    if hide:
-        del os.environ["MILVUS_URI"]
-    try:
-        import pymilvus  # noqa: F401
-    finally:
-        if hide:
-            os.environ["MILVUS_URI"] = value
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _asset(row: dict[str, Any]) -> Asset:
@@ -180,7 +101,7 @@ class MilvusStore:
     """Milvus collection of assets. Calls are serialised: Milvus Lite is not built for concurrent writers."""
 
     def __init__(self, settings: Settings, dim: int, model_name: str = "") -> None:
-        _import_pymilvus()
+        lite.import_pymilvus()
         from pymilvus import MilvusClient
 
         self.settings = settings
@@ -188,24 +109,50 @@ class MilvusStore:
         self.dim = dim
         self.is_server = settings.is_server
         self._lock = threading.RLock()
+        self._model = model_name
         uri = settings.milvus_uri
+        lite.quiet_logs()
         if not self.is_server:
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             if Path(uri).expanduser().is_dir():
-                discard_flushed_wal(Path(uri).expanduser())
-            _single_threaded_blas()
+                lite.discard_flushed_wal(Path(uri).expanduser())
+            lite.single_threaded_blas()
         try:
             self.client = MilvusClient(uri=uri, token=settings.milvus_token or "")
         except Exception as exc:  # noqa: BLE001
-            where = uri if not self.is_server else uri.split("@")[-1]
-            raise StoreError(f"Cannot open the Milvus database at {where}: {exc}") from exc
-        self._ensure_collection(model_name)
+            raise StoreError(f"Cannot open the Milvus database at {self.where}: {_first_line(exc)}") from exc
+        with self._call("open the collection"):
+            self._ensure_collection(model_name)
+
+    @property
+    def where(self) -> str:
+        """The database's location without credentials, for messages."""
+        return self.settings.milvus_uri.split("@")[-1]
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @contextmanager
+    def _call(self, action: str) -> Iterator[None]:
+        """One call at a time; any failure of the database becomes a :class:`StoreError` sentence."""
+        with self._lock:
+            try:
+                yield
+            except BananaError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - pymilvus, grpc and Lite raise many types
+                log.debug("Milvus failed to %s", action, exc_info=True)
+                hint = "Is the Milvus server running?" if self.is_server else "Is the database damaged or in use?"
+                raise StoreError(
+                    f"The library database at {self.where} could not {action}: {_first_line(exc)}. {hint}"
+                ) from None
 
     # -- schema -----------------------------------------------------------------------------
     def index_type(self) -> str:
-        chosen = self.settings.index_type
-        if chosen and chosen != "auto":
-            return chosen.upper()
+        chosen = self.settings.index_type.upper()
+        if chosen and chosen != "AUTO":
+            return chosen
         # FLAT on Lite although HNSW searched 5-7x faster there (bench/query.py: 10k 29 vs 6 ms, 100k
         # 344 vs 52 ms): Lite's HNSW applies a filter during graph traversal and drops matches (a
         # folder filter returned 25 of 27 rows), and FLAT is exact. Set MILVUS_INDEX=HNSW to trade that.
@@ -222,26 +169,28 @@ class MilvusStore:
         return kind.upper() or self.index_type()
 
     def _ensure_collection(self, model_name: str) -> None:
+        if not self.client.has_collection(self.collection):
+            self._create_collection(model_name)
+        info = self.client.describe_collection(self.collection)
+        dims = [f["params"].get("dim") for f in info["fields"] if f["name"] == "vector"]
+        if dims and int(dims[0]) != self.dim:
+            raise StoreError(
+                f"Collection {self.collection!r} holds {dims[0]}-d vectors but the model makes "
+                f"{self.dim}-d ones. Use another MILVUS_COLLECTION or re-index."
+            )
+        stored = str((info.get("properties") or {}).get(MODEL_PROPERTY) or "")
+        if model_name and stored and stored != model_name:
+            log.warning(
+                "collection %s was embedded with %s but the app now uses %s: re-index for good results",
+                self.collection, stored, model_name,
+            )
+        self._model = stored
+        self._index = self._existing_index()
+        self.client.load_collection(self.collection)
+
+    def _create_collection(self, model_name: str) -> None:
         from pymilvus import DataType, MilvusClient
 
-        c = self.client
-        if c.has_collection(self.collection):
-            info = c.describe_collection(self.collection)
-            dims = [f["params"].get("dim") for f in info["fields"] if f["name"] == "vector"]
-            if dims and int(dims[0]) != self.dim:
-                raise StoreError(
-                    f"Collection {self.collection!r} holds {dims[0]}-d vectors but the model makes "
-                    f"{self.dim}-d ones. Use another MILVUS_COLLECTION or re-index."
-                )
-            stored_model = (info.get("properties") or {}).get(MODEL_PROPERTY)
-            if model_name and stored_model and stored_model != model_name:
-                log.warning(
-                    "collection %s was embedded with %s but the app now uses %s: re-index for good results",
-                    self.collection, stored_model, model_name,
-                )
-            self._index = self._existing_index()
-            self.client.load_collection(self.collection)
-            return
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
@@ -255,8 +204,8 @@ class MilvusStore:
         schema.add_field("created", DataType.DOUBLE)
         schema.add_field("source", DataType.VARCHAR, max_length=16)
         schema.add_field("meta", DataType.JSON)
-        index = c.prepare_index_params()
-        kind = self._index = self.index_type()
+        index = self.client.prepare_index_params()
+        kind = self.index_type()
         params: dict[str, Any] = {}
         if kind == "HNSW":
             params = {"M": 16, "efConstruction": 200}
@@ -265,10 +214,9 @@ class MilvusStore:
         # Lite ignores index parameters unless they are nested under "params".
         index.add_index("vector", index_type=kind, metric_type="COSINE", params={"params": params} if params and not self.is_server else params)
         properties = {MODEL_PROPERTY: model_name} if model_name else {}
-        c.create_collection(
+        self.client.create_collection(
             self.collection, schema=schema, index_params=index, consistency_level="Strong", properties=properties
         )
-        c.load_collection(self.collection)
 
     # -- writes -----------------------------------------------------------------------------
     def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None:
@@ -283,26 +231,26 @@ class MilvusStore:
             for i, (a, v) in enumerate(zip(assets, vectors))
             if last[a.id] == i
         ]
-        with self._lock:
+        with self._call("store the new images"):
             self.client.upsert(self.collection, rows)
 
     def delete(self, ids: Sequence[str]) -> int:
         ids = list(ids)
         if not ids:
             return 0
-        with self._lock:
+        with self._call("delete images"):
             present = self.existing_ids(ids)
             if present:
                 self.client.delete(self.collection, ids=sorted(present))
         return len(present)
 
     def flush(self) -> None:
-        with self._lock:
+        with self._call("save its changes"):
             self.client.flush(self.collection)
 
     # -- reads ------------------------------------------------------------------------------
     def count(self, filter: str = "") -> int:
-        with self._lock:
+        with self._call("count the images"):
             rows = self.client.query(self.collection, filter=filter, output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
@@ -310,16 +258,16 @@ class MilvusStore:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return []
-        with self._lock:
+        with self._call("read image records"):
             rows = self.client.get(self.collection, ids=ids, output_fields=["id", *SCALAR_FIELDS])
-        by_id = {str(r["id"]): _asset(r) for r in rows}
+            by_id = {str(r["id"]): _asset(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return set()
-        with self._lock:
+        with self._call("check which images it holds"):
             rows = self.client.get(self.collection, ids=ids, output_fields=["id"])
         return {str(r["id"]) for r in rows}
 
@@ -327,7 +275,7 @@ class MilvusStore:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
-        with self._lock:
+        with self._call("read image vectors"):
             rows = self.client.get(self.collection, ids=ids, output_fields=["id", "vector"])
         return {str(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in rows}
 
@@ -338,7 +286,7 @@ class MilvusStore:
             search_params["params"] = {"ef": max(64, limit)}  # HNSW needs ef >= k
         elif self._index.startswith("IVF"):
             search_params["params"] = {"nprobe": 32}
-        with self._lock:
+        with self._call("search"):
             result = self.client.search(
                 self.collection,
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
@@ -347,23 +295,23 @@ class MilvusStore:
                 output_fields=list(SCALAR_FIELDS),
                 search_params=search_params,
             )
-        return [Hit(asset=_asset(row), score=float(row["distance"])) for row in result[0]]
+            return [Hit(asset=_asset(row), score=float(row["distance"])) for row in result[0]]
 
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
         offset, limit = max(0, int(offset)), max(0, int(limit))
         if self.is_server and offset + limit > QUERY_WINDOW:
             return self._far_page(offset, limit, filter)
-        with self._lock:
+        with self._call("list the library"):
             rows = self.client.query(
                 self.collection, filter=filter, output_fields=["id", *SCALAR_FIELDS], offset=offset, limit=limit
             )
-        return [_asset(r) for r in rows]
+            return [_asset(r) for r in rows]
 
     def _far_page(self, offset: int, limit: int, filter: str) -> list[Asset]:
         """A page past the server's query window: walk the iterator (both go in primary-key order there)."""
         rows: list[dict[str, Any]] = []
         seen = 0
-        with self._lock:
+        with self._call("list the library"):
             iterator = self.client.query_iterator(
                 self.collection, batch_size=QUERY_PAGE, limit=offset + limit, filter=filter,
                 output_fields=["id", *SCALAR_FIELDS],
@@ -374,12 +322,12 @@ class MilvusStore:
                     seen += len(batch)
             finally:
                 iterator.close()
-        return [_asset(r) for r in rows[:limit]]
+            return [_asset(r) for r in rows[:limit]]
 
     def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]:
         """Every record, in pages; the query iterator keeps memory flat on big collections."""
         fields = ["id", *SCALAR_FIELDS] + (["vector"] if with_vectors else [])
-        with self._lock:
+        with self._call("read every record"):
             iterator = self.client.query_iterator(
                 self.collection, batch_size=min(max(1, int(batch)), QUERY_WINDOW), filter="", output_fields=fields
             )
@@ -395,7 +343,7 @@ class MilvusStore:
     def facet(self, field: str) -> dict[str, int]:
         """Counts of each value of a scalar field (folder, source) for the library's summary."""
         counts: dict[str, int] = {}
-        with self._lock:
+        with self._call(f"count images by {field}"):
             iterator = self.client.query_iterator(self.collection, batch_size=QUERY_PAGE, filter="", output_fields=[field])
             try:
                 while rows := iterator.next():
@@ -406,5 +354,5 @@ class MilvusStore:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def close(self) -> None:
-        with self._lock:
+        with self._call("close"):
             self.client.close()

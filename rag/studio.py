@@ -11,22 +11,24 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .config import Settings
-from .embedder import ClipEmbedder, Embedder, ImageInput
+from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
 from .generate import GenerationResult, ImageGenerator, make_generator, max_references_for, read_provenance, save_result
 from .images import sha256_file
 from .ingest import Ingestor, IngestReport, Progress, collect_files
-from .search import Query, search
-from .store import MilvusStore, VectorStore, build_filter
+from .query import Query
+from .search import search
+from .store import QUERY_PAGE, MilvusStore, VectorStore, build_filter
 from .thumbs import thumbnail
+from .transfer import export_parquet, import_parquet
 from .types import Asset, Hit
 from .uploads import expand_uploads
 
@@ -62,6 +64,13 @@ class Studio:
     @classmethod
     def from_env(cls) -> Studio:
         return cls(Settings.from_env())
+
+    def close(self) -> None:
+        """Release the database (Milvus Lite lets one process hold it at a time)."""
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     @property
     def store(self) -> VectorStore:
@@ -123,25 +132,12 @@ class Studio:
         return thumbnail(asset, self.settings.data_dir, self.settings.max_image_pixels)
 
     # -- search -----------------------------------------------------------------------------
-    def search(
-        self,
-        text: str = "",
-        *,
-        image: ImageInput | None = None,
-        image_id: str = "",
-        k: int = 9,
-        folders: Sequence[str] = (),
-        sources: Sequence[str] = (),
-        image_weight: float = 0.5,
-        ensemble: bool = False,
-        hybrid: bool = False,
-        dedupe: bool = False,
-    ) -> list[Hit]:
-        """Search the library; the options are those of :class:`rag.search.Query` (all off by default)."""
-        query = Query(
-            text=text, image=image, image_id=image_id, k=k, folders=tuple(folders), sources=tuple(sources),
-            image_weight=image_weight, ensemble=ensemble, hybrid=hybrid, dedupe=dedupe,
-        )
+    def search(self, query: Query | str = "", /, **options: Any) -> list[Hit]:
+        """Search the library with a :class:`Query`, or with text and the query's options as keywords."""
+        if not isinstance(query, Query):
+            query = Query.of({"text": query, **options})
+        elif options:
+            query = replace(query, **options)
         return search(self.embedder, self.store, query)
 
     # -- library ----------------------------------------------------------------------------
@@ -176,7 +172,7 @@ class Studio:
         ids = list(dict.fromkeys(ids))
         assets = self.store.get(ids)
         removed = self.store.delete(ids)
-        trash = self.settings.data_dir / "trash"
+        trash = self.settings.trash_dir
         for asset in assets:
             path = Path(asset.path)
             if self._owns(path) and path.exists():
@@ -204,6 +200,24 @@ class Studio:
         for p in removed:
             p.unlink(missing_ok=True)
         return removed
+
+    def export(self, path: str | Path, *, batch: int = QUERY_PAGE, progress: Callable[[int], None] | None = None) -> int:
+        """Every record, vectors included, into one Parquet file (a backup, or a move to a server)."""
+        return export_parquet(self.store, Path(path), model=self.store.model or self.embedder.name, batch=batch, progress=progress)
+
+    def import_(
+        self,
+        path: str | Path,
+        *,
+        batch: int = QUERY_PAGE,
+        force: bool = False,
+        rebase: tuple[str, str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Upsert the records of an exported file; refuses another model's vectors unless ``force``."""
+        return import_parquet(
+            self.store, Path(path), batch=batch, model=self.embedder.name, force=force, rebase=rebase, progress=progress
+        )
 
     # -- generation -------------------------------------------------------------------------
     def generation_status(self) -> tuple[bool, str]:

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BananaError
-from .store import MODEL_PROPERTY, QUERY_PAGE, SCALAR_FIELDS, VectorStore
+from .errors import TransferError
+from .store import QUERY_PAGE, SCALAR_FIELDS, VectorStore
 from .types import Asset
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,6 @@ TEXT_FIELDS = ("id", "path", "filename", "folder", "format", "source")
 MAX_ID = 64  # the collection's primary key is VARCHAR(64)
 
 Progress = Callable[[int], None]
-
-
-class TransferError(BananaError):
-    """A file cannot be exported or imported (wrong columns, wrong vector size, another model)."""
 
 
 def _schema(dim: int, model: str, collection: str) -> Any:
@@ -77,19 +73,6 @@ def _schema(dim: int, model: str, collection: str) -> Any:
         META_EXPORTED: time.strftime("%Y-%m-%dT%H:%M:%S%z").encode(),
     }
     return pa.schema(fields, metadata=metadata)
-
-
-def stored_model(store: VectorStore) -> str:
-    """The embedding model a collection records (``""`` when it records none or cannot say)."""
-    client, collection = getattr(store, "client", None), getattr(store, "collection", None)
-    if client is None or not collection:
-        return ""
-    try:
-        properties = client.describe_collection(collection).get("properties") or {}
-    except Exception as exc:  # noqa: BLE001
-        log.debug("cannot read the properties of %s: %s", collection, exc)
-        return ""
-    return str(properties.get(MODEL_PROPERTY) or "")
 
 
 def _meta_text(value: Any) -> str:
@@ -139,7 +122,7 @@ def export_parquet(
     if not target.parent.is_dir():
         raise TransferError(f"The folder {target.parent} does not exist.")
     dim = int(store.dim)
-    schema = _schema(dim, stored_model(store) or model, str(getattr(store, "collection", "")))
+    schema = _schema(dim, store.model or model, str(getattr(store, "collection", "")))
     partial = target.with_name(f".{target.name}.partial")
     written = 0
     try:
@@ -317,7 +300,7 @@ def import_parquet(
     header = read_header(path)
     name = Path(path).name
     dim = int(store.dim)
-    _check_model(header["model"], stored_model(store) or model, force, name)
+    _check_model(header["model"], store.model or model, force, name)
     done = 0
     for assets, vectors in iter_file(path, dim, batch=batch, rebase=rebase, header=header):
         store.upsert(assets, vectors)
@@ -340,5 +323,5 @@ def parse_rebase(value: str | None) -> tuple[str, str] | None:
 
 
 __all__: Sequence[str] = (
-    "TransferError", "export_parquet", "import_parquet", "iter_file", "parse_rebase", "read_header", "stored_model",
+    "TransferError", "export_parquet", "import_parquet", "iter_file", "parse_rebase", "read_header",
 )

@@ -6,7 +6,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app import build_app
+from app import build_app, launch_options
 from rag.studio import Studio
 
 
@@ -19,9 +19,6 @@ def free_port() -> int:
 @contextmanager
 def running_app(studio: Studio, **launch: object) -> Iterator[str]:
     """The app served on 127.0.0.1; yields its URL and closes it afterwards."""
-    s = studio.settings
-    for folder in (s.library_dir, s.outputs_dir, s.data_dir / "thumbs"):
-        folder.mkdir(parents=True, exist_ok=True)
     demo = build_app(studio)
     port = free_port()
     demo.launch(
@@ -29,8 +26,7 @@ def running_app(studio: Studio, **launch: object) -> Iterator[str]:
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        allowed_paths=[str(s.library_dir), str(s.outputs_dir), str(s.data_dir / "thumbs")],
-        **launch,
+        **(launch_options(studio.settings) | launch),
     )
     try:
         yield f"http://127.0.0.1:{port}/"

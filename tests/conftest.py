@@ -45,8 +45,7 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> ClipEmbedder:
 def studio(tmp_path: Path, embedder: ClipEmbedder) -> Studio:
     s = Studio(test_settings(tmp_path), embedder=embedder)
     yield s
-    if s._store is not None:
-        s._store.close()
+    s.close()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def sample_studio(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedd
     report = s.ingest_folder(SAMPLE)
     assert report.added and not report.failed
     yield s
-    s._store.close()
+    s.close()
 
 
 def real_weights() -> Path | None:

@@ -309,6 +309,5 @@ def test_studio_ingests_and_searches_on_a_server(
         assert studio.delete([hits[0].asset.id]) == 1 and studio.count() == 5
         assert len(studio.table()) == 5
     finally:
-        if studio._store is not None:
-            studio._store.client.drop_collection(settings.collection)
-            studio._store.close()
+        studio.store.client.drop_collection(settings.collection)
+        studio.close()

@@ -62,7 +62,7 @@ def source(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedder):
     n = export_parquet(studio.store, exported, model=embedder.name, batch=4)
     assert n == studio.count() >= 9
     yield studio, exported
-    studio._store.close()
+    studio.close()
 
 
 def test_export_writes_a_self_describing_streamed_file(source, embedder: ClipEmbedder) -> None:
@@ -109,8 +109,7 @@ def test_round_trip_keeps_records_vectors_and_search(
         assert import_parquet(target.store, exported, model=embedder.name) == n  # idempotent
         assert target.count() == n
     finally:
-        if target._store is not None:
-            target._store.close()
+        target.close()
 
 
 def test_import_refuses_another_model_unless_forced(source, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import logging
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import gradio as gr
 
 from rag.errors import BananaError
+from rag.query import Query
 from rag.studio import Studio
 from rag.types import Asset, Hit
 
@@ -60,6 +64,28 @@ def api_record(record: dict[str, Any]) -> dict[str, Any]:
     out = dict(record)
     out["source_path"] = out.pop("path", "")
     return out
+
+
+def query_endpoint(studio: Studio) -> Callable[..., list[dict[str, Any]]]:
+    """The ``/search`` API: one parameter per :class:`Query` option (all but the uploaded image), in field order."""
+    hints = typing.get_type_hints(Query)
+    api_fields = [f for f in dataclasses.fields(Query) if f.name != "image"]
+
+    @user_errors
+    def search(*values: Any) -> list[dict[str, Any]]:
+        """Ranked results as records (id, filename, folder, source_path, score, ...)."""
+        hits = studio.search(Query.of(dict(zip((f.name for f in api_fields), values))))
+        return [api_record(h.to_dict()) for h in hits]
+
+    params = []
+    for f in api_fields:
+        hint, default = hints[f.name], f.default
+        if isinstance(default, tuple):  # JSON has lists, not tuples
+            hint, default = list[str] | None, None
+        params.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=hint))
+    search.__signature__ = inspect.Signature(params, return_annotation=list[dict[str, Any]])  # type: ignore[attr-defined]
+    search.__annotations__ = {p.name: p.annotation for p in params} | {"return": list[dict[str, Any]]}
+    return search
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[int, int, str], None]:

@@ -6,10 +6,11 @@ from typing import Any
 
 import gradio as gr
 
+from rag.query import Query
 from rag.studio import Studio
 from rag.types import SOURCES
 
-from .common import api_record, gallery_items, user_errors
+from .common import gallery_items, query_endpoint, user_errors
 
 EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
 
@@ -31,10 +32,10 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     with gr.Row():
         weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (text + image)")
         k = gr.Slider(1, 60, value=12, step=1, label="Results")
-        folders = gr.Dropdown(label="Folders", multiselect=True, choices=list(studio.stats()["by_folder"]) if studio.count() else [])
+        folders = gr.Dropdown(label="Folders", multiselect=True, choices=[])
         sources = gr.CheckboxGroup(label="Source", choices=list(SOURCES))
     with gr.Row():
-        names = gr.Checkbox(label="Also match file and folder names", value=False)
+        hybrid = gr.Checkbox(label="Also match file and folder names", value=False)
         dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
     go = gr.Button("Search", variant="primary")
     status = gr.Markdown()
@@ -47,15 +48,12 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
         clear = gr.Button("Clear selection")
         to_generate = gr.Button("Use in Generate →", variant="primary")
 
+    controls = {"text": query, "image": image, "image_weight": weight, "k": k, "folders": folders, "sources": sources,
+                "hybrid": hybrid, "dedupe": dedupe}
+
     @user_errors
-    def run_search(
-        text: str, img: str | None, w: float, n: float, fs: list[str] | None, ss: list[str] | None,
-        by_name: bool = False, collapse: bool = False,
-    ) -> tuple[Any, ...]:
-        hits = studio.search(
-            text or "", image=img or None, image_weight=w, k=int(n), folders=fs or (), sources=ss or (),
-            hybrid=by_name, dedupe=collapse,
-        )
+    def run_search(*values: Any) -> tuple[Any, ...]:
+        hits = studio.search(Query.of(dict(zip(controls, values))))
         pictures, ids = gallery_items(studio, hits)
         if not hits:
             message = "Nothing found: the library is empty or nothing matches the filters."
@@ -80,19 +78,17 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     def untoggle(chosen: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
         return picked_view([i for n, i in enumerate(chosen) if n != evt.index])
 
-    inputs = [query, image, weight, k, folders, sources, names, dedupe]
+    inputs = list(controls.values())
     go.click(run_search, inputs, [results, result_ids, status], api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
     query.submit(run_search, inputs, [results, result_ids, status], api_name=False, concurrency_limit=4, concurrency_id="search")
     results.select(toggle, [result_ids, selected], [selected, picked, picked_md], api_name=False, queue=False)
     picked.select(untoggle, [selected], [selected, picked, picked_md], api_name=False, queue=False)
     clear.click(lambda: picked_view([]), None, [selected, picked, picked_md], api_name=False, queue=False)
-    @user_errors
-    def search(text: str, k: int = 12, folders: list[str] | None = None, sources: list[str] | None = None,
-               image_id: str = "", image_weight: float = 0.5, hybrid: bool = False, dedupe: bool = False) -> list[dict[str, Any]]:
-        """Ranked results as records (id, filename, folder, source_path, score, ...)."""
-        hits = studio.search(text, image_id=image_id, k=k, folders=folders or (), sources=sources or (),
-                             image_weight=image_weight, hybrid=hybrid, dedupe=dedupe)
-        return [api_record(h.to_dict()) for h in hits]
-
+    search = query_endpoint(studio)
     gr.api(search, api_name="search", concurrency_id="search", concurrency_limit=4)
-    return {"to_generate": to_generate, "folders": folders, "refresh_picked": (picked_view, [selected], [selected, picked, picked_md])}
+    @user_errors
+    def folder_choices(chosen: list[str] | None) -> Any:
+        choices = list(studio.stats()["by_folder"])
+        return gr.Dropdown(choices=choices, value=[f for f in chosen or [] if f in choices])
+
+    return {"to_generate": to_generate, "folders": (folder_choices, [folders], [folders]), "refresh_picked": (picked_view, [selected], [selected, picked, picked_md])}

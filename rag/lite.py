@@ -1,0 +1,118 @@
+"""What Milvus Lite needs that a Milvus server does not.
+
+Milvus Lite runs inside this process, so its quirks are this process's problem: a flush that a
+crash interrupted, NumPy threads that starve the CLIP model, an environment variable pymilvus
+misreads, and a harmless error it logs. :class:`rag.store.MilvusStore` calls these when it opens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class _QuietLite(logging.Filter):
+    """Milvus Lite lacks a timestamp call that pymilvus tries first; both sides log the harmless miss."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "mvccTs" not in text and "Method not implemented" not in text
+
+
+_QUIET = _QuietLite()
+
+
+def quiet_logs() -> None:
+    """Hide that harmless miss from the logs (idempotent: a filter is added once)."""
+    for name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
+
+
+_WAL_NAME = re.compile(r"wal_(?:data|delta)_(\d+)\.arrow")
+
+
+def discard_flushed_wal(db_dir: str | Path) -> list[Path]:
+    """Remove Milvus Lite write-ahead logs that a committed flush already covers; the ones removed.
+
+    Milvus Lite flushes by writing Parquet files, committing its manifest (which then names the
+    next log, ``active_wal_number``), and only then deleting the old log. A process killed between
+    the last two steps leaves a log whose rows are also in the files; Milvus Lite 3.x replays it on
+    the next open, so every row of that flush is counted and found twice, and its next flush makes
+    the duplicates permanent. Deleting exactly those logs (numbered below the manifest's active
+    one) is what the interrupted flush would have done. Does nothing unless this process can take
+    the database's lock, so a database in use is never touched.
+    """
+    root = Path(db_dir)
+    manifests = [*root.glob("collections/*/manifest.json"), *root.glob("databases/*/collections/*/manifest.json")]
+    if not manifests or not (root / "LOCK").is_file():
+        return []
+    try:
+        import fcntl
+    except ImportError:  # Windows: leave it to Milvus Lite
+        return []
+
+    removed: list[Path] = []
+    fd = os.open(root / "LOCK", os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return []  # open elsewhere; its owner keeps it consistent
+        for manifest in manifests:
+            try:
+                active = int(json.loads(manifest.read_text(encoding="utf-8"))["active_wal_number"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            for log_file in sorted((manifest.parent / "wal").glob("wal_*.arrow")):
+                match = _WAL_NAME.fullmatch(log_file.name)
+                if match and int(match.group(1)) < active:
+                    log_file.unlink(missing_ok=True)
+                    removed.append(log_file)
+        if removed:
+            log.warning("removed %d already-flushed Milvus Lite log file(s) left by an interrupted flush", len(removed))
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+    return removed
+
+
+def single_threaded_blas() -> None:
+    """One OpenBLAS thread for this process (Milvus Lite only: it runs NumPy in-process).
+
+    Lite's FLAT search is a NumPy matrix product over every stored vector. OpenBLAS's worker
+    threads then spin for ~0.1 s, starving the CLIP encoder on a small CPU: a text query encoded
+    right after a Lite FLAT search took 440 ms instead of ~30 ms (bench/query.py, 10k vectors,
+    2 cores). One thread makes that product ~3 ms slower at 100k vectors. threadpoolctl finds whichever
+    BLAS NumPy loaded.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def import_pymilvus() -> None:
+    """Import pymilvus with a Milvus Lite path in $MILVUS_URI hidden from it.
+
+    pymilvus reads $MILVUS_URI when imported and raises ``Illegal uri`` unless it is an address
+    (``http://...``), so ``MILVUS_URI=data/milvus.db`` broke every command. The store passes the URI
+    explicitly, so pymilvus has no use for the variable.
+    """
+    import sys
+
+    if "pymilvus" in sys.modules:
+        return
+    value = os.environ.get("MILVUS_URI")
+    hide = value is not None and "://" not in value
+    if hide:
+        del os.environ["MILVUS_URI"]
+    try:
+        import pymilvus  # noqa: F401
+    finally:
+        if hide:
+            os.environ["MILVUS_URI"] = value
