@@ -99,6 +99,8 @@ class Settings:
     max_image_pixels: int = _env("MAX_IMAGE_PIXELS", default=100_000_000, parse=_int, minimum=1)
     max_upload_mb: float = _env("MAX_UPLOAD_MB", default=50.0, parse=_float)
     max_upload_files: int = _env("MAX_UPLOAD_FILES", default=500, parse=_int)
+    # All files unpacked from the archives of one upload; images barely compress, so this is ample.
+    max_upload_total_mb: float = _env("MAX_UPLOAD_TOTAL_MB", default=1024.0, parse=_float)
     gemini_api_key: str = _env("GEMINI_API_KEY", "GOOGLE_API_KEY", default="", secret=True)
     gemini_model: str = _env("GEMINI_MODEL", default="gemini-2.5-flash-image")
     gemini_base_url: str = _env("GEMINI_BASE_URL", default="")

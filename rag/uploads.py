@@ -1,7 +1,13 @@
-"""Turning what a user dropped (images, .zip archives) into a list of files to ingest, within limits."""
+"""Turning what a user dropped (images, .zip archives) into a list of files to ingest, within limits.
+
+An archive is untrusted: its members are checked against the upload's budget (files, expanded
+bytes, compression ratio, free disk) from their declared sizes before anything is written, and
+read with a cap so a member that lies about its size cannot write more than the budget allows.
+"""
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,6 +15,13 @@ from pathlib import Path, PurePosixPath
 
 from .config import Settings
 from .images import is_image_name
+
+MB = 1024 * 1024
+# Images barely compress (PNG, JPEG and WebP already are); a member that expands more than this
+# is almost certainly a bomb. Small members are exempt: a tiny flat BMP may compress 1000:1.
+MAX_ZIP_RATIO = 100
+RATIO_EXEMPT_BYTES = 1 * MB
+DISK_RESERVE_BYTES = 256 * MB  # never fill the disk to the last byte for an upload
 
 
 @dataclass
@@ -20,10 +33,41 @@ class Expanded:
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class _Budget:
+    """What one upload may still add: files, and bytes extracted to disk."""
+
+    settings: Settings
+    files: int
+    bytes: int
+    skipped: int = 0  # members passed over unread once the file count ran out
+
+    @property
+    def per_file(self) -> int:
+        return int(self.settings.max_upload_mb * MB)
+
+    def too_many(self) -> str:
+        return f"over the limit of {self.settings.max_upload_files} files per upload (MAX_UPLOAD_FILES)"
+
+    def refuse_member(self, size: int, packed: int, workdir: Path) -> str:
+        """Why a member of ``size`` bytes (``packed`` compressed) cannot be extracted, or ""."""
+        if size > self.per_file:
+            return f"larger than the {self.settings.max_upload_mb:g} MB limit per file (MAX_UPLOAD_MB)"
+        if size > RATIO_EXEMPT_BYTES and size > MAX_ZIP_RATIO * max(packed, 1):
+            return (f"it expands {size // max(packed, 1)}:1, far more than any image compresses; "
+                    "refused as a possible zip bomb")
+        if size > self.bytes:
+            return (f"the archive expands past the {self.settings.max_upload_total_mb:g} MB limit per upload "
+                    "(MAX_UPLOAD_TOTAL_MB)")
+        if shutil.disk_usage(workdir).free < size + DISK_RESERVE_BYTES:
+            return "there is not enough free disk space to unpack it"
+        return ""
+
+
 def expand_uploads(paths: Sequence[str | Path], settings: Settings, workdir: Path) -> Expanded:
     """Check limits and unpack archives into ``workdir``. Members are written under fresh names,
     so one called ``../../etc/x.png`` cannot escape it."""
-    limit_bytes = int(settings.max_upload_mb * 1024 * 1024)
+    budget = _Budget(settings, files=settings.max_upload_files, bytes=int(settings.max_upload_total_mb * MB))
     out = Expanded()
     for raw in paths:
         path = Path(raw)
@@ -34,49 +78,64 @@ def expand_uploads(paths: Sequence[str | Path], settings: Settings, workdir: Pat
             out.refused.append((name, "the upload did not arrive (file missing)"))
             continue
         if path.suffix.lower() == ".zip":
-            _unzip(path, name, workdir, limit_bytes, out)
-        elif size > limit_bytes:
+            _unzip(path, workdir, budget, out)
+        elif budget.files <= 0:
+            out.refused.append((name, budget.too_many()))
+        elif size > budget.per_file:
+            budget.files -= 1
             out.refused.append((name, f"larger than the {settings.max_upload_mb:g} MB limit per file (MAX_UPLOAD_MB)"))
         else:
+            budget.files -= 1
             out.files.append(path)
             out.names[path] = name
-    if len(out.files) > settings.max_upload_files:
-        extra = out.files[settings.max_upload_files :]
-        out.files = out.files[: settings.max_upload_files]
-        for p in extra:
-            out.refused.append((out.names.pop(p), f"over the limit of {settings.max_upload_files} files per upload (MAX_UPLOAD_FILES)"))
+    if budget.skipped:
+        out.refused.append((f"{budget.skipped} more archive member(s)", f"not unpacked: {budget.too_many()}"))
     return out
 
 
-def _unzip(path: Path, name: str, workdir: Path, limit_bytes: int, out: Expanded) -> None:
+def _unzip(path: Path, workdir: Path, budget: _Budget, out: Expanded) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
-        out.refused.append((name, "not a valid .zip archive"))
+        out.refused.append((path.name, "not a valid .zip archive"))
         return
     with archive:
         for n, info in enumerate(archive.infolist()):
             member = PurePosixPath(info.filename)
-            label = f"{name}/{info.filename}"
+            label = f"{path.name}/{info.filename}"
             if info.is_dir() or member.name.startswith(".") or "__MACOSX" in member.parts:
                 continue
             if not is_image_name(member.name):
                 out.refused.append((label, "not an image file type"))
                 continue
-            if info.file_size > limit_bytes:
-                out.refused.append((label, "larger than the per-file limit (MAX_UPLOAD_MB)"))
+            if budget.files <= 0:
+                budget.skipped += 1
                 continue
-            target = workdir / f"{path.stem}-{n}{member.suffix.lower()}"
-            try:
-                with archive.open(info) as src:
-                    data = src.read(limit_bytes + 1)
-            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-                out.refused.append((label, f"cannot be extracted ({type(exc).__name__})"))
+            budget.files -= 1  # every image member counts, refused or not: the count bounds the work
+            problem = budget.refuse_member(info.file_size, info.compress_size, workdir)
+            if not problem:
+                target = workdir / f"{path.stem}-{n}{member.suffix.lower()}"
+                problem = _extract(archive, info, target, min(budget.per_file, budget.bytes), budget)
+            if problem:
+                out.refused.append((label, problem))
                 continue
-            if len(data) > limit_bytes:
-                out.refused.append((label, "larger than the per-file limit (MAX_UPLOAD_MB)"))
-                continue
-            target.write_bytes(data)
             out.files.append(target)
             out.names[target] = member.name
 
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap: int, budget: _Budget) -> str:
+    """Write one member, reading at most ``cap`` bytes whatever its header claims; "" on success."""
+    try:
+        with archive.open(info) as src:
+            data = src.read(cap + 1)
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
+        return f"cannot be extracted ({type(exc).__name__})"
+    if len(data) > cap:
+        return "it expands past the upload limits (MAX_UPLOAD_MB, MAX_UPLOAD_TOTAL_MB); its header lied about its size"
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        return f"cannot be unpacked ({exc.strerror or exc})"
+    budget.bytes -= len(data)
+    return ""
