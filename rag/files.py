@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+PART_PREFIX = ".part-"
+"""Temporary files start with this; :meth:`rag.studio.Studio.remove_orphans` clears them as debris."""
 
-def atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a synced temporary file and a rename.
 
-    The temporary name starts with ``.part-``, which :meth:`rag.studio.Studio.remove_orphans`
-    recognises as debris of an interrupted write.
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A fresh temporary path beside ``target`` for the block to write; synced and renamed onto
+    ``target`` when the block succeeds, removed when it fails.
+
+    Each call gets its own name, so two writers of the same target never share a temporary file:
+    the last rename wins and both succeed.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=target.suffix)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=PART_PREFIX, suffix=target.suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` all at once or not at all (see :func:`atomic_path`)."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)

@@ -21,9 +21,11 @@ import pandas as pd
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
-from .generate import GenerationResult, ImageGenerator, make_generator, max_references_for, read_provenance, save_result
+from .generate import GenerationResult, ImageGenerator, make_generator
 from .images import sha256_file
 from .ingest import Ingestor, IngestReport, Progress, collect_files
+from .models import max_references_for
+from .provenance import read_provenance, save_result
 from .query import Query
 from .search import search
 from .store import QUERY_PAGE, MilvusStore, VectorStore, build_filter
@@ -271,7 +273,7 @@ class Studio:
         """Generate from a prompt and references; images land in the outputs folder, never the library."""
         refs = self.references(reference_ids, reference_files)
         result = self.generator.generate(prompt, refs, aspect_ratio=aspect_ratio, n=n)
-        return Generation(result=result, paths=save_result(result, self.settings.outputs_dir))
+        return Generation(result=result, paths=save_result(result, self.settings.outputs_dir, max_pixels=self.settings.max_image_pixels))
 
     def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
         """Add generated images to the library, keeping their provenance and parent ids searchable."""

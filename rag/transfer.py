@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import TransferError
+from .files import atomic_path
 from .store import QUERY_PAGE, SCALAR_FIELDS, VectorStore
 from .types import Asset
 
@@ -123,21 +123,15 @@ def export_parquet(
         raise TransferError(f"The folder {target.parent} does not exist.")
     dim = int(store.dim)
     schema = _schema(dim, store.model or model, str(getattr(store, "collection", "")))
-    partial = target.with_name(f".{target.name}.partial")
     written = 0
-    try:
-        with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
-            for rows in store.iter_records(batch=batch, with_vectors=True):
-                if not rows:
-                    continue
-                writer.write_table(_batch_table(rows, schema, dim))
-                written += len(rows)
-                if progress:
-                    progress(written)
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as partial, pq.ParquetWriter(partial, schema, compression="zstd") as writer:
+        for rows in store.iter_records(batch=batch, with_vectors=True):
+            if not rows:
+                continue
+            writer.write_table(_batch_table(rows, schema, dim))
+            written += len(rows)
+            if progress:
+                progress(written)
     return written
 
 

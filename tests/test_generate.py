@@ -1,4 +1,5 @@
-"""rag.generate against a fake Gemini server: the real google-genai SDK over real HTTP."""
+"""rag.generate, rag.gemini and rag.provenance against a fake Gemini server: the real google-genai SDK
+over real HTTP."""
 
 from __future__ import annotations
 
@@ -16,19 +17,11 @@ from PIL import Image
 
 from rag.config import Settings
 from rag.errors import GenerationBlocked, GenerationDisabled, GenerationError, GenerationTimeout, RateLimited
-from rag.generate import (
-    PROVENANCE_KEY,
-    GeminiGenerator,
-    GeneratedImage,
-    GenerationResult,
-    ImageGenerator,
-    estimate_cost,
-    make_generator,
-    max_references_for,
-    prepare_reference,
-    read_provenance,
-    save_result,
-)
+from rag.gemini import MAX_REFERENCE_BYTES, MAX_REFERENCE_SIDE, GeminiGenerator
+from rag.generate import GeneratedImage, GenerationResult, ImageGenerator, make_generator
+from rag.images import encode_reference
+from rag.models import estimate_cost, max_references_for
+from rag.provenance import PROVENANCE_KEY, read_provenance, save_result
 from rag.types import Asset
 from tests.fake_gemini import (
     FakeGemini,
@@ -46,6 +39,7 @@ from tests.fake_gemini import (
 
 KEY = "AIzaFAKE-test-key-0123456789abcdef"
 FLASH = "gemini-2.5-flash-image"
+MAX_PIXELS = Settings().max_image_pixels
 
 
 @pytest.fixture
@@ -96,6 +90,11 @@ def decode(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+def reference(path: str | Path) -> tuple[bytes, str]:
+    """What GeminiGenerator sends for a reference file (re-encoded, within the settings' pixel limit)."""
+    return encode_reference(path, max_side=MAX_REFERENCE_SIDE, max_bytes=MAX_REFERENCE_BYTES, max_pixels=MAX_PIXELS)
 
 
 # ----------------------------------------------------------------------------- happy paths
@@ -271,7 +270,7 @@ def test_request_wire_format(fake_gemini: FakeGemini, gen: GeminiGenerator, tmp_
 
     sent = req.inline()
     assert [mime for mime, _ in sent] == ["image/jpeg", "image/png"]
-    assert [data for _, data in sent] == [prepare_reference(photo.path)[0], prepare_reference(logo.path)[0]]
+    assert [data for _, data in sent] == [reference(photo.path)[0], reference(logo.path)[0]]
     assert decode(sent[0][1]).size == (1536, 768)  # downscaled, aspect kept
     small = decode(sent[1][1])
     assert small.size == (40, 30) and small.mode == "RGBA" and small.getpixel((0, 0)) == (0, 255, 0, 128)
@@ -283,12 +282,12 @@ def test_reference_exif_orientation_and_opaque_alpha(tmp_path: Path) -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     path = tmp_path / "rotated.jpg"
     Image.new("RGB", (40, 20), (0, 0, 255)).save(path, exif=exif)
-    data, mime = prepare_reference(path)
+    data, mime = reference(path)
     assert mime == "image/jpeg" and decode(data).size == (20, 40)
 
     opaque = tmp_path / "opaque.png"
     Image.new("RGBA", (10, 10), (1, 2, 3, 255)).save(opaque)
-    assert prepare_reference(opaque)[1] == "image/jpeg"  # alpha channel but nothing transparent
+    assert reference(opaque)[1] == "image/jpeg"  # alpha channel but nothing transparent
 
 
 def test_api_version_in_path(fake_gemini: FakeGemini, settings: Settings) -> None:
@@ -370,7 +369,7 @@ def test_save_result_and_read_provenance(fake_gemini: FakeGemini, gen: GeminiGen
     result = gen.generate("a banana ✨", [ref], aspect_ratio="4:3")
     out = tmp_path / "outputs"
 
-    (path,) = save_result(result, out)
+    (path,) = save_result(result, out, max_pixels=MAX_PIXELS)
     data = path.read_bytes()
     assert path.parent == out and path.name == hashlib.sha256(data).hexdigest() + ".png"
     assert [p.name for p in out.iterdir()] == [path.name]  # no temp files left
@@ -385,7 +384,7 @@ def test_save_result_and_read_provenance(fake_gemini: FakeGemini, gen: GeminiGen
     assert prov["references"] == [{"id": ref.id, "path": ref.path, "filename": "ref.png"}]
     assert KEY not in data.decode("latin-1")
 
-    assert save_result(result, out) == [path]  # same content, same name, no duplicate
+    assert save_result(result, out, max_pixels=MAX_PIXELS) == [path]  # same content, same name, no duplicate
     assert read_provenance(ref.path) is None
     assert read_provenance(tmp_path / "nope.png") is None
 
@@ -393,17 +392,17 @@ def test_save_result_and_read_provenance(fake_gemini: FakeGemini, gen: GeminiGen
 def test_failed_generation_writes_nothing(fake_gemini: FakeGemini, gen: GeminiGenerator, settings: Settings) -> None:
     fake_gemini.push(finish_reply("IMAGE_SAFETY"))
     with pytest.raises(GenerationBlocked):
-        save_result(gen.generate("banana", []), settings.outputs_dir)
+        save_result(gen.generate("banana", []), settings.outputs_dir, max_pixels=MAX_PIXELS)
     assert not settings.outputs_dir.exists()
 
     good = GeneratedImage(png_bytes(), "image/png")
     bad = GenerationResult([good, GeneratedImage(b"not an image", "image/png")], "", "p", FLASH, "1:1", [], 0.0)
     with pytest.raises(GenerationError, match="could not be decoded"):
-        save_result(bad, settings.outputs_dir)
+        save_result(bad, settings.outputs_dir, max_pixels=MAX_PIXELS)
     assert not settings.outputs_dir.exists() or not any(settings.outputs_dir.iterdir())
 
     empty = GenerationResult([], "just text", "p", FLASH, "1:1", [], 0.0)
-    assert save_result(empty, settings.outputs_dir) == []
+    assert save_result(empty, settings.outputs_dir, max_pixels=MAX_PIXELS) == []
 
 
 def test_estimate_cost() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from rag.config import ASPECT_RATIOS
-from rag.generate import MAX_IMAGES_PER_RUN, estimate_cost
+from rag.models import MAX_IMAGES_PER_RUN, estimate_cost
 from rag.studio import Studio
 
 from .common import gallery_items, progress_callback, user_errors

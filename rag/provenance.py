@@ -1,0 +1,97 @@
+"""Saving generated images with their provenance (prompt, model, parent assets) inside the PNG.
+
+The record travels with the file, so "what was this made from?" survives copies, exports and
+re-indexing. Saving is separate from generating: a failed generation writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import GenerationError, ImageError
+from .files import atomic_write
+from .generate import GenerationResult
+from .images import encode_png, png_text
+
+PROVENANCE_KEY = "banana:provenance"
+"""PNG text chunk (iTXt) holding the JSON provenance of a saved image."""
+
+MAX_PROVENANCE_CHARS = 100_000  # PIL refuses text chunks over 1 MB when reading back
+
+
+def provenance_of(result: GenerationResult, index: int) -> dict[str, Any]:
+    """The JSON stored with image ``index`` of ``result``: enough to redo or audit it."""
+    image = result.images[index]
+    return {
+        "version": 1,
+        "generator": "banana-studio",
+        "prompt": result.prompt[:MAX_PROVENANCE_CHARS],
+        "model": result.model,
+        "aspect_ratio": result.aspect_ratio,
+        "created": result.created,
+        "created_iso": datetime.fromtimestamp(result.created, UTC).isoformat(timespec="seconds"),
+        "text": result.text[:MAX_PROVENANCE_CHARS],
+        "index": index,
+        "count": len(result.images),
+        "source_mime_type": image.mime_type,
+        "references": [{"id": a.id, "path": a.path, "filename": a.filename} for a in result.references],
+    }
+
+
+def _encoded(result: GenerationResult, max_pixels: int) -> list[tuple[str, bytes]]:
+    """Every image as ``(sha256, PNG with provenance)``, all encoded before anything is written."""
+    encoded = []
+    for i, image in enumerate(result.images):
+        record = json.dumps(provenance_of(result, i), ensure_ascii=False)
+        try:
+            png = encode_png(image.data, text={PROVENANCE_KEY: record}, max_pixels=max_pixels)
+        except ImageError as exc:
+            raise GenerationError(f"Gemini returned image data that could not be decoded ({exc}); nothing was saved.") from None
+        encoded.append((hashlib.sha256(png).hexdigest(), png))
+    return encoded
+
+
+def save_result(result: GenerationResult, outputs_dir: str | os.PathLike[str], *, max_pixels: int) -> list[Path]:
+    """Write each image as ``<sha256>.png`` with provenance; all or nothing.
+
+    The name is the sha256 of the final file bytes, i.e. the id the library gives it.
+    Everything is encoded before the first write, and files written by a failing call
+    are removed, so a failure leaves ``outputs_dir`` as it was. ``max_pixels`` is the
+    settings' image limit, which returned images meet like any other file.
+    """
+    encoded = _encoded(result, max_pixels)
+    if not encoded:
+        return []
+    out = Path(outputs_dir)
+    paths: list[Path] = []
+    written: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for digest, png in encoded:
+            path = out / f"{digest}.png"
+            if not path.exists():
+                atomic_write(path, png)
+                written.append(path)
+            paths.append(path)
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise GenerationError(f"Could not save the generated image to {out} ({exc.strerror or exc}).") from None
+    return paths
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The provenance saved by :func:`save_result`, or ``None`` for any other file."""
+    raw = png_text(Path(path), PROVENANCE_KEY)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
