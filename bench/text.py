@@ -6,7 +6,7 @@
 Each variant encodes the same distinct one-line queries, one query per call (as a search box
 does), interleaved query by query so that machine noise hits every variant alike. Deviation is
 ``1 - cosine`` against the fp32 reference over the same queries (max and median). The app's path
-(``ClipEmbedder._encode_texts``) is measured too; it is what ``Studio.search(text)`` pays on a cache miss.
+(``ClipEmbedder.text.encode``) is measured too; it is what ``Studio.search(text)`` pays on a cache miss.
 
 With CLIP_PRETRAINED=none the weights are random: deviations of lossy variants (bf16, int8) on
 real weights may differ, so the app adopts only what is exact by construction.
@@ -29,6 +29,7 @@ ADJ = ["red", "blue", "tiny", "giant", "smiling", "rusty", "golden", "striped", 
 NOUN = ["cat", "robot", "banana", "castle", "bicycle", "owl", "teapot", "rocket", "tree", "guitar", "lighthouse", "fox"]
 PLACE = ["on a beach", "in space", "under the rain", "at night", "in a forest", "on a desk", "in the snow", "by a lake"]
 STYLE = ["", ", watercolor", ", flat icon", ", photo", ", pixel art", ", line drawing", ", 3d render"]
+APP = "app: ClipEmbedder.text.encode"  # the variant the RESULT line compares with fp32
 
 
 def queries(n: int, seed: int = 0) -> list[str]:
@@ -56,12 +57,13 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from rag.clip_text import encode_padding_free
+    from rag.clip_torch import normalise
     from rag.config import Settings
-    from rag.embedder import ClipEmbedder, _normalise
+    from rag.embedder import ClipEmbedder
 
-    emb = ClipEmbedder(Settings.from_env())
-    emb._ensure_loaded()
-    model, tok = emb._model, emb._tokenizer
+    text = ClipEmbedder(Settings.from_env()).text  # loads the model
+    model, tok = text.model, text.tokenize
     texts = queries(args.n)
     threads = torch.get_num_threads()
 
@@ -86,7 +88,7 @@ def main() -> None:
         finally:
             if nthreads:
                 torch.set_num_threads(threads)
-        return _normalise(out.float().numpy())[0]
+        return normalise(out.float().numpy())[0]
 
     variants["fp32 (reference)"] = lambda t: run_full(t)
     variants["fp32, 1 thread"] = lambda t: run_full(t, nthreads=1)
@@ -97,8 +99,11 @@ def main() -> None:
     qmodel.transformer = torch.ao.quantization.quantize_dynamic(qmodel.transformer, {torch.nn.Linear}, dtype=torch.qint8)
     qmodel.transformer.get_cast_dtype = lambda: torch.float32  # quantised Linear has no .weight.dtype
     variants["int8 dynamic (text Linear layers)"] = lambda t: run_full(t, m=qmodel)
-    trunc = getattr(emb, "_encode_texts_truncated", None)
-    if trunc is not None:
+    if text.padding_free:
+
+        def trunc(texts: list[str], m=model):
+            return encode_padding_free(m, tok(texts), text.device)
+
         variants["fp32, causal truncation (no padding tokens)"] = lambda t: trunc([t])[0]
 
         def trunc_1thread(t: str):
@@ -119,7 +124,7 @@ def main() -> None:
         bmodel = copy.deepcopy(qmodel_base)
         bmodel.to(torch.bfloat16)  # text tower stored in bf16: half the weight bytes read per query
         variants["bf16 weights + causal truncation (CLIP_TEXT_PRECISION=bf16)"] = lambda t: trunc([t], bmodel)[0]
-    variants["app: ClipEmbedder._encode_texts"] = lambda t: emb._encode_texts([t])[0]
+    variants[APP] = lambda t: text.encode([t])[0]
 
     if args.onnx:
         try:
@@ -166,7 +171,7 @@ def main() -> None:
     print(f"\n{len(texts)} distinct queries, one per call; torch threads {threads}; "
           f"tokenizer alone p50 {median(tok_times) * 1000:.2f} ms\n")
     print(table(rows))
-    app = median(times["app: ClipEmbedder._encode_texts"]) * 1000
+    app = median(times[APP]) * 1000
     print(f"RESULT text_fp32_ms={base:.1f} text_app_ms={app:.1f} speedup={base / app:.2f}")
 
 
@@ -179,7 +184,7 @@ def onnx_variants(model, tok, threads: int) -> dict:
     import torch
     from open_clip.transformer import text_global_pool
 
-    from rag.embedder import _normalise
+    from rag.clip_torch import normalise
 
     class Text(torch.nn.Module):
         def __init__(self, m):
@@ -204,7 +209,7 @@ def onnx_variants(model, tok, threads: int) -> dict:
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
     def run(t: str):
-        return _normalise(sess.run(None, {"tokens": tok([t]).numpy().astype(np.int64)})[0])[0]
+        return normalise(sess.run(None, {"tokens": tok([t]).numpy().astype(np.int64)})[0])[0]
 
     run("a cat")
     return {"onnxruntime fp32 (77 tokens)": run}
