@@ -124,8 +124,8 @@ def run_ceiling(studio, files: list[Path], threads: int) -> tuple[int, float]:
 
     from rag.images import decode
 
-    s, emb = studio.settings, studio.embedder
-    pixels = [emb.prepare(decode(p.read_bytes(), background=s.background).image) for p in files]
+    s, visual = studio.settings, studio.embedder.visual
+    pixels = [visual.preprocess(decode(p.read_bytes(), background=s.background).image) for p in files]
     batches = [torch.stack(pixels[i : i + s.batch_size]) for i in range(0, len(pixels), s.batch_size)]
     del pixels
     before = torch.get_num_threads()
@@ -134,7 +134,7 @@ def run_ceiling(studio, files: list[Path], threads: int) -> tuple[int, float]:
         with torch.inference_mode():
             t0 = time.perf_counter()
             for b in batches:
-                emb._model.encode_image(b)
+                visual.model.encode_image(b)
             seconds = time.perf_counter() - t0
     finally:
         torch.set_num_threads(before)
@@ -152,7 +152,7 @@ def run_naive(studio, files: list[Path], client, collection: str) -> tuple[int, 
     import torch
     from PIL import Image
 
-    model, preprocess = studio.embedder._model, studio.embedder._preprocess
+    model, preprocess = studio.embedder.visual.model, studio.embedder.visual.preprocess
     client.create_collection(collection, dimension=512)
     t0 = time.perf_counter()
     rows = []
@@ -205,7 +205,7 @@ def main() -> None:
         rss.set("model")
         studio.embedder.embed_images(ceil_files[: settings.batch_size])  # load + warm a full batch
         with torch.no_grad():  # warm the one-image shape of the naive loop
-            studio.embedder._model.encode_image(torch.zeros(1, 3, 224, 224))
+            studio.embedder.visual.model.encode_image(torch.zeros(1, 3, 224, 224))
         (tmp / "naive").mkdir()
         from pymilvus import MilvusClient
 

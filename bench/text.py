@@ -6,7 +6,7 @@
 Each variant encodes the same distinct one-line queries, one query per call (as a search box
 does), interleaved query by query so that machine noise hits every variant alike. Deviation is
 ``1 - cosine`` against the fp32 reference over the same queries (max and median). The app's path
-(``ClipEmbedder._encode_texts``) is measured too; it is what ``Studio.search(text)`` pays on a cache miss.
+(``ClipEmbedder.text.encode``) is measured too; it is what ``Studio.search(text)`` pays on a cache miss.
 
 With CLIP_PRETRAINED=none the weights are random: deviations of lossy variants (bf16, int8) on
 real weights may differ, so the app adopts only what is exact by construction.
@@ -29,6 +29,8 @@ ADJ = ["red", "blue", "tiny", "giant", "smiling", "rusty", "golden", "striped", 
 NOUN = ["cat", "robot", "banana", "castle", "bicycle", "owl", "teapot", "rocket", "tree", "guitar", "lighthouse", "fox"]
 PLACE = ["on a beach", "in space", "under the rain", "at night", "in a forest", "on a desk", "in the snow", "by a lake"]
 STYLE = ["", ", watercolor", ", flat icon", ", photo", ", pixel art", ", line drawing", ", 3d render"]
+REFERENCE = "fp32 (reference)"
+APP = "app: ClipEmbedder.text.encode"  # the variant the RESULT line compares with fp32
 
 
 def queries(n: int, seed: int = 0) -> list[str]:
@@ -53,23 +55,44 @@ def main() -> None:
     args = ap.parse_args()
 
     preamble()
-    import numpy as np
     import torch
 
     from rag.config import Settings
-    from rag.embedder import ClipEmbedder, _normalise
+    from rag.embedder import ClipEmbedder
 
-    emb = ClipEmbedder(Settings.from_env())
-    emb._ensure_loaded()
-    model, tok = emb._model, emb._tokenizer
+    text = ClipEmbedder(Settings.from_env()).text  # loads the model
     texts = queries(args.n)
     threads = torch.get_num_threads()
+    tower = copy.deepcopy(text.model)
+    tower.visual = None  # only the text tower is converted (and needed here)
+    variants = full_context_variants(text, tower, threads)
+    if text.padding_free:
+        variants.update(padding_free_variants(text, tower, threads))
+    variants[APP] = lambda t: text.encode([t])[0]
+    if args.onnx:
+        try:
+            variants.update(onnx_variants(text.model, text.tokenize, threads))
+        except Exception as exc:  # noqa: BLE001
+            print(f"onnxruntime: not measured ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
 
-    def full(tokens: torch.Tensor) -> torch.Tensor:
-        return model.encode_text(tokens)
+    times, outs = interleave(variants, texts)
+    tok_times = []
+    for t in texts:
+        t0 = time.perf_counter()
+        text.tokenize([t])
+        tok_times.append(time.perf_counter() - t0)
+    print(f"\n{len(texts)} distinct queries, one per call; torch threads {threads}; "
+          f"tokenizer alone p50 {median(tok_times) * 1000:.2f} ms\n")
+    report(times, outs)
 
-    qmodel = None
-    variants: dict[str, object] = {}
+
+def full_context_variants(text, tower, threads: int) -> dict:
+    """``encode_text`` over the full 77-token context: fp32 (the reference), 1 thread, bf16 autocast, int8."""
+    import torch
+
+    from rag.clip_torch import normalise
+
+    model, tok = text.model, text.tokenize
 
     def run_full(t: str, dtype: torch.dtype | None = None, nthreads: int | None = None, m=None):
         m = m or model
@@ -86,53 +109,56 @@ def main() -> None:
         finally:
             if nthreads:
                 torch.set_num_threads(threads)
-        return _normalise(out.float().numpy())[0]
+        return normalise(out.float().numpy())[0]
 
-    variants["fp32 (reference)"] = lambda t: run_full(t)
-    variants["fp32, 1 thread"] = lambda t: run_full(t, nthreads=1)
-    variants["bf16 autocast"] = lambda t: run_full(t, dtype=torch.bfloat16)
-    qmodel_base = copy.deepcopy(model)
-    qmodel_base.visual = None  # only the text tower is converted (and needed here)
-    qmodel = copy.deepcopy(qmodel_base)
+    qmodel = copy.deepcopy(tower)
     qmodel.transformer = torch.ao.quantization.quantize_dynamic(qmodel.transformer, {torch.nn.Linear}, dtype=torch.qint8)
     qmodel.transformer.get_cast_dtype = lambda: torch.float32  # quantised Linear has no .weight.dtype
-    variants["int8 dynamic (text Linear layers)"] = lambda t: run_full(t, m=qmodel)
-    trunc = getattr(emb, "_encode_texts_truncated", None)
-    if trunc is not None:
-        variants["fp32, causal truncation (no padding tokens)"] = lambda t: trunc([t])[0]
+    return {
+        REFERENCE: lambda t: run_full(t),
+        "fp32, 1 thread": lambda t: run_full(t, nthreads=1),
+        "bf16 autocast": lambda t: run_full(t, dtype=torch.bfloat16),
+        "int8 dynamic (text Linear layers)": lambda t: run_full(t, m=qmodel),
+    }
 
-        def trunc_1thread(t: str):
-            torch.set_num_threads(1)
-            try:
-                return trunc([t])[0]
-            finally:
-                torch.set_num_threads(threads)
 
-        variants["fp32, causal truncation, 1 thread"] = trunc_1thread
+def padding_free_variants(text, tower, threads: int) -> dict:
+    """The text tower cut after the last real token (exact for a causal tower), in fp32, 1 thread and bf16."""
+    import torch
 
-        def trunc_bf16(t: str):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return trunc([t])[0]
+    from rag.clip_text import encode_padding_free
 
-        variants["bf16 autocast + causal truncation"] = trunc_bf16
+    def trunc(texts: list[str], m=text.model):
+        return encode_padding_free(m, text.tokenize(texts), text.device)
 
-        bmodel = copy.deepcopy(qmodel_base)
-        bmodel.to(torch.bfloat16)  # text tower stored in bf16: half the weight bytes read per query
-        variants["bf16 weights + causal truncation (CLIP_TEXT_PRECISION=bf16)"] = lambda t: trunc([t], bmodel)[0]
-    variants["app: ClipEmbedder._encode_texts"] = lambda t: emb._encode_texts([t])[0]
-
-    if args.onnx:
+    def trunc_1thread(t: str):
+        torch.set_num_threads(1)
         try:
-            variants.update(onnx_variants(model, tok, threads))
-        except Exception as exc:  # noqa: BLE001
-            print(f"onnxruntime: not measured ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+            return trunc([t])[0]
+        finally:
+            torch.set_num_threads(threads)
 
-    # warm-up, then interleave query by query
+    def trunc_bf16(t: str):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return trunc([t])[0]
+
+    bmodel = copy.deepcopy(tower)
+    bmodel.to(torch.bfloat16)  # text tower stored in bf16: half the weight bytes read per query
+    return {
+        "fp32, causal truncation (no padding tokens)": lambda t: trunc([t])[0],
+        "fp32, causal truncation, 1 thread": trunc_1thread,
+        "bf16 autocast + causal truncation": trunc_bf16,
+        "bf16 weights + causal truncation (CLIP_TEXT_PRECISION=bf16)": lambda t: trunc([t], bmodel)[0],
+    }
+
+
+def interleave(variants: dict, texts: list[str]) -> tuple[dict[str, list[float]], dict[str, list]]:
+    """Warm every variant up, then run them query by query in a rotating order: noise hits all alike."""
     for fn in variants.values():
         for t in texts[:3]:
             fn(t)
     times: dict[str, list[float]] = {k: [] for k in variants}
-    outs: dict[str, list[np.ndarray]] = {k: [] for k in variants}
+    outs: dict[str, list] = {k: [] for k in variants}
     names = list(variants)
     for i, t in enumerate(texts):
         order = names[i % len(names):] + names[: i % len(names)]
@@ -141,18 +167,18 @@ def main() -> None:
             v = variants[name](t)
             times[name].append(time.perf_counter() - t0)
             outs[name].append(v)
-    tok_times = []
-    for t in texts:
-        t0 = time.perf_counter()
-        tok([t])
-        tok_times.append(time.perf_counter() - t0)
+    return times, outs
 
-    ref = np.stack(outs["fp32 (reference)"])
-    base = median(times["fp32 (reference)"]) * 1000
+
+def report(times: dict[str, list[float]], outs: dict[str, list]) -> None:
+    """The table (speed and deviation from fp32 per variant) and the RESULT line."""
+    import numpy as np
+
+    ref = np.stack(outs[REFERENCE])
+    base = median(times[REFERENCE]) * 1000
     rows = []
-    for name in names:
-        got = np.stack(outs[name])
-        dev = 1.0 - np.sum(got * ref, axis=1)
+    for name in times:
+        dev = 1.0 - np.sum(np.stack(outs[name]) * ref, axis=1)
         p50 = median(times[name]) * 1000
         rows.append({
             "variant": name,
@@ -163,10 +189,8 @@ def main() -> None:
             "median 1-cos": f"{max(float(np.median(dev)), 0.0):.1e}",
             "< 1e-3": "yes" if dev.max() < 1e-3 else "NO",
         })
-    print(f"\n{len(texts)} distinct queries, one per call; torch threads {threads}; "
-          f"tokenizer alone p50 {median(tok_times) * 1000:.2f} ms\n")
     print(table(rows))
-    app = median(times["app: ClipEmbedder._encode_texts"]) * 1000
+    app = median(times[APP]) * 1000
     print(f"RESULT text_fp32_ms={base:.1f} text_app_ms={app:.1f} speedup={base / app:.2f}")
 
 
@@ -179,7 +203,7 @@ def onnx_variants(model, tok, threads: int) -> dict:
     import torch
     from open_clip.transformer import text_global_pool
 
-    from rag.embedder import _normalise
+    from rag.clip_torch import normalise
 
     class Text(torch.nn.Module):
         def __init__(self, m):
@@ -204,7 +228,7 @@ def onnx_variants(model, tok, threads: int) -> dict:
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
     def run(t: str):
-        return _normalise(sess.run(None, {"tokens": tok([t]).numpy().astype(np.int64)})[0])[0]
+        return normalise(sess.run(None, {"tokens": tok([t]).numpy().astype(np.int64)})[0])[0]
 
     run("a cat")
     return {"onnxruntime fp32 (77 tokens)": run}

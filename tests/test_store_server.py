@@ -149,14 +149,29 @@ def test_page_walks_every_record_once(filled) -> None:
 
 
 def test_page_past_the_server_query_window(filled, monkeypatch: pytest.MonkeyPatch) -> None:
-    s, _, _ = filled
-    near = [s.page(offset, 30) for offset in (0, 30, 200)]
+    """Pages past the server's query window come from the query iterator: the same rows as a query.
+
+    ``page()`` takes that path only on a server (Lite has no window), so the store is told it is
+    one, on both back ends, and the spy checks the iterator path really ran. A tiny iterator batch
+    makes offsets fall inside, across and past batch boundaries.
+    """
+    s, assets, _ = filled
+    plain = [(offset, 30, "") for offset in (0, 7, 30, 200, 235, N + 5)]
     flt = build_filter(["plain", HOSTILE[1]])
-    near_filtered = s.page(10, 20, flt)
-    monkeypatch.setattr(store_module, "QUERY_WINDOW", 25)  # pretend every page is past the window
-    assert [s.page(offset, 30) for offset in (0, 30, 200)] == near
-    assert s.page(10, 20, flt) == near_filtered
-    assert s.page(N + 5, 10) == []
+    filtered = [(offset, 30, flt) for offset in (0, 10, 55)]
+    near = {args: s.page(*args) for args in plain + filtered}
+    assert sum(map(len, near.values())) > 0 and near[(N + 5, 30, "")] == []
+    far_calls: list[tuple] = []
+    far_page = s._far_page
+    monkeypatch.setattr(s, "_far_page", lambda *args: far_calls.append(args) or far_page(*args))
+    monkeypatch.setattr(s, "is_server", True)
+    monkeypatch.setattr(store_module, "QUERY_WINDOW", 25)  # every page above is past the window
+    monkeypatch.setattr(store_module, "QUERY_PAGE", 7)
+    for args, expected in near.items():
+        assert s.page(*args) == expected, args
+    assert len(far_calls) == len(near)
+    walked = [a.id for offset in range(0, N, 45) for a in s.page(offset, 45)]
+    assert sorted(walked) == sorted(a.id for a in assets)  # every record once
 
 
 def test_page_beyond_16384_records(milvus_backend: MilvusBackend) -> None:
