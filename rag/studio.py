@@ -131,7 +131,7 @@ class Studio:
 
     def preview(self, asset: Asset) -> Path | None:
         """A small cached preview of an asset for galleries."""
-        return thumbnail(asset, self.settings.data_dir, self.settings.max_image_pixels)
+        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels)
 
     # -- search -----------------------------------------------------------------------------
     def search(self, query: Query | str = "", /, **options: Any) -> list[Hit]:

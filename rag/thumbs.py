@@ -19,14 +19,10 @@ log = logging.getLogger(__name__)
 THUMB_SIZE = 384
 
 
-def thumbs_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "thumbs"
-
-
-def thumbnail(asset: Asset, data_dir: Path, max_pixels: int) -> Path | None:
+def thumbnail(asset: Asset, thumbs_dir: Path, max_pixels: int) -> Path | None:
     """The preview's path, made on first use; ``None`` when the original is gone or unreadable
     (a broken original only costs its preview, so the reason is logged, not raised)."""
-    target = thumbs_dir(data_dir) / asset.id[:2] / f"{asset.id}.webp"
+    target = Path(thumbs_dir) / asset.id[:2] / f"{asset.id}.webp"
     if target.exists():
         return target
     try:
