@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -42,3 +43,17 @@ def atomic_write(target: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``target`` all at once or not at all (see :func:`atomic_path`)."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The content id of bytes: the same picture uploaded twice is one asset."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """The content id of a file, read in blocks so a huge file costs no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

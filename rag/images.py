@@ -10,7 +10,6 @@ background: a plain ``convert("RGB")`` turns them black and skews search.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import logging
 import re
@@ -66,18 +65,6 @@ class Decoded:
 
 def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @functools.cache

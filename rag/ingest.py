@@ -18,8 +18,8 @@ from typing import Any
 from .config import Settings
 from .embedder import Embedder
 from .errors import ImageError
-from .files import atomic_write
-from .images import decode, is_image_name, sha256_bytes, sha256_file
+from .files import atomic_write, sha256_bytes, sha256_file
+from .images import decode, is_image_name
 from .pipeline import chunked, prefetch_map
 from .store import VectorStore
 from .types import Asset

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .embedder import Embedder
-from .store import VectorStore, quote
+from .filters import quote
+from .store import VectorStore
 from .types import Asset, Hit
 
 # Prompt templates averaged by ``Query(ensemble=True)``: CLIP's zero-shot recipe (average the

@@ -9,9 +9,10 @@ import pandas as pd
 
 from .embedder import Embedder
 from .errors import BananaError
+from .filters import build_filter
 from .query import Query
 from .rank import collapse_near_duplicates, ensemble_text_vector, hybrid_rerank
-from .store import VectorStore, build_filter
+from .store import VectorStore
 from .types import Hit
 
 MAX_K = 200

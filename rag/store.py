@@ -58,21 +58,6 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
-def quote(value: str) -> str:
-    """A Milvus string literal (the filter grammar accepts JSON-style escapes)."""
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def build_filter(folders: Sequence[str] | None = None, sources: Sequence[str] | None = None) -> str:
-    """A filter expression from the UI's/CLI's choices; empty choices mean 'no restriction'."""
-    parts = []
-    if folders:
-        parts.append(f"folder in [{', '.join(quote(f) for f in folders)}]")
-    if sources:
-        parts.append(f"source in [{', '.join(quote(s) for s in sources)}]")
-    return " and ".join(parts)
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 

@@ -21,14 +21,15 @@ import pandas as pd
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
+from .files import sha256_file
+from .filters import build_filter
 from .generate import GenerationResult, ImageGenerator, make_generator
-from .images import sha256_file
 from .ingest import Ingestor, IngestReport, Progress, collect_files
 from .models import max_references_for
 from .provenance import read_provenance, save_result
 from .query import Query
 from .search import search
-from .store import QUERY_PAGE, MilvusStore, VectorStore, build_filter
+from .store import QUERY_PAGE, MilvusStore, VectorStore
 from .thumbs import thumbnail
 from .transfer import export_parquet, import_parquet
 from .types import Asset, Hit

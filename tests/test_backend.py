@@ -14,8 +14,8 @@ from PIL import Image
 from rag.config import Settings
 from rag.embedder import ClipEmbedder
 from rag.errors import BananaError, ConfigError, ImageError, ModelLoadError
+from rag.filters import build_filter
 from rag.images import decode
-from rag.store import build_filter
 from rag.studio import Studio
 from tests.conftest import SAMPLE
 

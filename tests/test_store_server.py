@@ -22,7 +22,8 @@ import pytest
 import rag.store as store_module
 from rag.embedder import ClipEmbedder
 from rag.errors import StoreError
-from rag.store import QUERY_WINDOW, MilvusStore, build_filter
+from rag.filters import build_filter
+from rag.store import QUERY_WINDOW, MilvusStore
 from rag.studio import Studio
 from rag.types import Asset
 from tests.conftest import SAMPLE, MilvusBackend, test_settings, unique_collection

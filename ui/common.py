@@ -6,8 +6,10 @@ import dataclasses
 import functools
 import inspect
 import logging
+import threading
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -86,6 +88,28 @@ def query_endpoint(studio: Studio) -> Callable[..., list[dict[str, Any]]]:
     search.__signature__ = inspect.Signature(params, return_annotation=list[dict[str, Any]])  # type: ignore[attr-defined]
     search.__annotations__ = {p.name: p.annotation for p in params} | {"return": list[dict[str, Any]]}
     return search
+
+
+class OnePerUser:
+    """At most one request at a time per browser session: a second click while a paid request runs
+    is refused with a sentence instead of paying twice (the button is also disabled meanwhile)."""
+
+    def __init__(self) -> None:
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, request: gr.Request | None) -> Iterator[None]:
+        key = getattr(request, "session_hash", None) or ""
+        with self._lock:
+            if key in self._busy:
+                raise BananaError("A generation is already running for you; wait for it to finish.")
+            self._busy.add(key)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy.discard(key)
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[int, int, str], None]:

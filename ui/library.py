@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -30,35 +32,44 @@ def _report_frame(report: Any) -> pd.DataFrame:
 
 
 def build(studio: Studio) -> dict[str, Any]:
+    c = _render(studio)
+    load_table = _listen(studio, c)
+    _api(studio)
+    return {"load": (load_table, [c.folder_filter, c.source_filter], c.table_outputs)}
+
+
+def _render(studio: Studio) -> SimpleNamespace:
+    c = SimpleNamespace()
     with gr.Row():
         with gr.Column(scale=3):
-            files = gr.File(
-                label="Drop images or a .zip of images",
-                file_count="multiple",
-                type="filepath",
-            )
+            c.files = gr.File(label="Drop images or a .zip of images", file_count="multiple", type="filepath")
         with gr.Column(scale=2):
-            folder = gr.Textbox(label="Folder / tag for these files", value="uploads", max_lines=1)
-            add = gr.Button("Add to library", variant="primary")
+            c.folder = gr.Textbox(label="Folder / tag for these files", value="uploads", max_lines=1)
+            c.add = gr.Button("Add to library", variant="primary")
             gr.Markdown(
                 f"Up to {studio.settings.max_upload_files} files per upload, "
                 f"{studio.settings.max_upload_mb:g} MB each. Duplicates are recognised by content and skipped."
             )
-    result = gr.Markdown()
-    failures = gr.Dataframe(label="Not added", visible=False, interactive=False, wrap=True)
-    summary = gr.Markdown()
+    c.result = gr.Markdown()
+    c.failures = gr.Dataframe(label="Not added", visible=False, interactive=False, wrap=True)
+    c.summary = gr.Markdown()
     with gr.Row():
-        folder_filter = gr.Dropdown(label="Folder", multiselect=True, choices=[], scale=3)
-        source_filter = gr.CheckboxGroup(label="Source", choices=list(SOURCES), scale=2)
-        refresh = gr.Button("Refresh", scale=1)
-    table = gr.Dataframe(label="Library (click rows to mark them for deletion)", interactive=False, wrap=False, max_height=420)
-    marked = gr.State([])
+        c.folder_filter = gr.Dropdown(label="Folder", multiselect=True, choices=[], scale=3)
+        c.source_filter = gr.CheckboxGroup(label="Source", choices=list(SOURCES), scale=2)
+        c.refresh = gr.Button("Refresh", scale=1)
+    c.table = gr.Dataframe(label="Library (click rows to mark them for deletion)", interactive=False, wrap=False, max_height=420)
+    c.marked = gr.State([])
     with gr.Row():
-        marked_md = gr.Markdown("No rows marked.")
-        delete = gr.Button("Delete marked…", variant="stop", interactive=False)
-        confirm = gr.Button("Yes, delete them", variant="stop", visible=False)
-        cancel = gr.Button("Cancel", visible=False)
+        c.marked_md = gr.Markdown("No rows marked.")
+        c.delete = gr.Button("Delete marked…", variant="stop", interactive=False)
+        c.confirm = gr.Button("Yes, delete them", variant="stop", visible=False)
+        c.cancel = gr.Button("Cancel", visible=False)
+    c.table_outputs = [c.table, c.summary, c.folder_filter, c.marked, c.marked_md, c.delete]
+    return c
 
+
+def _listen(studio: Studio, c: SimpleNamespace) -> Callable[..., tuple[Any, ...]]:
+    @user_errors
     def load_table(folders: list[str] | None, sources: list[str] | None) -> tuple[Any, ...]:
         frame = studio.table(folders=folders or (), sources=sources or (), limit=TABLE_LIMIT)
         choices = list(studio.stats()["by_folder"])
@@ -89,18 +100,21 @@ def build(studio: Studio) -> dict[str, Any]:
     @user_errors
     def do_delete(ids: list[str], folders: list[str] | None, sources: list[str] | None) -> tuple[Any, ...]:
         removed = studio.delete(ids)
-        gr.Info(f"Deleted {removed} image(s). Files the app stored were moved to {studio.settings.data_dir / 'trash'}.")
+        gr.Info(f"Deleted {removed} image(s). Files the app stored were moved to {studio.settings.trash_dir}.")
         return (*hide_confirm(), *load_table(folders, sources))
 
-    table_outputs = [table, summary, folder_filter, marked, marked_md, delete]
-    add.click(ingest, [files, folder, folder_filter, source_filter], [result, failures, files, *table_outputs], api_name="ingest", concurrency_limit=1, concurrency_id="ingest")
-    for trigger in (refresh.click, folder_filter.input, source_filter.input):
-        trigger(load_table, [folder_filter, source_filter], table_outputs, api_name=False, queue=False)
-    table.select(mark, [table, marked], [marked, marked_md, delete], api_name=False, queue=False)
-    delete.click(ask, [marked], [delete, confirm, cancel], api_name=False, queue=False)
-    cancel.click(hide_confirm, None, [delete, confirm, cancel], api_name=False, queue=False)
-    confirm.click(do_delete, [marked, folder_filter, source_filter], [delete, confirm, cancel, *table_outputs], api_name=False)
+    filters, confirm_buttons = [c.folder_filter, c.source_filter], [c.delete, c.confirm, c.cancel]
+    c.add.click(ingest, [c.files, c.folder, *filters], [c.result, c.failures, c.files, *c.table_outputs], api_name="ingest", concurrency_limit=1, concurrency_id="ingest")
+    for trigger in (c.refresh.click, c.folder_filter.input, c.source_filter.input):
+        trigger(load_table, filters, c.table_outputs, api_name=False, queue=False)
+    c.table.select(mark, [c.table, c.marked], [c.marked, c.marked_md, c.delete], api_name=False, queue=False)
+    c.delete.click(ask, [c.marked], confirm_buttons, api_name=False, queue=False)
+    c.cancel.click(hide_confirm, None, confirm_buttons, api_name=False, queue=False)
+    c.confirm.click(do_delete, [c.marked, *filters], [*confirm_buttons, *c.table_outputs], api_name=False)
+    return load_table
 
+
+def _api(studio: Studio) -> None:
     @user_errors
     def library(folders: list[str], sources: list[str]) -> list[dict[str, Any]]:
         """The library's records (newest first), filtered by folder and source."""
@@ -119,4 +133,3 @@ def build(studio: Studio) -> dict[str, Any]:
     gr.api(library, api_name="library")
     gr.api(stats, api_name="stats")
     gr.api(delete_ids, api_name="delete", concurrency_id="ingest", concurrency_limit=1)
-    return {"load": (load_table, [folder_filter, source_filter], table_outputs)}

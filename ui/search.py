@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -23,37 +25,58 @@ def selection_md(studio: Studio, selected: list[str]) -> str:
 
 
 def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
+    c = _render(studio)
+    picked_view = _listen(studio, selected, c)
+    gr.api(query_endpoint(studio), api_name="search", concurrency_id="search", concurrency_limit=4)
+
+    @user_errors
+    def folder_choices(chosen: list[str] | None) -> Any:
+        choices = list(studio.stats()["by_folder"])
+        return gr.Dropdown(choices=choices, value=[f for f in chosen or [] if f in choices])
+
+    return {
+        "to_generate": c.to_generate,
+        "folders": (folder_choices, [c.controls["folders"]], [c.controls["folders"]]),
+        "refresh_picked": (picked_view, [selected], [selected, c.picked, c.picked_md]),
+    }
+
+
+def _render(studio: Studio) -> SimpleNamespace:
+    """The tab's components; ``controls`` maps each :class:`Query` option shown to its control."""
+    c = SimpleNamespace()
     with gr.Row():
         with gr.Column(scale=3):
-            query = gr.Textbox(label="Describe what you are looking for", placeholder="red silk cape with gold trim", max_lines=2)
-            gr.Examples(EXAMPLE_QUERIES, inputs=query, label="Try")
+            text = gr.Textbox(label="Describe what you are looking for", placeholder="red silk cape with gold trim", max_lines=2)
+            gr.Examples(EXAMPLE_QUERIES, inputs=text, label="Try")
         with gr.Column(scale=1, min_width=200):
             image = gr.Image(label="…or like this image", type="filepath", image_mode=None, format="png", sources=["upload", "clipboard"], height=180)
     with gr.Row():
-        weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (text + image)")
+        image_weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (text + image)")
         k = gr.Slider(1, 60, value=12, step=1, label="Results")
         folders = gr.Dropdown(label="Folders", multiselect=True, choices=[])
         sources = gr.CheckboxGroup(label="Source", choices=list(SOURCES))
     with gr.Row():
         hybrid = gr.Checkbox(label="Also match file and folder names", value=False)
         dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
-    go = gr.Button("Search", variant="primary")
-    status = gr.Markdown()
-    results = gr.Gallery(label="Results (click to select as reference)", columns=6, height=460, object_fit="contain", allow_preview=False, fit_columns=False)
-    result_ids = gr.State([])
+    c.controls = {"text": text, "image": image, "image_weight": image_weight, "k": k, "folders": folders,
+                  "sources": sources, "hybrid": hybrid, "dedupe": dedupe}
+    c.go = gr.Button("Search", variant="primary")
+    c.status = gr.Markdown()
+    c.results = gr.Gallery(label="Results (click to select as reference)", columns=6, height=460, object_fit="contain", allow_preview=False, fit_columns=False)
+    c.result_ids = gr.State([])
     gr.Markdown("### Selected references")
-    picked_md = gr.Markdown(selection_md(studio, []))
-    picked = gr.Gallery(label="Selected references", columns=8, rows=1, height=200, object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
+    c.picked_md = gr.Markdown(selection_md(studio, []))
+    c.picked = gr.Gallery(label="Selected references", columns=8, rows=1, height=200, object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
     with gr.Row():
-        clear = gr.Button("Clear selection")
-        to_generate = gr.Button("Use in Generate →", variant="primary")
+        c.clear = gr.Button("Clear selection")
+        c.to_generate = gr.Button("Use in Generate →", variant="primary")
+    return c
 
-    controls = {"text": query, "image": image, "image_weight": weight, "k": k, "folders": folders, "sources": sources,
-                "hybrid": hybrid, "dedupe": dedupe}
 
+def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> Callable[[list[str]], tuple[Any, ...]]:
     @user_errors
     def run_search(*values: Any) -> tuple[Any, ...]:
-        hits = studio.search(Query.of(dict(zip(controls, values))))
+        hits = studio.search(Query.of(dict(zip(c.controls, values))))
         pictures, ids = gallery_items(studio, hits)
         if not hits:
             message = "Nothing found: the library is empty or nothing matches the filters."
@@ -78,17 +101,11 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     def untoggle(chosen: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
         return picked_view([i for n, i in enumerate(chosen) if n != evt.index])
 
-    inputs = list(controls.values())
-    go.click(run_search, inputs, [results, result_ids, status], api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
-    query.submit(run_search, inputs, [results, result_ids, status], api_name=False, concurrency_limit=4, concurrency_id="search")
-    results.select(toggle, [result_ids, selected], [selected, picked, picked_md], api_name=False, queue=False)
-    picked.select(untoggle, [selected], [selected, picked, picked_md], api_name=False, queue=False)
-    clear.click(lambda: picked_view([]), None, [selected, picked, picked_md], api_name=False, queue=False)
-    search = query_endpoint(studio)
-    gr.api(search, api_name="search", concurrency_id="search", concurrency_limit=4)
-    @user_errors
-    def folder_choices(chosen: list[str] | None) -> Any:
-        choices = list(studio.stats()["by_folder"])
-        return gr.Dropdown(choices=choices, value=[f for f in chosen or [] if f in choices])
-
-    return {"to_generate": to_generate, "folders": (folder_choices, [folders], [folders]), "refresh_picked": (picked_view, [selected], [selected, picked, picked_md])}
+    inputs, found = list(c.controls.values()), [c.results, c.result_ids, c.status]
+    picks = [selected, c.picked, c.picked_md]
+    c.go.click(run_search, inputs, found, api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
+    c.controls["text"].submit(run_search, inputs, found, api_name=False, concurrency_limit=4, concurrency_id="search")
+    c.results.select(toggle, [c.result_ids, selected], picks, api_name=False, queue=False)
+    c.picked.select(untoggle, [selected], picks, api_name=False, queue=False)
+    c.clear.click(lambda: picked_view([]), None, picks, api_name=False, queue=False)
+    return picked_view
