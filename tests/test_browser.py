@@ -113,3 +113,37 @@ def test_generate_and_save_in_the_browser(browser, tmp_path: Path, embedder, fak
     request = fake_gemini.requests[-1]
     assert len(request.inline()) == 2 and "banana-themed menu" in " ".join(request.texts())
     assert studio.stats()["by_source"].get("generated") == 1
+
+
+def test_generate_pays_once_and_save_follows_what_is_shown(browser, tmp_path: Path, embedder, fake_gemini) -> None:
+    """Impatient clicks send one paid request; after a failed run, Save cannot save the previous images."""
+    from tests.fake_gemini import Reply, error_reply, image_reply
+
+    settings = test_settings(tmp_path, gemini_api_key="browser-test-key", gemini_base_url=fake_gemini.base_url,
+                             gemini_retries=0)
+    studio = Studio(settings, embedder=embedder)
+    png = sorted((SAMPLE / "food").iterdir())[0].read_bytes()
+    slow = image_reply(png, text="Slow but worth it.")
+    fake_gemini.push(Reply(status=slow.status, body=slow.body, delay=3.0))
+
+    with running_app(studio) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(url)
+        page.get_by_role("tab", name="Generate").click()
+        page.get_by_label("Prompt").fill("A banana on a marble counter")
+        go, save = page.locator("#generate-button"), page.locator("#save-generated")
+        for _ in range(3):
+            go.click(force=True, no_wait_after=True)
+        page.get_by_text("Slow but worth it.").wait_for(timeout=60_000)
+        assert len(fake_gemini.requests) == 1
+        page.wait_for_function("() => !document.querySelector('#generate-button').disabled", timeout=10_000)
+        assert save.is_enabled()
+
+        fake_gemini.push(error_reply(503, "UNAVAILABLE", "The model is overloaded."))
+        go.click()
+        page.get_by_text("Nothing was generated.").wait_for(timeout=60_000)
+        assert len(fake_gemini.requests) == 2
+        assert save.is_disabled() and page.locator("#generate-button").is_enabled()
+        assert page.get_by_text("Slow but worth it.").count() == 0
+        page.close()
+    assert studio.count() == 0

@@ -50,13 +50,13 @@ def _render(studio: Studio) -> SimpleNamespace:
         c.aspect = gr.Dropdown(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio")
         c.n = gr.Slider(1, MAX_IMAGES_PER_RUN, value=1, step=1, label="Images")
     c.cost = gr.Markdown(_cost_md(studio, 1))
-    c.go = gr.Button(GO, variant="primary", interactive=enabled)
+    c.go = gr.Button(GO, variant="primary", interactive=enabled, elem_id="generate-button")
     c.reply = gr.Markdown()
     c.outputs = gr.Gallery(
         label="Results", columns=4, height=420, object_fit="contain", fit_columns=False, buttons=["download", "fullscreen"]
     )
     c.output_paths = gr.State([])
-    c.save = gr.Button("Save to library", interactive=False)
+    c.save = gr.Button("Save to library", interactive=False, elem_id="save-generated")
     c.saved_md = gr.Markdown()
 
     def show_refs(ids: list[str]) -> tuple[Any, ...]:
