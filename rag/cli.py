@@ -94,6 +94,8 @@ def add_query_options(parser: argparse.ArgumentParser) -> None:
             extra["action"] = "append"
         elif f.default is not None:
             extra["type"] = type(f.default)
+        if "choices" not in extra and extra.get("action", "append") == "append":
+            extra.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
         default = f" (default {f.default})" if isinstance(f.default, (int, float)) and not isinstance(f.default, bool) else ""
         parser.add_argument(flag, dest=f.name, help=f.metadata["help"] + default, **extra)
 
