@@ -155,16 +155,17 @@ def test_importing_the_backend_changes_nothing_in_the_process() -> None:
     code = """
 import logging, os, sys
 import PIL.Image
-before = (PIL.Image.MAX_IMAGE_PIXELS, dict(os.environ), {n: list(logging.getLogger(n).filters) for n in logging.root.manager.loggerDict})
+before = (PIL.Image.MAX_IMAGE_PIXELS, len(PIL.Image.OPEN), dict(os.environ), {n: list(logging.getLogger(n).filters) for n in logging.root.manager.loggerDict})
 import pkgutil, importlib, rag
 for m in pkgutil.iter_modules(rag.__path__):
-    importlib.import_module("rag." + m.name)
-after = (PIL.Image.MAX_IMAGE_PIXELS, dict(os.environ), {n: list(logging.getLogger(n).filters) for n in logging.root.manager.loggerDict})
-print(before[0] == after[0], before[1] == after[1], all(not f for f in after[2].values()))
+    if m.name != "__main__":
+        importlib.import_module("rag." + m.name)
+after = (PIL.Image.MAX_IMAGE_PIXELS, len(PIL.Image.OPEN), dict(os.environ), {n: list(logging.getLogger(n).filters) for n in logging.root.manager.loggerDict})
+print(before[0] == after[0] is not None, before[1] == after[1], before[2] == after[2], all(not f for f in after[3].values()))
 from threadpoolctl import threadpool_info
 print(all(i.get("num_threads", 2) != 1 or os.cpu_count() == 1 for i in threadpool_info() if i["user_api"] == "blas"))
 """
     env = {**os.environ, "MILVUS_URI": "data/milvus.db"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "True", "True", "True"], out.stdout
+    assert out.stdout.split() == ["True"] * 5, out.stdout  # Pillow's limit and plugins, environment, log filters, BLAS
