@@ -97,6 +97,7 @@ class Settings:
     workers: int = _env("EMBED_WORKERS", factory=_default_workers, parse=_int, minimum=1)
     background: tuple[int, int, int] = _env("IMAGE_BACKGROUND", default=(128, 128, 128), parse=_color)
     max_image_pixels: int = _env("MAX_IMAGE_PIXELS", default=100_000_000, parse=_int, minimum=1)
+    max_file_mb: float = _env("MAX_FILE_MB", default=200.0, parse=_float)  # any file indexed, before it is read
     max_upload_mb: float = _env("MAX_UPLOAD_MB", default=50.0, parse=_float)
     max_upload_files: int = _env("MAX_UPLOAD_FILES", default=500, parse=_int)
     # All files unpacked from the archives of one upload; images barely compress, so this is ample.

@@ -116,3 +116,39 @@ def import_pymilvus() -> None:
     finally:
         if hide:
             os.environ["MILVUS_URI"] = value
+
+
+def held_elsewhere(db_dir: str | Path) -> bool:
+    """True when another process holds this Milvus Lite database (Lite allows one at a time).
+
+    Asked before opening, so the user gets a sentence instead of Lite's logged traceback. A
+    database this process already opened is never "elsewhere": Lite shares it within a process.
+    """
+    root = Path(db_dir).expanduser()
+    if not (root / "LOCK").is_file():
+        return False
+    try:
+        import fcntl
+
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return False
+    if os.path.abspath(root) in getattr(server_manager_instance, "_servers", {}):
+        return False
+    fd = os.open(root / "LOCK", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock we took
+    return False
+
+
+def in_use_message(db_dir: str | Path) -> str:
+    return (
+        f"The library at {db_dir} is open in another program, probably the Banana Studio app: Milvus "
+        "Lite lets one program use a library at a time. Add the images from the app's Library tab, "
+        "stop the app and run this again, or share one library between programs with a Milvus "
+        "server (set MILVUS_URI=http://host:19530; see README, 'Beyond one machine')."
+    )

@@ -99,6 +99,8 @@ class MilvusStore:
         lite.quiet_logs()
         if not self.is_server:
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            if lite.held_elsewhere(uri):
+                raise StoreError(lite.in_use_message(uri))
             if Path(uri).expanduser().is_dir():
                 lite.discard_flushed_wal(Path(uri).expanduser())
             lite.single_threaded_blas()
