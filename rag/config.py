@@ -108,6 +108,7 @@ class Settings:
     gemini_api_version: str = _env("GEMINI_API_VERSION", default="v1beta")
     gemini_timeout_s: float = _env("GEMINI_TIMEOUT_S", default=120.0, parse=_float)
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
+    backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
     host: str = _env("BANANA_HOST", default="127.0.0.1")
     port: int = _env("BANANA_PORT", default=7860, parse=_int)
     auth: str = _env("BANANA_AUTH", default="", secret=True)
@@ -154,6 +155,11 @@ class Settings:
     def trash_dir(self) -> Path:
         """Where deleted files the app owns go, so a delete can be undone by hand."""
         return self.data_dir / "trash"
+
+    @property
+    def backups_dir(self) -> Path:
+        """Scheduled exports of the library index (see rag/backup.py)."""
+        return self.data_dir / "backups"
 
     @property
     def served_dirs(self) -> list[Path]:

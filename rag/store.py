@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import lite
+from .backup import damaged_message
 from .config import Settings
-from .errors import BananaError, StoreError
+from .errors import BananaError, LibraryDamaged, StoreError
 from .types import Asset, Hit
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class MilvusStore:
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             if lite.held_elsewhere(uri):
                 raise StoreError(lite.in_use_message(uri))
+            if problems := lite.damage(uri):
+                raise LibraryDamaged(damaged_message(uri, problems, settings))
             if Path(uri).expanduser().is_dir():
                 lite.discard_flushed_wal(Path(uri).expanduser())
             lite.single_threaded_blas()
