@@ -19,7 +19,7 @@ from typing import Any
 from .config import Settings
 from .embedder import Embedder
 from .errors import ImageError
-from .files import atomic_write, sha256_bytes, sha256_file
+from .files import atomic_write, os_error_text, sha256_bytes, sha256_file
 from .images import decode, is_image_name
 from .pipeline import chunked, prefetch_map
 from .store import VectorStore
@@ -241,7 +241,7 @@ class Ingestor:
             item.error = str(exc)
             return item
         except OSError as exc:
-            item.error = f"the file cannot be read ({exc.strerror or exc})"
+            item.error = f"the file cannot be read ({os_error_text(exc)})"
             return item
         item.width, item.height, item.format, item.size = decoded.width, decoded.height, decoded.format, len(data)
         item.data = data if keep_bytes else None
@@ -263,7 +263,7 @@ def _hash(item: _Item, max_mb: float) -> _Item:
     except FileNotFoundError:
         item.error = "the file no longer exists"
     except OSError as exc:
-        item.error = f"the file cannot be read ({exc.strerror or exc})"
+        item.error = f"the file cannot be read ({os_error_text(exc)})"
     return item
 
 
@@ -345,5 +345,5 @@ class _Writer:
             if not path.exists():
                 atomic_write(path, it.data or b"")
         except OSError as exc:
-            return None, f"the file could not be copied into the library ({exc.strerror or exc})"
+            return None, f"the file could not be copied into the library ({os_error_text(exc)})"
         return path, ""

@@ -38,7 +38,7 @@ _REPORTED = _OursToReport()
 
 def quiet_logs() -> None:
     """Hide the harmless miss and the tracebacks we report ourselves (idempotent)."""
-    for name, quiet in (("pymilvus.client.iterator.query_iterator", _QUIET), ("grpc._server", _QUIET),
+    for name, quiet in (("pymilvus.client.iterator.query_iterator", _QUIET), ("grpc._server", _REPORTED),
                         ("pymilvus.decorators", _REPORTED)):
         logger = logging.getLogger(name)
         if quiet not in logger.filters:

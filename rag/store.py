@@ -133,6 +133,9 @@ class MilvusStore:
                 raise
             except Exception as exc:  # noqa: BLE001 - pymilvus, grpc and Lite raise many types
                 log.debug("Milvus failed to %s", action, exc_info=True)
+                if "No space left on device" in str(exc) or "Errno 28" in str(exc):
+                    raise StoreError(f"The library database at {self.where} could not {action}: the disk is full. "
+                                     "Free some space and try again.") from None
                 hint = "Is the Milvus server running?" if self.is_server else "Is the database damaged or in use?"
                 raise StoreError(
                     f"The library database at {self.where} could not {action}: {_first_line(exc)}. {hint}"
