@@ -48,7 +48,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         demo.load(load_fn, load_in, load_out, api_name=False)
         for trigger in (demo.load, search_tab_ui.select):
             trigger(*search["folders"], api_name=False, queue=False)
-    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.queue(default_concurrency_limit=2, max_size=studio.settings.max_queue)
     return demo
 
 

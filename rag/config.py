@@ -109,6 +109,8 @@ class Settings:
     gemini_timeout_s: float = _env("GEMINI_TIMEOUT_S", default=120.0, parse=_float)
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
     backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
+    # Requests waiting beyond this are refused at once ("busy, try again") rather than left spinning.
+    max_queue: int = _env("MAX_QUEUE", default=64, parse=_int, minimum=1)
     host: str = _env("BANANA_HOST", default="127.0.0.1")
     port: int = _env("BANANA_PORT", default=7860, parse=_int)
     auth: str = _env("BANANA_AUTH", default="", secret=True)
