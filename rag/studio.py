@@ -97,6 +97,22 @@ class Studio:
                 files, source="folder", copy=False, progress=progress, report=report
             )
 
+    def ingest_allowed_folder(self, path: str | Path, *, progress: Progress | None = None) -> IngestReport:
+        """What the app's folder box does: index a server-side folder in place, only under LIBRARY_ROOTS,
+        so nobody can read the whole disk through the web page."""
+        roots = [Path(r).expanduser().resolve() for r in self.settings.library_roots]
+        if not roots:
+            raise BananaError(
+                "Adding a folder from the app is off. Set LIBRARY_ROOTS to the folders it may index "
+                "(for example LIBRARY_ROOTS=/srv/images) and restart, or run `python -m rag ingest FOLDER`."
+            )
+        text = str(path).strip()
+        target = Path(text).expanduser().resolve() if text else None
+        if target is None or not any(target.is_relative_to(root) for root in roots):
+            allowed = ", ".join(str(r) for r in roots)
+            raise BananaError(f"Only folders under {allowed} can be added from the app (LIBRARY_ROOTS); {text or 'nothing'} is not.")
+        return self.ingest_folder(target, progress=progress)
+
     def ingest_files(
         self,
         paths: Sequence[str | Path],
