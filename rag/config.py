@@ -107,6 +107,8 @@ class Settings:
     gemini_api_version: str = _env("GEMINI_API_VERSION", default="v1beta")
     gemini_timeout_s: float = _env("GEMINI_TIMEOUT_S", default=120.0, parse=_float)
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
+    # USD a day (all users together); a request whose estimate would pass it is refused before any call.
+    gemini_daily_budget_usd: float | None = _env("GEMINI_DAILY_BUDGET_USD", parse=_float, minimum=0.0)
     host: str = _env("BANANA_HOST", default="127.0.0.1")
     port: int = _env("BANANA_PORT", default=7860, parse=_int)
     auth: str = _env("BANANA_AUTH", default="", secret=True)
