@@ -74,10 +74,10 @@ class ModelInfo:
 # Gemini 3.1 Flash Image takes up to 14 references, sizes 512 to 4K (747/1120/1680/2520 tokens at $60 / 1M)
 # and four extra-wide ratios.
 CATALOGUE: tuple[ModelInfo, ...] = (
-    ModelInfo("gemini-2.5-flash-image", "Nano Banana (Gemini 2.5 Flash Image)", 3, {"1K": 0.039}),
-    ModelInfo("gemini-3-pro-image-preview", "Nano Banana Pro (Gemini 3 Pro Image)", 14,
+    ModelInfo("gemini-2.5-flash-image", "Nano Banana (2.5 Flash)", 3, {"1K": 0.039}),
+    ModelInfo("gemini-3-pro-image-preview", "Nano Banana Pro (3 Pro)", 14,
               {"1K": 0.134, "2K": 0.134, "4K": 0.24}),
-    ModelInfo("gemini-3.1-flash-image-preview", "Nano Banana 2 (Gemini 3.1 Flash Image)", 14,
+    ModelInfo("gemini-3.1-flash-image-preview", "Nano Banana 2 (3.1 Flash)", 14,
               {"512": 0.045, "1K": 0.067, "2K": 0.101, "4K": 0.151}, BASE_RATIOS + EXTREME_RATIOS),
 )
 # Family prefixes, longest first, so "gemini-3-pro-image" does not swallow a future "gemini-3-pro-image-x".
@@ -96,7 +96,7 @@ def model_info(name: str, label: str = "") -> ModelInfo:
     name = model_name(name)
     lowered = name.lower()
     family = next((m for prefix, m in _FAMILIES if lowered.startswith(prefix)), _UNKNOWN)
-    return replace(family, name=name, label=label or family.label or name)
+    return replace(family, name=name, label=family.label or label or name)  # our family names read better
 
 
 def builtin_models(extra: Iterable[str] = ()) -> list[ModelInfo]:

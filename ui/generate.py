@@ -8,7 +8,7 @@ error beside the run and nothing on screen to save; clicking a version shows it 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,6 +27,7 @@ from .session_view import (
     saved_md,
     show,
     shown_outputs,
+    streamed,
     user_of,
 )
 
@@ -71,13 +72,12 @@ def _render(studio: Studio) -> SimpleNamespace:
     models = studio.models()
     default = studio.model_list.get(studio.model_list.default_choice())
     c = SimpleNamespace(enabled=enabled)
-    gr.HTML("", js_on_load=SHORTCUTS_JS, elem_id="generate-shortcuts")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             gr.Markdown(f"**{why}**" if not enabled else why, elem_id="generation-status")
             with gr.Row():
                 c.model = gr.Dropdown(model_choices(models), value=default.name, label="Model", elem_id="model-picker",
-                                      scale=3, min_width=180)
+                                      scale=4, min_width=190)
                 c.aspect = gr.Dropdown(list(default.aspect_ratios), value="1:1", label="Aspect", scale=1, min_width=80)
                 c.size = gr.Dropdown(list(default.sizes), value=default.size() or default.sizes[0], label="Size",
                                      interactive=default.sends_size, scale=1, min_width=70)
@@ -94,16 +94,17 @@ def _render(studio: Studio) -> SimpleNamespace:
                 c.extra = gr.File(label="Extra reference images", file_count="multiple", type="filepath")
             with gr.Accordion("Example prompts", open=False):
                 gr.Examples(EXAMPLE_PROMPTS, inputs=c.prompt, label=None)
+            gr.HTML("", js_on_load=SHORTCUTS_JS, elem_id="generate-shortcuts")
         with gr.Column(scale=7, min_width=320):
-            c.view = gr.Image(label="Result", height=330, interactive=False, elem_id="version-view",
+            c.view = gr.Image(label="Result", height=310, interactive=False, elem_id="version-view",
                               buttons=["download", "fullscreen"])
-            c.reply = gr.Markdown(elem_id="run-reply")
-            c.strip = gr.Gallery(label="Versions", columns=8, rows=1, height=112, object_fit="contain",
-                                 allow_preview=False, preview=False, fit_columns=False, elem_id="version-strip")
             with gr.Row(equal_height=True):
                 c.refine_box = gr.Textbox(label="Refine the selected version", placeholder=REFINE_HINT, lines=1,
                                           max_lines=3, elem_id="refine-box", interactive=False, scale=4)
-                c.refine_btn = gr.Button(REFINE, interactive=False, elem_id="refine-button", scale=1, min_width=90)
+                c.refine_btn = gr.Button(REFINE, interactive=False, elem_id="refine-button", scale=0, min_width=110)
+            c.reply = gr.Markdown(elem_id="run-reply")
+            c.strip = gr.Gallery(label="Versions", columns=8, rows=1, height=112, object_fit="contain",
+                                 allow_preview=False, preview=False, fit_columns=False, elem_id="version-strip")
             with gr.Row():
                 c.save = gr.Button("Save to library", interactive=False, elem_id="save-generated", size="sm")
                 c.save_all = gr.Button("Save whole session to library", interactive=False, elem_id="save-session", size="sm")
@@ -112,7 +113,7 @@ def _render(studio: Studio) -> SimpleNamespace:
             with gr.Accordion("Recent sessions", open=False):
                 with gr.Row(equal_height=True):
                     c.recent = gr.Dropdown([], label="Reopen a session to continue it", scale=4)
-                    c.open = gr.Button("Open", scale=1, min_width=80)
+                    c.open = gr.Button("Open", scale=0, min_width=80)
     c.session, c.versions, c.current = gr.State(""), gr.State([]), gr.State("")
     _helpers(studio, c)
     return c
@@ -157,44 +158,37 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     in_flight = OnePerUser()
     shown = shown_outputs(c)
 
-    def notify_with(progress: gr.Progress) -> Callable[[str], None]:
-        return lambda message: progress(None, desc=message)
-
     def start() -> tuple[Any, ...]:
         """Before a paid request: lock both buttons and clear the last result, so Save can only act on what is shown."""
         return (gr.Button(value="Working…", interactive=False), gr.Button(interactive=False), None, "",
                 gr.Button(interactive=False), "")
 
     def generate(text: str, ids: list[str], files: list[str] | None, model: str, ratio: str, size: str, count: float,
-                 session_id: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        notify = notify_with(progress)
-        notify(f"Asking {model}…")
-        try:
+                 session_id: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+        def work(notify: Callable[[str], None]) -> tuple[Any, ...]:
             with in_flight.hold(request):
                 run = studio.generate(text or "", reference_ids=ids or [], reference_files=files or [], aspect_ratio=ratio,
                                       n=int(count), model=model, image_size=size or "", session_id=session_id,
                                       user=user_of(request), notify=notify)
-        except BananaError as exc:
-            gr.Warning(str(exc))
-            return show(studio, session_id, "", f"**Nothing was generated.** {exc}", enabled=c.enabled)
-        return show(studio, run.session_id or session_id, run.versions[-1].id if run.versions else "", _said(run),
-                    enabled=c.enabled)
+            return show(studio, run.session_id or session_id, run.versions[-1].id if run.versions else "", _said(run),
+                        enabled=c.enabled)
 
-    def refine(text: str, session_id: str, current: str, model: str, ratio: str, size: str, request: gr.Request,
-               progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        notify = notify_with(progress)
-        parent = studio.sessions.version(current) if current else None
-        same = parent is not None and parent.model == model  # the pickers apply when they show the version's model
-        notify(f"Asking {parent.model if parent and parent.model else model}…")
-        try:
+        yield from streamed(work, lambda exc: show(studio, session_id, "", f"**Nothing was generated.** {exc}",
+                                                   enabled=c.enabled), f"Asking {model}…")
+
+    def refine(text: str, session_id: str, current: str, model: str, ratio: str, size: str,
+               request: gr.Request) -> Iterator[tuple[Any, ...]]:
+        def work(notify: Callable[[str], None]) -> tuple[Any, ...]:
+            parent = studio.sessions.version(current) if current else None
+            same = parent is not None and parent.model == model  # the pickers apply when they show the version's model
             with in_flight.hold(request):
                 run = studio.refine(session_id, text or "", from_version=current, aspect_ratio=ratio if same else "",
                                     image_size=size if same else "", model=model, user=user_of(request), notify=notify)
-        except BananaError as exc:
-            gr.Warning(str(exc))
-            return show(studio, session_id, current, f"**Nothing was generated.** {exc}", enabled=c.enabled)
-        newest = run.versions[-1].id if run.versions else current
-        return show(studio, session_id, newest, _said(run), enabled=c.enabled, clear_refine=bool(run.versions))
+            newest = run.versions[-1].id if run.versions else current
+            return show(studio, session_id, newest, _said(run), enabled=c.enabled, clear_refine=bool(run.versions))
+
+        yield from streamed(work, lambda exc: show(studio, session_id, current, f"**Nothing was generated.** {exc}",
+                                                   enabled=c.enabled), "Asking Gemini to refine it…")
 
     def pick(ids: list[str], session_id: str, evt: gr.SelectData) -> tuple[Any, ...]:
         return show(studio, session_id, ids[evt.index] if evt.index < len(ids) else "", "", enabled=c.enabled)
@@ -227,11 +221,11 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     after = (unlock, [c.model, c.size, c.n], [c.go, c.cost])
     cleared = [c.go, c.refine_btn, c.view, c.reply, c.save, c.saved_md]
     c.go.click(start, None, cleared, api_name=False, queue=False).then(
-        user_errors(generate), [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session], shown,
+        generate, [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session], shown,
         api_name=False, concurrency_limit=2, concurrency_id="generate",
     ).then(*after, api_name=False, queue=False).then(c.refresh_recent, None, c.recent, api_name=False, queue=False)
     c.refine_btn.click(start, None, cleared, api_name=False, queue=False).then(
-        user_errors(refine), [c.refine_box, c.session, c.current, c.model, c.aspect, c.size], shown,
+        refine, [c.refine_box, c.session, c.current, c.model, c.aspect, c.size], shown,
         api_name=False, concurrency_limit=2, concurrency_id="generate",
     ).then(*after, api_name=False, queue=False).then(c.refresh_recent, None, c.recent, api_name=False, queue=False)
     c.strip.select(user_errors(pick), [c.versions, c.session], shown, api_name=False, queue=False)

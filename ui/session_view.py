@@ -7,16 +7,24 @@ this") ends the same way and Save can only ever act on the version on screen.
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import queue
+import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
+from rag.errors import BananaError
 from rag.models import ModelInfo
 from rag.sessions import Session, Version
 from rag.studio import Studio
 
-REFINE_HINT = "Describe the change, e.g. “now make the cape red”. Ctrl+Enter (⌘+Enter) sends it."
+log = logging.getLogger("banana.ui")
+REPLY_AT = 5  # where the line beside the run sits in :func:`shown_outputs`
+REFINE_HINT = "e.g. now make the cape red (Ctrl+Enter)"
 
 
 def user_of(request: gr.Request | None) -> str:
@@ -30,7 +38,9 @@ def caption(version: Version) -> str:
 
 
 def model_choices(models: list[ModelInfo]) -> list[tuple[str, str]]:
-    return [(m.label if m.label and m.known else m.name, m.name) for m in models]
+    """(label, id) per model; the id joins the label when two models share one (a preview and a dated release)."""
+    labels = [m.label or m.name for m in models]
+    return [(f"{label} · {m.name}" if labels.count(label) > 1 else label, m.name) for label, m in zip(labels, models)]
 
 
 def cost_md(studio: Studio, model: str, size: str | None, n: float) -> str:
@@ -100,3 +110,37 @@ def saved_md(studio: Studio, version_ids: list[str], report: Any) -> str:
         lines.append(f"{v.label} (from {came})")
     return (f"Saved: {report.summary()} {', '.join(lines)}. They are searchable now (source: generated), "
             "with their parents recorded.")
+
+
+def streamed(work: Callable[[Callable[[str], None]], tuple[Any, ...]], failed: Callable[[BananaError], tuple[Any, ...]],
+             first: str) -> Iterator[tuple[Any, ...]]:
+    """Run a paid request in a worker thread, and show its notices ("Gemini is busy; retrying in 4 s
+    (attempt 2 of 4)") as the line beside the run while it waits; then what :func:`show` returns.
+
+    ``work`` gets the notice callback and returns the final state; a :class:`BananaError` becomes
+    ``failed(exc)`` and a toast. The thread runs in a copy of the request's context (toasts work there).
+    """
+    notices: queue.Queue[str | None] = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["shown"] = work(notices.put)
+        except BananaError as exc:
+            outcome["error"] = exc
+        except Exception as exc:  # noqa: BLE001 - a bug: logged here, a sentence on screen
+            log.exception("unexpected error in a generation request")
+            outcome["error"] = BananaError(f"Something went wrong ({type(exc).__name__}). The details are in the server log.")
+        finally:
+            notices.put(None)
+
+    threading.Thread(target=contextvars.copy_context().run, args=(target,), name="generate", daemon=True).start()
+    skip = [gr.skip()] * 10
+    while (notice := first if first else notices.get()) is not None:
+        first = ""
+        yield (*skip[:REPLY_AT], f"*{notice}*", *skip[REPLY_AT + 1:])
+    if "error" in outcome:
+        gr.Warning(str(outcome["error"]))
+        yield failed(outcome["error"])
+    else:
+        yield outcome["shown"]
