@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from rag.backup import BackupSchedule
 from rag.config import Settings
 from rag.errors import BananaError
 from rag.studio import Studio
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
+    BackupSchedule(settings, studio.export).start()
     demo = build_app(studio)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, **launch_options(settings))
     return 0

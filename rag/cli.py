@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from .backup import KEEP
 from .config import Settings
 from .errors import BananaError
 from .query import Query
@@ -156,6 +157,25 @@ def cmd_import(studio: Studio, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(studio: Studio, args: argparse.Namespace) -> int:
+    path = studio.backup()
+    if args.json:
+        _print_json({"backup": str(path)})
+    else:
+        print(f"Backed up to {path} (the newest {KEEP} are kept there).")
+    return EXIT_OK
+
+
+def cmd_restore(studio: Studio, args: argparse.Namespace) -> int:
+    moved, n = studio.restore(args.file)
+    if args.json:
+        _print_json({"restored": n, "moved_aside": str(moved) if moved else None})
+    else:
+        aside = f" The previous database was moved to {moved}." if moved else ""
+        print(f"{n} records restored; the library holds {studio.count()}.{aside}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rag", description="Banana Studio: index, search and generate images.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
@@ -195,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="import even if the file was embedded with another model")
     p.add_argument("--rebase", metavar="OLD=NEW", help="rewrite image paths starting with OLD to start with NEW")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    add("backup", cmd_backup, "write a dated backup of the library index into the data folder's backups/")
+
+    p = add("restore", cmd_restore, "replace a damaged Lite library by a backup (the old one is moved aside)")
+    p.add_argument("file", nargs="?", help="a .parquet export (default: the newest scheduled backup)")
     return parser
 
 

@@ -97,6 +97,7 @@ class Settings:
     workers: int = _env("EMBED_WORKERS", factory=_default_workers, parse=_int, minimum=1)
     background: tuple[int, int, int] = _env("IMAGE_BACKGROUND", default=(128, 128, 128), parse=_color)
     max_image_pixels: int = _env("MAX_IMAGE_PIXELS", default=100_000_000, parse=_int, minimum=1)
+    max_file_mb: float = _env("MAX_FILE_MB", default=200.0, parse=_float)  # any file indexed, before it is read
     max_upload_mb: float = _env("MAX_UPLOAD_MB", default=50.0, parse=_float)
     max_upload_files: int = _env("MAX_UPLOAD_FILES", default=500, parse=_int)
     # All files unpacked from the archives of one upload; images barely compress, so this is ample.
@@ -109,6 +110,7 @@ class Settings:
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
     # USD a day (all users together); a request whose estimate would pass it is refused before any call.
     gemini_daily_budget_usd: float | None = _env("GEMINI_DAILY_BUDGET_USD", parse=_float, minimum=0.0)
+    backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
     host: str = _env("BANANA_HOST", default="127.0.0.1")
     port: int = _env("BANANA_PORT", default=7860, parse=_int)
     auth: str = _env("BANANA_AUTH", default="", secret=True)
@@ -155,6 +157,11 @@ class Settings:
     def trash_dir(self) -> Path:
         """Where deleted files the app owns go, so a delete can be undone by hand."""
         return self.data_dir / "trash"
+
+    @property
+    def backups_dir(self) -> Path:
+        """Scheduled exports of the library index (see rag/backup.py)."""
+        return self.data_dir / "backups"
 
     @property
     def served_dirs(self) -> list[Path]:

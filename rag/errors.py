@@ -21,6 +21,10 @@ class StoreError(BananaError):
     """The vector store refused an operation or is unreachable."""
 
 
+class LibraryDamaged(StoreError):
+    """The Milvus Lite database has missing or broken files; the message says how to restore it."""
+
+
 class ImageError(BananaError):
     """A file is not an image we can read (corrupt, empty, too large, unsupported)."""
 

@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import Settings
 from .errors import ImageError
+from .files import os_error_text
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _read(source: bytes | str | Path) -> bytes:
         except IsADirectoryError:
             raise ImageError("it is a folder, not a file") from None
         except OSError as exc:
-            raise ImageError(f"the file cannot be read ({exc.strerror or exc})") from None
+            raise ImageError(f"the file cannot be read ({os_error_text(exc)})") from None
     else:
         data = source
     if not data:

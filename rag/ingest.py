@@ -7,6 +7,7 @@ the next run (or :func:`rag.studio.Studio.remove_orphans`) takes care of.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from .config import Settings
 from .embedder import Embedder
 from .errors import ImageError
-from .files import atomic_write, sha256_bytes, sha256_file
+from .files import atomic_write, os_error_text, sha256_bytes, sha256_file
 from .images import decode, is_image_name
 from .pipeline import chunked, prefetch_map
 from .store import VectorStore
@@ -200,8 +201,9 @@ class Ingestor:
 
     # -- stage 1: hash (threads) ------------------------------------------------------------
     def _hashed(self, items: Iterable[_Item]) -> Iterator[_Item]:
-        workers = self.settings.workers
-        return prefetch_map(_hash, items, workers=workers, window=workers * 8)
+        s = self.settings
+        hash_one = functools.partial(_hash, max_mb=s.max_file_mb)
+        return prefetch_map(hash_one, items, workers=s.workers, window=s.workers * 8)
 
     # -- stage 2: skip what the store already holds -----------------------------------------
     def _known(self, items: Iterable[_Item]) -> Iterator[_Item]:
@@ -239,26 +241,29 @@ class Ingestor:
             item.error = str(exc)
             return item
         except OSError as exc:
-            item.error = f"the file cannot be read ({exc.strerror or exc})"
+            item.error = f"the file cannot be read ({os_error_text(exc)})"
             return item
         item.width, item.height, item.format, item.size = decoded.width, decoded.height, decoded.format, len(data)
         item.data = data if keep_bytes else None
         return item
 
 
-def _hash(item: _Item) -> _Item:
+def _hash(item: _Item, max_mb: float) -> _Item:
+    """The content id, read in blocks; files over ``max_mb`` are refused before a byte is read."""
     try:
         info = item.path.stat()
         if not stat.S_ISREG(info.st_mode):
             item.error = "not a regular file (a folder, pipe or device)"
         elif info.st_size == 0:
             item.error = "the file is empty (0 bytes)"
+        elif info.st_size > max_mb * 1024 * 1024:
+            item.error = f"the file is {info.st_size / 2**20:.0f} MB, over the {max_mb:g} MB limit (MAX_FILE_MB)"
         else:
             item.id = sha256_file(item.path)
     except FileNotFoundError:
         item.error = "the file no longer exists"
     except OSError as exc:
-        item.error = f"the file cannot be read ({exc.strerror or exc})"
+        item.error = f"the file cannot be read ({os_error_text(exc)})"
     return item
 
 
@@ -340,5 +345,5 @@ class _Writer:
             if not path.exists():
                 atomic_write(path, it.data or b"")
         except OSError as exc:
-            return None, f"the file could not be copied into the library ({exc.strerror or exc})"
+            return None, f"the file could not be copied into the library ({os_error_text(exc)})"
         return path, ""

@@ -24,15 +24,25 @@ class _QuietLite(logging.Filter):
         return "mvccTs" not in text and "Method not implemented" not in text
 
 
+class _OursToReport(logging.Filter):
+    """pymilvus logs every failed call with a traceback; the store reports each one as a sentence
+    (:class:`rag.errors.StoreError`), so the traceback shows only when the store logs at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return logging.getLogger("rag.store").isEnabledFor(logging.DEBUG)
+
+
 _QUIET = _QuietLite()
+_REPORTED = _OursToReport()
 
 
 def quiet_logs() -> None:
-    """Hide that harmless miss from the logs (idempotent: a filter is added once)."""
-    for name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
+    """Hide the harmless miss and the tracebacks we report ourselves (idempotent)."""
+    for name, quiet in (("pymilvus.client.iterator.query_iterator", _QUIET), ("grpc._server", _REPORTED),
+                        ("pymilvus.decorators", _REPORTED)):
         logger = logging.getLogger(name)
-        if _QUIET not in logger.filters:
-            logger.addFilter(_QUIET)
+        if quiet not in logger.filters:
+            logger.addFilter(quiet)
 
 
 _WAL_NAME = re.compile(r"wal_(?:data|delta)_(\d+)\.arrow")
@@ -116,3 +126,82 @@ def import_pymilvus() -> None:
     finally:
         if hide:
             os.environ["MILVUS_URI"] = value
+
+
+def held_elsewhere(db_dir: str | Path) -> bool:
+    """True when another process holds this Milvus Lite database (Lite allows one at a time).
+
+    Asked before opening, so the user gets a sentence instead of Lite's logged traceback. A
+    database this process already opened is never "elsewhere": Lite shares it within a process.
+    """
+    root = Path(db_dir).expanduser()
+    if not (root / "LOCK").is_file():
+        return False
+    try:
+        import fcntl
+
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return False
+    if os.path.abspath(root) in getattr(server_manager_instance, "_servers", {}):
+        return False
+    fd = os.open(root / "LOCK", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock we took
+    return False
+
+
+def in_use_message(db_dir: str | Path) -> str:
+    return (
+        f"The library at {db_dir} is open in another program, probably the Banana Studio app: Milvus "
+        "Lite lets one program use a library at a time. Add the images from the app's Library tab, "
+        "stop the app and run this again, or share one library between programs with a Milvus "
+        "server (set MILVUS_URI=http://host:19530; see README, 'Beyond one machine')."
+    )
+
+
+def damage(db_dir: str | Path) -> list[str]:
+    """What is missing or broken in a Milvus Lite database, in words (empty when it looks whole).
+
+    Lite either fails on these with a bare error or, for a lost manifest, silently falls back to an
+    older one and shows an emptier library; checked before opening, so the user hears what is wrong.
+    """
+    root = Path(db_dir).expanduser()
+    problems: list[str] = []
+    for coll in [*root.glob("collections/*"), *root.glob("databases/*/collections/*")]:
+        if not coll.is_dir():
+            continue
+        if not (coll / "schema.json").is_file():
+            problems.append(f"{coll.name}/schema.json is missing")
+        try:
+            manifest = json.loads((coll / "manifest.json").read_text(encoding="utf-8"))
+            partitions = dict(manifest["partitions"])
+        except FileNotFoundError:
+            problems.append(f"{coll.name}/manifest.json is missing")
+            continue
+        except (OSError, ValueError, KeyError, TypeError):
+            problems.append(f"{coll.name}/manifest.json is damaged")
+            continue
+        for name, part in partitions.items():
+            for rel in [*part.get("data_files", []), *part.get("delta_files", [])]:
+                problem = _parquet_problem(coll / "partitions" / name / rel)
+                if problem:
+                    problems.append(f"{coll.name}/{rel} {problem}")
+    return problems
+
+
+def _parquet_problem(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(-4, os.SEEK_END)
+            tail = fh.read(4)
+    except FileNotFoundError:
+        return "is missing"
+    except OSError:
+        return "is truncated or unreadable"
+    return "" if head == tail == b"PAR1" else "is truncated or damaged"

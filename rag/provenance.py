@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GenerationError, ImageError
-from .files import atomic_write
+from .files import atomic_write, os_error_text
 from .generate import GenerationResult
 from .images import encode_png, png_text
 
@@ -120,7 +120,7 @@ def save_result(
     except OSError as exc:
         for path in written:
             path.unlink(missing_ok=True)
-        raise GenerationError(f"Could not save the generated image to {out} ({exc.strerror or exc}).") from None
+        raise GenerationError(f"Could not save the generated image to {out} ({os_error_text(exc)}).") from None
     return paths
 
 

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import lite
+from .backup import damaged_message
 from .config import Settings
-from .errors import BananaError, StoreError
+from .errors import BananaError, LibraryDamaged, StoreError
 from .types import Asset, Hit
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ class MilvusStore:
         lite.quiet_logs()
         if not self.is_server:
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            if lite.held_elsewhere(uri):
+                raise StoreError(lite.in_use_message(uri))
+            if problems := lite.damage(uri):
+                raise LibraryDamaged(damaged_message(uri, problems, settings))
             if Path(uri).expanduser().is_dir():
                 lite.discard_flushed_wal(Path(uri).expanduser())
             lite.single_threaded_blas()
@@ -128,6 +133,9 @@ class MilvusStore:
                 raise
             except Exception as exc:  # noqa: BLE001 - pymilvus, grpc and Lite raise many types
                 log.debug("Milvus failed to %s", action, exc_info=True)
+                if "No space left on device" in str(exc) or "Errno 28" in str(exc):
+                    raise StoreError(f"The library database at {self.where} could not {action}: the disk is full. "
+                                     "Free some space and try again.") from None
                 hint = "Is the Milvus server running?" if self.is_server else "Is the database damaged or in use?"
                 raise StoreError(
                     f"The library database at {self.where} could not {action}: {_first_line(exc)}. {hint}"

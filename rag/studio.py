@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from .backup import backups, write_backup
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
@@ -33,7 +34,7 @@ from .search import search
 from .sessions import Attempt, Session, SessionStore, Version
 from .store import QUERY_PAGE, MilvusStore, VectorStore
 from .thumbs import thumbnail
-from .transfer import export_parquet, import_parquet
+from .transfer import export_parquet, import_parquet, read_header
 from .types import Asset, Hit
 from .uploads import expand_uploads
 
@@ -221,6 +222,28 @@ class Studio:
         return import_parquet(
             self.store, Path(path), batch=batch, model=self.embedder.name, force=force, rebase=rebase, progress=progress
         )
+
+    def backup(self) -> Path:
+        """A dated export into the backups folder (the newest few are kept)."""
+        return write_backup(self.settings, self.export)
+
+    def restore(self, backup: str | Path | None = None, *, progress: Callable[[int], None] | None = None) -> tuple[Path | None, int]:
+        """Replace a (damaged) Lite database by a backup: the old one is moved aside, never deleted.
+
+        Returns where the old database went and how many records the backup brought back.
+        """
+        if self.settings.is_server:
+            raise BananaError("restore replaces a Milvus Lite library; on a server, use `python -m rag import FILE`.")
+        source = Path(backup) if backup else next(iter(backups(self.settings)), None)
+        if source is None:
+            raise BananaError(f"No backup was found in {self.settings.backups_dir}; name the file: python -m rag restore FILE.")
+        read_header(source)  # refuse an unreadable file before anything is moved
+        self.close()
+        db = Path(self.settings.milvus_uri)
+        moved = db.with_name(f"{db.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}") if db.exists() else None
+        if moved is not None:
+            db.rename(moved)
+        return moved, self.import_(source, progress=progress)
 
     # -- generation -------------------------------------------------------------------------
     def generation_status(self) -> tuple[bool, str]:

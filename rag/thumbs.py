@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from .errors import ImageError
-from .files import atomic_write
+from .files import atomic_write, os_error_text
 from .images import encode_preview
 from .types import Asset
 
@@ -31,6 +31,6 @@ def thumbnail(asset: Asset, thumbs_dir: Path, max_pixels: int) -> Path | None:
         log.info("No preview for %s: %s", asset.filename, exc)
         return None
     except OSError as exc:
-        log.warning("Could not write the preview of %s (%s)", asset.filename, exc.strerror or exc)
+        log.warning("Could not write the preview of %s (%s)", asset.filename, os_error_text(exc))
         return None
     return target

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .config import Settings
+from .files import os_error_text
 from .images import is_image_name
 
 MB = 1024 * 1024
@@ -136,6 +137,6 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap:
         target.write_bytes(data)
     except OSError as exc:
         target.unlink(missing_ok=True)
-        return f"cannot be unpacked ({exc.strerror or exc})"
+        return f"cannot be unpacked ({os_error_text(exc)})"
     budget.bytes -= len(data)
     return ""

@@ -217,3 +217,15 @@ def test_unloadable_weights_warm_up_logs_and_search_explains(tmp_path: Path, cap
     assert "CLIP_PRETRAINED" in caplog.text
     with pytest.raises(ModelLoadError, match="CLIP_PRETRAINED"):
         broken.embed_texts(["x"])
+
+
+def test_files_over_max_file_mb_are_refused_before_reading(studio: Studio, tmp_path: Path) -> None:
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    big = folder / "poster.png"
+    with open(big, "wb") as fh:  # sparse: 3 GB that cost no disk and would take seconds to hash
+        fh.truncate(3 * 1024**3)
+    shutil.copy(SAMPLE / "food" / sorted(p.name for p in (SAMPLE / "food").iterdir())[0], folder / "small.png")
+    report = studio.ingest_folder(folder)
+    assert [a.filename for a in report.added] == ["small.png"]
+    assert report.failed == [(str(big), "the file is 3072 MB, over the 200 MB limit (MAX_FILE_MB)")]

@@ -64,3 +64,32 @@ def test_unloadable_weights_name_the_setting(tmp_path: Path) -> None:
     result = run(["search", "x"], tmp_path, CLIP_PRETRAINED=str(tmp_path / "missing.safetensors"))
     assert result.returncode == 1
     assert "CLIP_PRETRAINED" in result.stderr and "Traceback" not in result.stderr
+
+
+HOLD = """
+import sys, time
+from rag.config import Settings
+from rag.store import MilvusStore
+store = MilvusStore(Settings.from_env(), 512, "ViT-B-32/none")
+print("open", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_library_held_by_another_process_is_one_sentence(tmp_path: Path) -> None:
+    """The app open and a folder to add from the terminal: the most common thing a user will do."""
+    env = {**os.environ, "CLIP_PRETRAINED": "none", "BANANA_DATA_DIR": str(tmp_path)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        for args in (["stats"], ["ingest", str(SAMPLE / "food")]):
+            result = run(args, tmp_path)
+            assert result.returncode == 1
+            assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+            assert result.stderr.startswith("error: The library at ") and "open in another program" in result.stderr
+            assert "Library tab" in result.stderr and "MILVUS_URI" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    again = run(["stats", "--json"], tmp_path)  # released: works again
+    assert again.returncode == 0 and json.loads(again.stdout)["count"] == 0
