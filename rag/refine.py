@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import BananaError, GenerationBlocked
 from .files import sha256_file
 from .generate import GenerationResult, ImageGenerator, ModelReply, Notify
-from .models import ModelInfo
+from .models import ModelInfo, ModelList
 from .provenance import readable_stem, save_result
 from .sessions import Session, SessionStore, Version
 from .types import Asset
@@ -43,6 +43,32 @@ class Ask:
     image_size: str
     n: int
     user: str
+
+
+def refine(store: SessionStore, generator: ImageGenerator, settings: Settings, models: ModelList, session_ref: str,
+           instruction: str, *, from_version: str = "", aspect_ratio: str = "", image_size: str = "", n: int = 1,
+           model: str = "", user: str = "", notify: Notify | None = None) -> Generation:
+    """A follow-up turn about a version of a session (its newest when ``from_version`` is blank).
+
+    It continues with the model that made the version (thought signatures belong to it); settings left
+    blank are the version's. ``model`` only chooses the model for an original (an "Edit this" session).
+    """
+    session = store.session(session_ref)
+    versions = store.versions(session.id)
+    if not versions:
+        raise BananaError(f"Session {session.id} has no versions yet; generate an image first.")
+    parent = store.version(from_version, session.id) if from_version.strip() else versions[-1]
+    info = models.get(parent.model or model)
+    ask = Ask(instruction.strip(), [], info, aspect_ratio or parent.aspect_ratio, info.size(image_size or parent.image_size),
+              n, user)
+    return run_turn(store, generator, settings, session, parent, ask, notify)
+
+
+def start_from(store: SessionStore, asset: Asset, user: str) -> Session:
+    """"Edit this": a session whose version 0 is a library image; its first refinement sends that image."""
+    session = store.new_session(user=user, title=f"Edit {asset.filename}", base_asset_id=asset.id)
+    store.add_original(session.id, path=asset.path, image_id=asset.id)
+    return store.session(session.id)
 
 
 def version_asset(version: Version) -> Asset:

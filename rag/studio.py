@@ -29,7 +29,7 @@ from .ingest import Ingestor, IngestReport, Progress, collect_files
 from .models import ModelInfo, ModelList, max_references_for
 from .provenance import read_provenance
 from .query import Query
-from .refine import Ask, Generation, run_turn, version_asset
+from .refine import Ask, Generation, refine, run_turn, start_from, version_asset
 from .search import search
 from .sessions import Attempt, Session, SessionStore, Version
 from .store import QUERY_PAGE, MilvusStore, VectorStore
@@ -340,31 +340,22 @@ class Studio:
         return self._sessions
 
     def models(self) -> list[ModelInfo]:
-        """The image models to offer (from the API's list, else the built-in catalogue), each with its caps and prices."""
+        """The image models to offer (the API's list, else the catalogue), each with its caps and prices."""
         return self.model_list.all()
 
     def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
                image_size: str = "", n: int = 1, model: str = "", user: str = "", notify: Notify | None = None) -> Generation:
-        """A follow-up instruction about a version (the newest when ``from_version`` is blank); the model gets
-        the turns that led to it. Settings left blank are the version's; ``model`` only applies to an original."""
-        session = self.sessions.session(session_id)
-        versions = self.sessions.versions(session.id)
-        if not versions:
-            raise BananaError(f"Session {session.id} has no versions yet; generate an image first.")
-        parent = self.sessions.version(from_version, session.id) if from_version.strip() else versions[-1]
-        info = self.model_list.get(parent.model or model)
-        ask = Ask(instruction.strip(), [], info, aspect_ratio or parent.aspect_ratio,
-                  info.size(image_size or parent.image_size), n, user)
-        return run_turn(self.sessions, self.generator, self.settings, session, parent, ask, notify)
+        """A follow-up instruction about a version (the newest by default); the model gets the turns that led to it."""
+        return refine(self.sessions, self.generator, self.settings, self.model_list, session_id, instruction,
+                      from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n, model=model,
+                      user=user, notify=notify)
 
     def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
         """"Edit this": a session whose first version is a library image, ready for a refinement."""
         (asset,) = self.store.get([base_asset_id]) or [None]
         if asset is None:
             raise BananaError(f"No asset with id {base_asset_id} is in the library.")
-        session = self.sessions.new_session(user=user, title=f"Edit {asset.filename}", base_asset_id=asset.id)
-        self.sessions.add_original(session.id, path=asset.path, image_id=asset.id)
-        return self.sessions.session(session.id)
+        return start_from(self.sessions, asset, user)
 
     def open_session(self, session_id: str) -> tuple[Session, list[Version]]:
         """A session and its versions (oldest first), to show or continue after a restart."""
@@ -387,10 +378,6 @@ class Studio:
         """Add versions to the library (originals already are), with their parents and references as ``parents``."""
         versions = [self.sessions.version(v) for v in version_ids]
         return self.save_generated([v.path for v in versions if v.turn_id is not None], progress=progress)
-
-    def save_session(self, session_id: str, *, progress: Progress | None = None) -> IngestReport:
-        _, versions = self.open_session(session_id)
-        return self.save_versions([v.id for v in versions], progress=progress)
 
     def version_preview(self, version: Version) -> Path | None:
         """A small cached preview of a version for the strip and History."""
