@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BananaError, BudgetExceeded
+from .files import os_error_text
 from .generate import Content
 
 SCHEMA_VERSION = 1
@@ -48,6 +49,15 @@ _VERSION_SQL = """SELECT v.*, t.instruction, t.model, t.aspect_ratio, t.image_si
     FROM versions v LEFT JOIN turns t ON t.id = v.turn_id"""
 _SESSION_SQL = """SELECT s.*, COUNT(v.id) AS n_versions, COALESCE(SUM(v.cost_usd), 0) AS cost_usd
     FROM sessions s LEFT JOIN versions v ON v.session_id = s.id"""
+
+
+def _why(exc: Exception) -> str:
+    """A database or OS error in words; a full disk reads as it does everywhere else in the app."""
+    if isinstance(exc, OSError):
+        return os_error_text(exc)
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+        return "the disk is full; free some space and try again"
+    return str(exc)
 
 
 def day_of(ts: float) -> str:
@@ -134,7 +144,7 @@ class SessionStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
-            raise BananaError(f"The sessions database at {self.path} could not be opened ({exc}).") from None
+            raise BananaError(f"The sessions database at {self.path} could not be opened ({_why(exc)}).") from None
         with self._write("set up") as db:
             found = db.execute("PRAGMA user_version").fetchone()[0]
             if found > SCHEMA_VERSION:
@@ -161,14 +171,14 @@ class SessionStore:
                     raise
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise BananaError(f"The sessions database at {self.path} could not {doing} ({exc}).") from None
+                raise BananaError(f"The sessions database at {self.path} could not {doing} ({_why(exc)}).") from None
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self._conn.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise BananaError(f"The sessions database at {self.path} could not be read ({exc}).") from None
+                raise BananaError(f"The sessions database at {self.path} could not be read ({_why(exc)}).") from None
 
     # -- sessions and versions
     def new_session(self, *, user: str, title: str, base_asset_id: str = "") -> Session:

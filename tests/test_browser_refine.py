@@ -83,12 +83,12 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
                                " && document.querySelector('#refine-button').disabled", timeout=5_000)
         versions_shown(page, 2)
 
-        refine(page, "add racing stripes")
+        page.locator("#refine-box textarea").fill("add racing stripes")
+        page.locator("#refine-box textarea").press("Control+Enter")  # the keyboard runs Refine too
         page.get_by_text(re.compile(r"retrying in 3 s \(attempt 2 of 2\)")).first.wait_for(timeout=10_000)
         versions_shown(page, 3)
         page.get_by_text("v3 · add racing stripes").first.wait_for(timeout=10_000)
         page.evaluate("window.scrollTo(0, 0)")
-        page.screenshot(path=str(SHOTS / "generate-1280x720-viewport.png"))
         for selector in ("#generate-button", "#prompt", "#version-view", "#refine-box"):
             assert in_view(page, selector), f"{selector} is not visible at 1280x720"
         page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
@@ -116,6 +116,10 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
 
         page.get_by_role("tab", name="History").click()
         page.get_by_text(re.compile(r"Spent today: \$0\.15\d")).wait_for(timeout=10_000)
+        thumbnails = page.locator("#history-table img")
+        thumbnails.nth(3).wait_for(timeout=10_000)  # one per request that made an image
+        assert page.locator("#history-table").get_by_text("failed").count() == 0  # the 429 was retried, not lost
+        page.screenshot(path=str(SHOTS.parent.parent / "test-artifacts" / "history.png"), full_page=True)
 
         _phone_shot(phone)
         page.close()

@@ -172,3 +172,20 @@ def test_api_refine_sessions_history_models(tmp_path: Path, embedder, fake_gemin
             assert len(saved) == 1 and studio.stats()["by_source"] == {"generated": 1}
     finally:
         studio.close()
+
+
+def test_the_edit_this_hook_opens_a_session_on_the_generate_tab(flash_studio: Studio, fake_gemini: FakeGemini) -> None:
+    """What the Library's asset page will call: ``edit(asset_id, request)`` returns the Generate tab's new state."""
+    from types import SimpleNamespace
+
+    from ui.generate import edit_asset_handler
+
+    flash_studio.ingest_folder(SAMPLE / "food")
+    asset = flash_studio.store.get([flash_studio.table().iloc[0]["id"]])[0]
+    session_id, version_ids, current, strip, view, reply, save, save_all, box, button = edit_asset_handler(flash_studio)(
+        asset.id, SimpleNamespace(username="ana"))
+    session, (original,) = flash_studio.open_session(session_id)
+    assert (session.user, session.base_asset_id, version_ids, current) == ("ana", asset.id, [original.id], original.id)
+    assert view.value["path"].endswith(asset.path.split("/")[-1]) and asset.filename in reply
+    assert not save.interactive and button.interactive and "Refine original" in box.label  # already in the library
+    assert fake_gemini.requests == []  # opening costs nothing

@@ -15,6 +15,7 @@ from rag.sessions import FILE_NAME, SessionStore
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply, png_bytes, signed_reply
+from tests.test_full_disk import small_disk  # noqa: F401  (pytest fixture)
 
 PRO = "gemini-3-pro-image-preview"
 KEY = "sessions-test-key-5e1"
@@ -194,3 +195,18 @@ def test_unknown_ids_are_sentences(pro_studio: Studio, fake_gemini: FakeGemini) 
     with pytest.raises(BananaError, match="not a version of this session"):
         pro_studio.refine(sid, "x", from_version="v9")
     assert len(fake_gemini.requests) == 1
+
+
+def test_a_full_disk_is_a_sentence_and_the_database_recovers(small_disk: Path) -> None:  # noqa: F811
+    from tests.test_full_disk import fill
+
+    store = SessionStore(small_disk)
+    session = store.new_session(user="", title="before the disk filled")
+    filler = fill(small_disk, leave=0)
+    with pytest.raises(BananaError, match=r"sessions database .* \(the disk is full; free some space and try again\)"):
+        store.new_session(user="", title="x" * 200_000)
+    filler.unlink()
+    assert [s.id for s in store.sessions()] == [session.id]  # nothing half-written
+    store.new_session(user="", title="after")
+    assert len(store.sessions()) == 2
+    store.close()

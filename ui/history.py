@@ -56,13 +56,16 @@ def build(studio: Studio) -> dict[str, Any]:
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
     totals = gr.Dataframe(label="Spend per day and user (last 30 days)", interactive=False, headers=TOTAL_COLUMNS)
     table = gr.Dataframe(label=f"Requests, newest first (last {LIMIT})", interactive=False, wrap=True, max_height=520,
-                         headers=COLUMNS, datatype=["markdown"] + ["str"] * (len(COLUMNS) - 1), elem_id="history-table")
+                         headers=COLUMNS, datatype=["markdown"] + ["str"] * (len(COLUMNS) - 1), elem_id="history-table",
+                         column_widths=["96px", "140px", "80px", "90px", "190px", "60px", "240px", "56px", "70px", "80px",
+                                        "220px"])
 
     @user_errors
     def load(only_mine: bool, request: gr.Request) -> tuple[Any, ...]:
         user = getattr(request, "username", None) if only_mine else None
         spend = studio.spend()
-        return (_budget_md(spend), pd.DataFrame(spend["totals"], columns=TOTAL_COLUMNS),
+        totals = pd.DataFrame(spend["totals"], columns=TOTAL_COLUMNS).replace({"user": {"": "-"}})
+        return (_budget_md(spend), totals,
                 _rows(studio, studio.history(LIMIT, user=user)))
 
     outputs = [budget, totals, table]
