@@ -62,7 +62,7 @@ def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     _api(studio)
     return {
         "show_refs": (c.show_refs, [selected, c.model], [selected, c.refs, c.refs_md]),
-        "refresh_sessions": (c.refresh_recent, None, [c.recent]),
+        "refresh_sessions": (c.refresh_recent, [c.model, c.size, c.n], [c.recent, c.cost]),
         "edit_asset": (edit_asset_handler(studio, c.enabled), shown_outputs(c)),
     }
 
@@ -77,11 +77,11 @@ def _render(studio: Studio) -> SimpleNamespace:
             gr.Markdown(f"**{why}**" if not enabled else why, elem_id="generation-status")
             with gr.Row():
                 c.model = gr.Dropdown(model_choices(models), value=default.name, label="Model", elem_id="model-picker",
-                                      scale=4, min_width=190)
-                c.aspect = gr.Dropdown(list(default.aspect_ratios), value="1:1", label="Aspect", scale=1, min_width=80)
+                                      scale=3, min_width=190)
+                c.aspect = gr.Dropdown(list(default.aspect_ratios), value="1:1", label="Aspect", scale=1, min_width=100)
                 c.size = gr.Dropdown(list(default.sizes), value=default.size() or default.sizes[0], label="Size",
-                                     interactive=default.sends_size, scale=1, min_width=70)
-                c.n = gr.Dropdown(list(range(1, MAX_IMAGES_PER_RUN + 1)), value=1, label="Images", scale=1, min_width=70)
+                                     interactive=default.sends_size, scale=1, min_width=90)
+                c.n = gr.Dropdown(list(range(1, MAX_IMAGES_PER_RUN + 1)), value=1, label="Images", scale=1, min_width=90)
             c.refs_md = gr.Markdown(_refs_text(studio, 0, default.name))
             c.refs = gr.Gallery(label="References (click one to remove it)", columns=7, rows=1, height=104,
                                 object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
@@ -133,8 +133,9 @@ def _helpers(studio: Studio, c: SimpleNamespace) -> None:
         pictures, kept = gallery_items(studio, studio.get(ids)) if ids else ([], [])
         return kept, pictures, _refs_text(studio, len(kept), model)
 
-    def refresh_recent(request: gr.Request) -> Any:
-        return gr.Dropdown(choices=recent_choices(studio, user_of(request)))
+    def refresh_recent(model: str, size: str, count: float, request: gr.Request) -> tuple[Any, ...]:
+        """On page load, on opening the tab and after each run: the sessions to reopen, today's spend."""
+        return gr.Dropdown(choices=recent_choices(studio, user_of(request))), cost_md(studio, model, size, count)
 
     c.show_refs, c.refresh_recent = show_refs, refresh_recent
 
@@ -214,20 +215,17 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         ids = [v.id for v in studio.open_session(session_id)[1]]
         return saved_md(studio, ids, studio.save_versions(ids, progress=progress_callback(progress)))
 
-    def unlock(model: str, size: str, count: float) -> tuple[Any, ...]:
-        """After a run: Generate is clickable again and the estimate shows the new day's spend."""
-        return gr.Button(value=GO, interactive=c.enabled), cost_md(studio, model, size, count)
-
-    after = (unlock, [c.model, c.size, c.n], [c.go, c.cost])
+    after = (lambda: gr.Button(value=GO, interactive=c.enabled), None, c.go)
+    refresh = (c.refresh_recent, [c.model, c.size, c.n], [c.recent, c.cost])  # new session listed, spend updated
     cleared = [c.go, c.refine_btn, c.view, c.reply, c.save, c.saved_md]
-    c.go.click(start, None, cleared, api_name=False, queue=False).then(
-        generate, [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session], shown,
-        api_name=False, concurrency_limit=2, concurrency_id="generate",
-    ).then(*after, api_name=False, queue=False).then(c.refresh_recent, None, c.recent, api_name=False, queue=False)
-    c.refine_btn.click(start, None, cleared, api_name=False, queue=False).then(
-        refine, [c.refine_box, c.session, c.current, c.model, c.aspect, c.size], shown,
-        api_name=False, concurrency_limit=2, concurrency_id="generate",
-    ).then(*after, api_name=False, queue=False).then(c.refresh_recent, None, c.recent, api_name=False, queue=False)
+    def paid(button: gr.Button, run: Callable[..., Iterator[tuple[Any, ...]]], inputs: list[Any]) -> None:
+        """A paid request: lock and clear, run (one at a time per user, two at a time in all), unlock, refresh."""
+        button.click(start, None, cleared, api_name=False, queue=False).then(
+            run, inputs, shown, api_name=False, concurrency_limit=2, concurrency_id="generate",
+        ).then(*after, api_name=False, queue=False).then(*refresh, api_name=False, queue=False)
+
+    paid(c.go, generate, [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session])
+    paid(c.refine_btn, refine, [c.refine_box, c.session, c.current, c.model, c.aspect, c.size])
     c.strip.select(user_errors(pick), [c.versions, c.session], shown, api_name=False, queue=False)
     c.open.click(user_errors(reopen), [c.recent], shown, api_name=False, queue=False)
     c.new.click(lambda: show(studio, "", "", "", enabled=c.enabled), None, shown, api_name=False, queue=False)
