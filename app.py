@@ -18,6 +18,7 @@ from rag.config import Settings
 from rag.errors import BananaError
 from rag.studio import Studio
 from ui import generate as generate_tab
+from ui import history as history_tab
 from ui import library as library_tab
 from ui import search as search_tab
 
@@ -39,11 +40,16 @@ def build_app(studio: Studio) -> gr.Blocks:
                 search = search_tab.build(studio, selected)
             with gr.Tab("Generate", id="generate") as generate_tab_ui:
                 generate = generate_tab.build(studio, selected)
+            with gr.Tab("History", id="history") as history_tab_ui:
+                history = history_tab.build(studio)
         show_refs, refs_in, refs_out = generate["show_refs"]
         search["to_generate"].click(show_refs, refs_in, refs_out, api_name=False, queue=False).then(
             lambda: gr.Tabs(selected="generate"), None, tabs, api_name=False, queue=False
         )
         generate_tab_ui.select(show_refs, refs_in, refs_out, api_name=False, queue=False)
+        for trigger in (demo.load, generate_tab_ui.select):
+            trigger(*generate["refresh_sessions"], api_name=False, queue=False)
+        history_tab_ui.select(*history["load"], api_name=False, queue=False)
         load_fn, load_in, load_out = library["load"]
         demo.load(load_fn, load_in, load_out, api_name=False)
         for trigger in (demo.load, search_tab_ui.select):

@@ -114,6 +114,8 @@ class Settings:
     gemini_api_version: str = _env("GEMINI_API_VERSION", default="v1beta")
     gemini_timeout_s: float = _env("GEMINI_TIMEOUT_S", default=120.0, parse=_float)
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
+    # USD a day (all users together); a request whose estimate would pass it is refused before any call.
+    gemini_daily_budget_usd: float | None = _env("GEMINI_DAILY_BUDGET_USD", parse=_float, minimum=0.0)
     backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
     # Requests waiting beyond this are refused at once ("busy, try again") rather than left spinning.
     max_queue: int = _env("MAX_QUEUE", default=64, parse=_int, minimum=1)

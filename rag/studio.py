@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,14 @@ from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
 from .files import sha256_file
 from .filters import build_filter
-from .generate import GenerationResult, ImageGenerator, make_generator
+from .generate import ImageGenerator, Notify, make_generator
 from .ingest import Ingestor, IngestReport, Progress, collect_files
-from .models import max_references_for
-from .provenance import read_provenance, save_result
+from .models import ModelInfo, ModelList, max_references_for
+from .provenance import read_provenance
 from .query import Query
+from .refine import Ask, Generation, refine, run_turn, start_from, version_asset
 from .search import search
+from .sessions import Attempt, Session, SessionStore, Version
 from .store import QUERY_PAGE, MilvusStore, VectorStore
 from .thumbs import thumbnail
 from .transfer import export_parquet, import_parquet, read_header
@@ -37,13 +39,6 @@ from .types import Asset, Hit
 from .uploads import expand_uploads
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class Generation:
-    """A generation run: what the model returned and where its images were saved."""
-
-    result: GenerationResult
-    paths: list[Path]
 
 
 TABLE_COLUMNS = ["filename", "folder", "source", "width", "height", "format", "bytes", "added", "id", "path"]
@@ -64,6 +59,8 @@ class Studio:
         self._store_lock = threading.Lock()
         # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
         self._ingest_lock = threading.Lock()
+        self._sessions: SessionStore | None = None
+        self.model_list = ModelList(lambda: self.generator.models(), settings.gemini_model)
 
     @classmethod
     def from_env(cls) -> Studio:
@@ -75,6 +72,9 @@ class Studio:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._sessions is not None:
+                self._sessions.close()
+                self._sessions = None
 
     @property
     def store(self) -> VectorStore:
@@ -266,7 +266,8 @@ class Studio:
         """Whether generation is on, and a sentence saying why (or why not)."""
         if self._generator is not None or self.settings.gemini_api_key:
             model = self._generator.model if self._generator else self.settings.gemini_model
-            return True, f"Generation is on ({model}, up to {self.max_references} reference images)."
+            note = self.model_list.note()
+            return True, f"Generation is on ({model}, up to {self.max_references} reference images).{' ' + note if note else ''}"
         return False, (
             "Generation is off: no Gemini API key is set. Set GEMINI_API_KEY (from "
             "https://aistudio.google.com/apikey) and restart the app. Search works without it."
@@ -279,9 +280,8 @@ class Studio:
     @property
     def generator(self) -> ImageGenerator:
         if self._generator is None:
-            enabled, why = self.generation_status()
-            if not enabled:
-                raise GenerationDisabled(why)
+            if not self.settings.gemini_api_key:
+                raise GenerationDisabled(self.generation_status()[1])
             self._generator = make_generator(self.settings)
         return self._generator
 
@@ -309,18 +309,26 @@ class Studio:
         reference_files: Sequence[str | Path] = (),
         aspect_ratio: str = "1:1",
         n: int = 1,
+        model: str = "",
+        image_size: str = "",
+        session_id: str = "",
+        user: str = "",
+        notify: Notify | None = None,
     ) -> Generation:
-        """Generate from a prompt and references; images land in the outputs folder, never the library."""
+        """Generate from a prompt and references: a new root version in session ``session_id``, or a new
+        session. Images land in the outputs folder, never the library."""
         refs = self.references(reference_ids, reference_files)
-        result = self.generator.generate(prompt, refs, aspect_ratio=aspect_ratio, n=n)
-        return Generation(result=result, paths=save_result(result, self.settings.outputs_dir, max_pixels=self.settings.max_image_pixels))
+        generator, info = self.generator, self.model_list.get(model)
+        session = self.sessions.session(session_id) if session_id else None
+        ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user)
+        return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
 
     def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
         """Add generated images to the library, keeping their provenance and parent ids searchable."""
         report = IngestReport()
         for path in paths:
             provenance = read_provenance(path) or {}
-            parents = [r["id"] for r in provenance.get("references", [])]
+            parents = provenance.get("parents") or [r["id"] for r in provenance.get("references", [])]
             meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
                     "provenance": provenance}
             one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
@@ -336,3 +344,57 @@ class Studio:
         if asset is None:
             raise BananaError(f"No asset with id {asset_id} is in the library.")
         return self.store.get(asset.meta.get("parents", []))
+
+    # -- sessions and history ---------------------------------------------------------------
+    @property
+    def sessions(self) -> SessionStore:
+        """The sessions, versions and attempts database (``sessions.db`` in BANANA_DATA_DIR), opened on first use."""
+        if self._sessions is None:
+            with self._store_lock:
+                if self._sessions is None:
+                    self._sessions = SessionStore(self.settings.data_dir)
+        return self._sessions
+
+    def models(self) -> list[ModelInfo]:
+        """The image models to offer (the API's list, else the catalogue), each with its caps and prices."""
+        return self.model_list.all()
+
+    def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
+               image_size: str = "", n: int = 1, model: str = "", user: str = "", notify: Notify | None = None) -> Generation:
+        """A follow-up instruction about a version (the newest by default); the model gets the turns that led to it."""
+        return refine(self.sessions, self.generator, self.settings, self.model_list, session_id, instruction,
+                      from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n, model=model,
+                      user=user, notify=notify)
+
+    def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
+        """"Edit this": a session whose first version is a library image, ready for a refinement."""
+        (asset,) = self.store.get([base_asset_id]) or [None]
+        if asset is None:
+            raise BananaError(f"No asset with id {base_asset_id} is in the library.")
+        return start_from(self.sessions, asset, user)
+
+    def open_session(self, session_id: str) -> tuple[Session, list[Version]]:
+        """A session and its versions (oldest first), to show or continue after a restart."""
+        session = self.sessions.session(session_id)
+        return session, self.sessions.versions(session.id)
+
+    def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[Session]:
+        return self.sessions.sessions(limit, user)
+
+    def history(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
+        """Every request that could cost money, newest first, with its outcome and reason."""
+        return self.sessions.attempts(limit, user=user, day=day)
+
+    def spend(self, days: int = 30) -> dict[str, Any]:
+        """Totals per day and user, today's spend and the daily cap (None: no cap)."""
+        return {"totals": self.sessions.totals(days), "today": self.sessions.spent(),
+                "budget": self.settings.gemini_daily_budget_usd}
+
+    def save_versions(self, version_ids: Sequence[str], *, progress: Progress | None = None) -> IngestReport:
+        """Add versions to the library (originals already are), with their parents and references as ``parents``."""
+        versions = [self.sessions.version(v) for v in version_ids]
+        return self.save_generated([v.path for v in versions if v.turn_id is not None], progress=progress)
+
+    def version_preview(self, version: Version) -> Path | None:
+        """A small cached preview of a version for the strip and History."""
+        return self.preview(version_asset(version))
