@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=studio.library_page, name="library-index", daemon=True).start()  # the grid's first page
     demo = build_app(studio)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, **launch_options(settings))
     return 0
