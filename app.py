@@ -40,6 +40,8 @@ CSS = """
   border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
 /* Grids grow with the page instead of scrolling inside a box; result captions wrap instead of being cut. */
 #library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap { max-height: none !important; height: auto !important; }
+/* A gallery's floating label no longer covers the top of its thumbnails (the reference strips). */
+.block:has(> label[data-testid="block-label"]) .gallery-container .grid-container { padding-top: 34px; }
 #search-results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
 @media (max-width: 640px) {
   #asset-page { top: 0; left: 0; width: 100vw; max-height: 100vh; border-radius: 0; padding: 10px; }
@@ -129,6 +131,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "allowed_paths": [str(folder) for folder in settings.served_dirs],
         "max_file_size": f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file
         "css": CSS,
+        "head": library_tab.size_guard(settings.max_upload_mb),
         "footer_links": ["api"],
     }
 

@@ -135,7 +135,7 @@ def _png(color: tuple[int, int, int]) -> bytes:
 
 
 def test_upload_on_drop_table_trash_and_phone(browser, tmp_path: Path, embedder) -> None:
-    studio = Studio(test_settings(tmp_path), embedder=embedder)
+    studio = Studio(test_settings(tmp_path, max_upload_mb=0.5), embedder=embedder)
     studio.ingest_folder(SAMPLE / "animals")
     known = sorted((SAMPLE / "animals").iterdir())[0]
     drop = tmp_path / "drop"
@@ -149,6 +149,12 @@ def test_upload_on_drop_table_trash_and_phone(browser, tmp_path: Path, embedder)
         page = browser.new_page(viewport=DESKTOP)
         page.goto(url)
         page.locator("#library-count", has_text=f"{before} images").wait_for(timeout=30_000)
+        huge = tmp_path / "huge.png"
+        huge.write_bytes(_png((1, 2, 3)) + bytes(700_000))
+        page.locator("#library-upload input[type=file]").set_input_files(str(huge))  # refused before it is sent
+        page.get_by_text("Not uploaded: huge.png is over the 0.5 MB limit per image (MAX_UPLOAD_MB)").wait_for(timeout=10_000)
+        page.wait_for_timeout(1_000)
+        assert studio.count() == before and page.locator("#upload-result").inner_text().strip() == ""
         page.get_by_label("Tags for these files (comma-separated)").fill("spring")
         page.locator("#library-upload input[type=file]").set_input_files([str(p) for p in sorted(drop.iterdir())])
         page.get_by_text("2 added, 1 already in the library, 0 failed").wait_for(timeout=60_000)  # no button to press
@@ -179,6 +185,9 @@ def test_upload_on_drop_table_trash_and_phone(browser, tmp_path: Path, embedder)
         page.locator("#library-count", has_text=f"{before + 2} images").wait_for(timeout=20_000)
 
         page.get_by_role("tab", name="Search").click()
+        page.get_by_role("combobox", name="Folders").click()  # folders added since the page loaded are offered
+        page.get_by_role("option", name="uploads/shoes (1)").wait_for(timeout=10_000)
+        page.keyboard.press("Escape")
         page.get_by_role("button", name="Search", exact=True).click()
         page.get_by_text("Type what you are looking for").wait_for(timeout=10_000)  # not an error
         assert page.get_by_text("Error").count() == 0

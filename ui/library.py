@@ -22,6 +22,43 @@ EMPTY = ("**Your library is empty.** Drop images or a .zip of images above, or a
          "(96 clip-art images in 12 folders) to try search and generation right away.")
 
 
+SIZE_GUARD = """<script>
+(() => {
+  // Images over MAX_UPLOAD_MB are refused in the browser, before a byte is sent (a .zip is checked on the server).
+  const limit = %(bytes)d, shown = "%(mb)s";
+  const tooBig = (files) => Array.from(files || []).filter((f) => !/\\.zip$/i.test(f.name) && f.size > limit);
+  const refuse = (event, big) => {
+    event.stopImmediatePropagation();
+    event.preventDefault();
+    if (event.target instanceof HTMLInputElement) event.target.value = "";
+    let note = document.getElementById("upload-refused");
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "upload-refused";
+      note.setAttribute("role", "alert");
+      document.getElementById("library-upload").after(note);
+    }
+    note.textContent = `Not uploaded: ${big.map((f) => f.name).join(", ")} ${big.length > 1 ? "are" : "is"} over the `
+      + `${shown} MB limit per image (MAX_UPLOAD_MB). Nothing was sent; choose smaller files.`;
+  };
+  const guard = (event, files) => {
+    if (!event.target.closest || !event.target.closest("#library-upload")) return;
+    const big = tooBig(files);
+    if (big.length) refuse(event, big);
+    else document.getElementById("upload-refused")?.remove();
+  };
+  document.addEventListener("change", (e) => e.target.type === "file" && guard(e, e.target.files), true);
+  document.addEventListener("drop", (e) => guard(e, e.dataTransfer && e.dataTransfer.files), true);
+})();
+</script>"""
+
+
+def size_guard(max_upload_mb: float) -> str:
+    """A script for the page's head that refuses oversized images in the browser (Gradio's own
+    limit is one size for every upload, and a .zip may be larger than an image)."""
+    return SIZE_GUARD % {"bytes": int(max_upload_mb * 1024 * 1024), "mb": f"{max_upload_mb:g}"}
+
+
 def build(studio: Studio) -> SimpleNamespace:
     """The tab; its components, with ``after``: the handlers to run once something changed the library."""
     c = _render(studio)
