@@ -72,6 +72,32 @@ def newest_from_milvus(store, expression: str, offset: int) -> list:
     return store.get([r["id"] for r in rows[offset : offset + PAGE]])
 
 
+def fill(settings, n: int):
+    """A Lite library of ``n`` records, reopened as the app finds it after a restart."""
+    from rag.store import MilvusStore
+
+    store = MilvusStore(settings, DIM, "bench")
+    assets, vectors = make_assets(n, openclipart_files(min(n, 4000)))
+    t0 = time.perf_counter()
+    for start in range(0, n, 1000):
+        store.upsert(assets[start : start + 1000], vectors[start : start + 1000])
+    store.flush()
+    store.close()
+    print(f"{n} records stored in {time.perf_counter() - t0:.1f} s", flush=True)
+    return MilvusStore(settings, DIM, "bench")
+
+
+def interleaved(variants: dict, args: tuple, reps: int) -> dict[str, list[float]]:
+    """Milliseconds per call of each variant, alternating their order every repetition."""
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for rep in range(reps):
+        for v in list(variants) if rep % 2 == 0 else list(reversed(variants)):
+            t0 = time.perf_counter()
+            variants[v](*args)
+            times[v].append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="assets in the library (default 10000)")
@@ -81,7 +107,6 @@ def main() -> None:
 
     from rag.config import Settings
     from rag.library import LibraryFilter
-    from rag.store import MilvusStore
     from rag.studio import Studio
 
     scenarios = {
@@ -96,60 +121,37 @@ def main() -> None:
         tmp = Path(tmp_name)
         settings = Settings.from_env().with_(data_dir=tmp, milvus_uri=str(tmp / "milvus.db"), library_dir=tmp / "library",
                                              outputs_dir=tmp / "outputs")
-        store = MilvusStore(settings, DIM, "bench")
-        assets, vectors = make_assets(args.n, openclipart_files(min(args.n, 4000)))
-        t0 = time.perf_counter()
-        for start in range(0, args.n, 1000):
-            store.upsert(assets[start : start + 1000], vectors[start : start + 1000])
-        store.flush()
-        store.close()
-        store = MilvusStore(settings, DIM, "bench")  # reopened, as the app finds it after a restart
-        print(f"{args.n} records stored in {time.perf_counter() - t0:.1f} s", flush=True)
-
+        store = fill(settings, args.n)
         studio = Studio(settings, store=store)
         t0 = time.perf_counter()
         studio.library_page()
         cold_ms = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
-        made = 0
-        for chosen, offset in scenarios.values():  # previews exist before timing (the target says so)
-            for asset in studio.library_page(chosen, offset=offset, limit=PAGE).assets:
-                made += studio.preview(asset) is not None
+        made = sum(studio.preview(a) is not None for chosen, offset in scenarios.values()  # previews exist before timing
+                   for a in studio.library_page(chosen, offset=offset, limit=PAGE).assets)
         print(f"cold first page (index built): {cold_ms:.0f} ms; {made} previews made in {time.perf_counter() - t0:.1f} s "
               "(a file the preview maker refuses shows the placeholder)\n")
-
-        def grid(chosen: LibraryFilter, offset: int) -> list:
-            page = studio.library_page(chosen, offset=offset, limit=PAGE)
-            return [studio.cached_preview(a) or studio.placeholder() for a in page.assets]
-
         variants = {
-            "grid": grid,
+            "grid": lambda chosen, offset: [studio.preview(a, make=False) or studio.placeholder()
+                                            for a in studio.library_page(chosen, offset=offset, limit=PAGE).assets],
             "baseline": lambda chosen, offset: store.page(offset, PAGE, chosen.expression()),
             "milvus sorted": lambda chosen, offset: newest_from_milvus(store, chosen.expression(), offset),
         }
         rows, all_grid, all_base = [], [], []
         for name, (chosen, offset) in scenarios.items():
-            times: dict[str, list[float]] = {v: [] for v in variants}
-            for rep in range(args.reps):
-                order = list(variants) if rep % 2 == 0 else list(reversed(variants))
-                for v in order:
-                    t0 = time.perf_counter()
-                    variants[v](chosen, offset)
-                    times[v].append((time.perf_counter() - t0) * 1000)
-            total = studio.library_page(chosen, limit=0).total
+            times = interleaved(variants, (chosen, offset), args.reps)
             g, b, m = (percentile(times[v], 50) for v in variants)
-            all_grid += times["grid"]
-            all_base += times["baseline"]
-            rows.append({"scenario": name, "matches": total, "grid p50 ms": g, "grid p95 ms": percentile(times["grid"], 95),
-                         "baseline p50 ms": b, "grid/baseline": g / b, "Milvus-sorted p50 ms": m})
+            all_grid, all_base = all_grid + times["grid"], all_base + times["baseline"]
+            rows.append({"scenario": name, "matches": studio.library_page(chosen, limit=0).total, "grid p50 ms": g,
+                         "grid p95 ms": percentile(times["grid"], 95), "baseline p50 ms": b, "grid/baseline": g / b,
+                         "Milvus-sorted p50 ms": m})
             print(f"{name}: grid {g:.1f} ms, baseline {b:.1f} ms, Milvus-sorted {m:.1f} ms", flush=True)
-        print()
-        print(table(rows))
-        grid_p50, base_p50 = percentile(all_grid, 50), percentile(all_base, 50)
-        verdict = "met" if grid_p50 <= TARGET_MS else "NOT met"
-        print(f"\nall scenarios: grid p50 {grid_p50:.1f} ms (target <= {TARGET_MS:.0f} ms: {verdict}), "
-              f"baseline p50 {base_p50:.1f} ms, ratio {grid_p50 / base_p50:.2f}; cold first page {cold_ms:.0f} ms")
         store.close()
+    print("\n" + table(rows))
+    grid_p50, base_p50 = percentile(all_grid, 50), percentile(all_base, 50)
+    print(f"\nall scenarios: grid p50 {grid_p50:.1f} ms (target <= {TARGET_MS:.0f} ms: "
+          f"{'met' if grid_p50 <= TARGET_MS else 'NOT met'}), baseline p50 {base_p50:.1f} ms, "
+          f"ratio {grid_p50 / base_p50:.2f}; cold first page {cold_ms:.0f} ms")
     print(f"RESULT n={args.n} grid_p50_ms={grid_p50:.1f} baseline_p50_ms={base_p50:.1f} ratio={grid_p50 / base_p50:.2f} "
           f"cold_ms={cold_ms:.0f} target_met={int(grid_p50 <= TARGET_MS)}")
 

@@ -31,9 +31,9 @@ from .provenance import read_provenance, save_result
 from .query import Query
 from .search import search
 from .store import QUERY_PAGE, MilvusStore, VectorStore
-from .thumbs import LARGE_SIZE, cached_thumbnail, placeholder, thumbnail
+from .thumbs import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, placeholder, thumbnail
 from .transfer import export_parquet, import_parquet
-from .trash import Trash, TrashEntry
+from .trash import Trash
 from .types import Asset, Hit
 from .uploads import expand_uploads
 
@@ -62,7 +62,7 @@ class Studio:
         self._store_lock = threading.Lock()
         self._library: LibraryIndex | None = None
         self._library_lock = threading.Lock()
-        self.trash = Trash(settings.trash_dir, self._owns)
+        self.trash = Trash(settings.trash_dir, self._owns)  # .entries() and .empty() for the Trash view
         # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
         self._ingest_lock = threading.Lock()
 
@@ -143,9 +143,12 @@ class Studio:
         report.duplicates = [(expanded.names.get(Path(p), p), i) for p, i in report.duplicates]
         return report
 
-    def preview(self, asset: Asset) -> Path | None:
-        """A small cached preview of an asset for galleries."""
-        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels)
+    def preview(self, asset: Asset, *, large: bool = False, make: bool = True) -> Path | None:
+        """A cached preview of an asset for galleries (``large``: for its page). Without ``make``
+        only one made already is returned: a grid page never waits for previews."""
+        if not make:
+            return cached_thumbnail(asset, self.settings.thumbs_dir)
+        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels, size=LARGE_SIZE if large else THUMB_SIZE)
 
     # -- search -----------------------------------------------------------------------------
     def search(self, query: Query | str = "", /, **options: Any) -> list[Hit]:
@@ -340,27 +343,15 @@ class Studio:
         """Give assets another folder label; their files stay where they are."""
         return len(asset_pages.move(self.store, ids, folder))
 
-    def trashed(self, limit: int = 500) -> list[TrashEntry]:
-        """What the Trash holds, most recently deleted first."""
-        return self.trash.entries(limit)
-
     def restore(self, ids: Sequence[str]) -> tuple[list[Asset], list[tuple[str, str]]]:
         """Bring assets back from the Trash with their folder, tags and provenance; and what could not come back."""
         return self.trash.restore(self.store, ids)
-
-    def empty_trash(self) -> int:
-        """Delete the Trash's images for good."""
-        return self.trash.empty()
 
     def add_sample_library(self, *, progress: Progress | None = None) -> IngestReport:
         """The bundled sample images (assets/sample), copied in under sample/<topic>, for a first run."""
         files, _, _ = collect_files(lib.SAMPLE_DIR)
         folders = {path: f"sample/{topic}" for path, topic in files}
         return self.ingest_files([p for p, _ in files], folder="sample", folders=folders, progress=progress)
-
-    def cached_preview(self, asset: Asset) -> Path | None:
-        """The preview if it is made already (a grid never waits for previews; see :meth:`preview`)."""
-        return cached_thumbnail(asset, self.settings.thumbs_dir)
 
     def duplicate_reasons(self, report: IngestReport) -> list[tuple[str, str]]:
         """Each duplicate of an upload with the library asset it matches, as (file, reason) rows."""
@@ -369,7 +360,3 @@ class Studio:
     def placeholder(self) -> Path:
         """The tile a grid shows until an asset's preview is made."""
         return placeholder(self.settings.thumbs_dir)
-
-    def large_preview(self, asset: Asset) -> Path | None:
-        """A bigger cached preview for an asset's page (served instead of the original)."""
-        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels, size=LARGE_SIZE)

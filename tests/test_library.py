@@ -180,16 +180,16 @@ def test_trash_keeps_records_and_restores_them_exactly(library: Studio) -> None:
     vector = library.store.vectors([child.id])[child.id]
     assert library.delete([child.id]) == 1
     assert library.get([child.id]) == [] and not Path(before.path).exists()
-    (entry,) = library.trashed()
+    (entry,) = library.trash.entries()
     assert entry.asset == before and entry.file is not None and entry.file.is_file()
     assert library.remove_orphans() == []
     back, problems = library.restore([child.id, "f" * 64])
     assert [a.id for a in back] == [child.id] and problems == [("f" * 64, "it is not in the Trash (emptied, or already restored)")]
     assert library.get([child.id]) == [before] and Path(before.path).is_file()
     np.testing.assert_allclose(library.store.vectors([child.id])[child.id], vector, atol=1e-6)
-    assert library.trashed() == []
+    assert library.trash.entries() == []
     library.delete([child.id])
-    assert library.empty_trash() == 1 and library.trashed() == [] and not list(library.settings.trash_dir.iterdir())
+    assert library.trash.empty() == 1 and library.trash.entries() == [] and not list(library.settings.trash_dir.iterdir())
     assert library.restore([child.id])[0] == []
 
 
@@ -199,7 +199,7 @@ def test_in_place_files_are_never_moved_to_the_trash(studio: Studio, tmp_path: P
     studio.ingest_folder(folder)
     asset = studio.library_page().assets[0]
     studio.delete([asset.id])
-    assert Path(asset.path).is_file() and studio.trashed()[0].file is None
+    assert Path(asset.path).is_file() and studio.trash.entries()[0].file is None
     assert [a.id for a in studio.restore([asset.id])[0]] == [asset.id]
 
 
@@ -241,10 +241,10 @@ def test_the_sample_library_is_one_call(studio: Studio, tmp_path: Path, monkeypa
 
 def test_grid_previews_never_wait(library: Studio) -> None:
     asset = library.library_page(limit=1).assets[0]
-    assert library.cached_preview(asset) is None  # not made by asking
+    assert library.preview(asset, make=False) is None  # not made by asking
     made = library.preview(asset)
-    assert made is not None and library.cached_preview(asset) == made
-    assert library.placeholder().read_text().startswith("<svg") and library.large_preview(asset) != made
+    assert made is not None and library.preview(asset, make=False) == made
+    assert library.placeholder().read_text().startswith("<svg") and library.preview(asset, large=True) != made
 
 
 def test_a_server_index_rebuilds_when_old(tmp_path: Path, embedder) -> None:

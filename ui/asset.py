@@ -134,7 +134,7 @@ def page_values(studio: Studio, asset_id: str, selected: list[str]) -> tuple[Any
     gone = f" ({len(d.missing_parents)} no longer in the library)" if d.missing_parents else ""
     parents_md = f"#### Made from {len(d.parents)} image(s){gone}" if d.parents or d.missing_parents else ""
     children_md = f"#### Made from this: {len(d.children)} image(s)" if d.children else "#### Made from this: nothing yet"
-    large = studio.large_preview(a) or studio.preview(a)
+    large = studio.preview(a, large=True) or studio.preview(a)
     return (
         gr.Column(visible=True), a.id, f"### {md_escape(title(d))}", str(large) if large else None, _details_md(a),
         _generation_md(d), ", ".join(d.tags), a.folder, gr.DownloadButton(value=download_copy(a)),

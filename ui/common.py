@@ -88,7 +88,7 @@ def grid_items(studio: Studio, assets: Sequence[Asset], *, make: bool) -> tuple[
     placeholder = str(studio.placeholder())
     pictures, missing = [], 0
     for asset in assets:
-        preview = studio.preview(asset) if make else studio.cached_preview(asset)
+        preview = studio.preview(asset, make=make)
         missing += preview is None
         pictures.append((str(preview or placeholder), asset.filename))
     return pictures, missing

@@ -32,7 +32,7 @@ def render() -> SimpleNamespace:
 
 def listen(studio: Studio, c: SimpleNamespace, after: list[Handler]) -> None:
     def view(marked: list[str]) -> tuple[Any, ...]:
-        entries = studio.trashed()
+        entries = studio.trash.entries()
         ids = [e.asset.id for e in entries]
         marked = [i for i in marked if i in ids]
         pictures = []
@@ -64,7 +64,7 @@ def listen(studio: Studio, c: SimpleNamespace, after: list[Handler]) -> None:
 
     @user_errors
     def empty() -> tuple[Any, ...]:
-        gr.Info(f"Deleted {studio.empty_trash()} image(s) for good.")
+        gr.Info(f"Deleted {studio.trash.empty()} image(s) for good.")
         return view([])
 
     shown = [c.gallery, c.ids, c.marked, c.summary, c.restore, c.restore_all, c.empty, c.confirm, c.cancel]
