@@ -68,6 +68,12 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         page.locator("#library-count", has_text=f"{total} images").wait_for(timeout=30_000)
         assert page.locator("#library-grid button.thumbnail-item").count() == 60 and page.locator("#library-more").is_visible()
         assert not page.get_by_text("Your library is empty.").is_visible()
+        # the first paint shows placeholders; the previews replace them once made
+        page.wait_for_function("() => document.querySelectorAll('#library-grid img').length === 60 && "
+                               "!document.querySelector('#library-grid img[src^=\"data:image/svg\"]')", timeout=120_000)
+        page.locator("#library-more").scroll_into_view_if_needed()  # thumbnails load lazily, as they come into view
+        page.wait_for_timeout(1_500)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SHOTS / "library.png"), full_page=True)
 
         page.get_by_label("Folder", exact=True).click()  # filter to a folder: its count is in the choice

@@ -19,7 +19,7 @@ from . import library_table, trash
 from .common import api_record, chain, counted, grid_items, library_filter, quietly, streamed, user_errors
 
 EMPTY = ("**Your library is empty.** Drop images or a .zip of images above, or add the sample library "
-         "(96 clip-art images in 12 folders) to try search and generation right away.")
+         "(about 90 clip-art images in 12 folders) to try search and generation right away.")
 
 
 SIZE_GUARD = """<script>
