@@ -66,7 +66,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         selected = gr.State([])
         page = asset_ui.render()
         with gr.Tabs() as tabs:
-            with gr.Tab("Library", id="library"):
+            with gr.Tab("Library", id="library") as library_tab_ui:
                 library = library_tab.build(studio)
             with gr.Tab("Search", id="search") as search_tab_ui:
                 search = search_tab.build(studio, selected)
@@ -80,7 +80,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         generate_tab_ui.select(show_refs, refs_in, refs_out, api_name=False, queue=False)
         _wire_asset_page(studio, demo, page, tabs, selected, library, search, generate["show_refs"], recent)
         generate_tab_ui.select(*recent.show, api_name=False)
-        chain(demo.load(*library.show, api_name=False), [library.fill])
+        for trigger in (demo.load, library_tab_ui.select):  # the grid shows what was saved or moved elsewhere
+            chain(trigger(*library.show, api_name=False), [library.fill])
         for trigger in (demo.load, search_tab_ui.select):
             trigger(*search.folder_choices, api_name=False, queue=False)
         asset_ui.api(studio)
