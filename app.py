@@ -132,7 +132,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "allowed_paths": [str(folder) for folder in settings.served_dirs],
         "max_file_size": f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file
         "css": CSS,
-        "head": library_tab.size_guard(settings.max_upload_mb),
+        "head": library_tab.size_guard(settings.max_upload_mb) + asset_ui.ESCAPE_CLOSES,
         "footer_links": ["api"],
     }
 

@@ -103,7 +103,8 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         open_item(page, "#search-results", 3)
         assert page.locator("#asset-pick").inner_text().startswith("✓ In references")
         pick_on_page(page, "Removed from the references (2 of 3)")
-        close_page(page)
+        page.keyboard.press("Escape")  # closes the page like its ✕ button
+        page.locator("#asset-page").wait_for(state="hidden", timeout=10_000)
         assert page.locator("#search-results").get_by_text("✓ picked").count() == 2
         assert page.locator("#tray-text", has_text="References: 2 of 3").is_visible()
         page.screenshot(path=str(SHOTS / "search.png"), full_page=True)

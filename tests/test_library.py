@@ -259,3 +259,14 @@ def test_a_server_index_rebuilds_when_old(tmp_path: Path, embedder) -> None:
         assert len(server.rows()) == 2 and len(lite.rows()) == 1
     finally:
         studio.close()
+
+
+def test_download_original_keeps_the_file_name(library: Studio, tmp_path: Path) -> None:
+    from ui.asset import download_copy
+
+    asset = library.library_page(LibraryFilter(folders=("cats",)), limit=1).assets[0]
+    copy = Path(download_copy(asset))
+    assert copy.name == asset.filename and copy.read_bytes() == Path(asset.path).read_bytes()
+    assert Path(asset.path).name == f"{asset.id}.png"  # the library's copy is named by content, the download is not
+    library.delete([asset.id])
+    assert download_copy(replace(asset, id="0" * 64)) is None  # its file is in the Trash now

@@ -26,6 +26,16 @@ from rag.types import Asset
 
 from .common import Handler, api_record, chain, gallery_items, md_escape, user_errors
 
+ESCAPE_CLOSES = """<script>
+document.addEventListener("keydown", (e) => {  // Escape closes an image's page, as a modal should
+  const page = document.getElementById("asset-page");
+  const inList = e.target.getAttribute && e.target.getAttribute("role") === "combobox";  // Escape closes the list first
+  if (e.key === "Escape" && page && page.getClientRects().length > 0 && !inList) {
+    document.getElementById("asset-close")?.click();
+  }
+});
+</script>"""
+
 
 def render() -> SimpleNamespace:
     c = SimpleNamespace()
