@@ -23,18 +23,17 @@ from .backup import backups, write_backup
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
-from .files import sha256_file
-from .generate import ImageGenerator, Notify, make_generator
+from .generate import ImageGenerator, make_generator
 from .ingest import Ingestor, IngestReport, Progress, collect_files
-from .library import LibraryFilter, LibraryIndex, LibraryPage
-from .models import ModelInfo, ModelList, max_references_for
-from .provenance import read_provenance
+from .library import LibraryFilter, LibraryIndex
+from .models import ModelList, max_references_for
 from .query import Query
-from .refine import Ask, Generation, refine, run_turn, start_from, version_asset
 from .search import search
-from .sessions import Attempt, Session, SessionStore, Version
+from .sessions import SessionStore
 from .store import QUERY_PAGE, MilvusStore, VectorStore
-from .thumbs import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, placeholder, thumbnail
+from .studio_assets import AssetPagesMixin
+from .studio_sessions import SessionsMixin
+from .thumbs import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, thumbnail
 from .transfer import export_parquet, import_parquet, read_header
 from .trash import Trash
 from .types import Asset, Hit
@@ -43,7 +42,10 @@ from .uploads import expand_uploads
 log = logging.getLogger(__name__)
 
 
-class Studio:
+class Studio(SessionsMixin, AssetPagesMixin):
+    """The one object the UI and the CLI call: ingest, search, library, generation; sessions and
+    asset pages come from the two mixins beside this module."""
+
     def __init__(
         self,
         settings: Settings,
@@ -297,167 +299,9 @@ class Studio:
             self._generator = make_generator(self.settings)
         return self._generator
 
-    def references(self, ids: Sequence[str] = (), files: Sequence[str | Path] = ()) -> list[Asset]:
-        """Library assets by id plus ad-hoc files (not added to the library) as reference records."""
-        found = self.store.get(ids) if ids else []
-        missing = set(ids) - {a.id for a in found}
-        if missing:
-            raise BananaError(f"{len(missing)} selected reference(s) are no longer in the library; reselect them.")
-        for f in files:
-            path = Path(f)
-            if not path.is_file():
-                raise BananaError(f"Reference {path.name} is not a readable file.")
-            found.append(
-                Asset(id=sha256_file(path), path=str(path), filename=path.name, folder="reference", width=0,
-                      height=0, format="", bytes=path.stat().st_size, created=time.time(), source="upload")
-            )
-        return found
-
-    def generate(
-        self,
-        prompt: str,
-        *,
-        reference_ids: Sequence[str] = (),
-        reference_files: Sequence[str | Path] = (),
-        aspect_ratio: str = "1:1",
-        n: int = 1,
-        model: str = "",
-        image_size: str = "",
-        session_id: str = "",
-        user: str = "",
-        notify: Notify | None = None,
-    ) -> Generation:
-        """Generate from a prompt and references: a new root version in session ``session_id``, or a new
-        session. Images land in the outputs folder, never the library."""
-        refs = self.references(reference_ids, reference_files)
-        generator, info = self.generator, self.model_list.get(model)
-        session = self.sessions.session(session_id) if session_id else None
-        ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user)
-        return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
-
-    def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
-        """Add generated images to the library, keeping their provenance and parent ids searchable."""
-        report = IngestReport()
-        for path in paths:
-            provenance = read_provenance(path) or {}
-            parents = provenance.get("parents") or [r["id"] for r in provenance.get("references", [])]
-            meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
-                    "provenance": provenance}
-            one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
-            report.added += one.added
-            report.duplicates += one.duplicates
-            report.failed += one.failed
-            report.seconds += one.seconds
-        return report
-
     def lineage(self, asset_id: str) -> list[Asset]:
         """The library assets a generated image was made from ("what was this made from?")."""
         (asset,) = self.store.get([asset_id]) or [None]
         if asset is None:
             raise BananaError(f"No asset with id {asset_id} is in the library.")
         return self.store.get(asset.meta.get("parents", []))
-
-    # -- sessions and history ---------------------------------------------------------------
-    @property
-    def sessions(self) -> SessionStore:
-        """The sessions, versions and attempts database (``sessions.db`` in BANANA_DATA_DIR), opened on first use."""
-        if self._sessions is None:
-            with self._store_lock:
-                if self._sessions is None:
-                    self._sessions = SessionStore(self.settings.data_dir)
-        return self._sessions
-
-    def models(self) -> list[ModelInfo]:
-        """The image models to offer (the API's list, else the catalogue), each with its caps and prices."""
-        return self.model_list.all()
-
-    def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
-               image_size: str = "", n: int = 1, model: str = "", user: str = "", notify: Notify | None = None) -> Generation:
-        """A follow-up instruction about a version (the newest by default); the model gets the turns that led to it."""
-        return refine(self.sessions, self.generator, self.settings, self.model_list, session_id, instruction,
-                      from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n, model=model,
-                      user=user, notify=notify)
-
-    def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
-        """"Edit this": a session whose first version is a library image, ready for a refinement."""
-        (asset,) = self.store.get([base_asset_id]) or [None]
-        if asset is None:
-            raise BananaError(f"No asset with id {base_asset_id} is in the library.")
-        return start_from(self.sessions, asset, user)
-
-    def open_session(self, session_id: str) -> tuple[Session, list[Version]]:
-        """A session and its versions (oldest first), to show or continue after a restart."""
-        session = self.sessions.session(session_id)
-        return session, self.sessions.versions(session.id)
-
-    def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[Session]:
-        return self.sessions.sessions(limit, user)
-
-    def history(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
-        """Every request that could cost money, newest first, with its outcome and reason."""
-        return self.sessions.attempts(limit, user=user, day=day)
-
-    def spend(self, days: int = 30) -> dict[str, Any]:
-        """Totals per day and user, today's spend and the daily cap (None: no cap)."""
-        return {"totals": self.sessions.totals(days), "today": self.sessions.spent(),
-                "budget": self.settings.gemini_daily_budget_usd}
-
-    def save_versions(self, version_ids: Sequence[str], *, progress: Progress | None = None) -> IngestReport:
-        """Add versions to the library (originals already are), with their parents and references as ``parents``."""
-        versions = [self.sessions.version(v) for v in version_ids]
-        return self.save_generated([v.path for v in versions if v.turn_id is not None], progress=progress)
-
-    def version_preview(self, version: Version) -> Path | None:
-        """A small cached preview of a version for the strip and History."""
-        return self.preview(version_asset(version))
-
-    # -- asset pages ------------------------------------------------------------------------
-    @property
-    def library(self) -> LibraryIndex:
-        """The grid's newest-first index of the library (see :mod:`rag.library`)."""
-        store = self.store
-        with self._library_lock:
-            if self._library is None or self._library.store is not store:
-                self._library = LibraryIndex(store, max_age_s=lib.SERVER_MAX_AGE_S if self.settings.is_server else None)
-            return self._library
-
-    def library_page(self, chosen: LibraryFilter | None = None, *, offset: int = 0, limit: int = lib.PAGE_SIZE) -> LibraryPage:
-        """One page of the grid, newest first, with the counts of each facet value."""
-        return lib.library_page(self.library, self.store, chosen or LibraryFilter(), offset, limit)
-
-    def asset(self, asset_id: str) -> asset_pages.AssetDetails:
-        """Everything an asset's page shows: record, provenance, parents and children."""
-        return asset_pages.details(self.store, asset_id)
-
-    def set_tags(self, asset_id: str, tags: str | Sequence[str]) -> Asset:
-        """Replace an asset's tags (a comma-separated text or a list)."""
-        (changed,) = asset_pages.retag(self.store, [asset_id], tags, keep=False) or [None]
-        if changed is None:
-            raise BananaError("That image is no longer in the library, so its tags were not changed.")
-        return changed
-
-    def add_tags(self, ids: Sequence[str], tags: str | Sequence[str]) -> int:
-        """Add tags to several assets, keeping the ones they have."""
-        return len(asset_pages.retag(self.store, ids, tags, keep=True))
-
-    def move(self, ids: Sequence[str], folder: str) -> int:
-        """Give assets another folder label; their files stay where they are."""
-        return len(asset_pages.move(self.store, ids, folder))
-
-    def restore(self, ids: Sequence[str]) -> tuple[list[Asset], list[tuple[str, str]]]:
-        """Bring assets back from the Trash with their folder, tags and provenance; and what could not come back."""
-        return self.trash.restore(self.store, ids)
-
-    def add_sample_library(self, *, progress: Progress | None = None) -> IngestReport:
-        """The bundled sample images (assets/sample), copied in under sample/<topic>, for a first run."""
-        files, _, _ = collect_files(lib.SAMPLE_DIR)
-        folders = {path: f"sample/{topic}" for path, topic in files}
-        return self.ingest_files([p for p, _ in files], folder="sample", folders=folders, progress=progress)
-
-    def duplicate_reasons(self, report: IngestReport) -> list[tuple[str, str]]:
-        """Each duplicate of an upload with the library asset it matches, as (file, reason) rows."""
-        return lib.duplicate_reasons(self.store, report.duplicates)
-
-    def placeholder(self) -> Path:
-        """The tile a grid shows until an asset's preview is made."""
-        return placeholder(self.settings.thumbs_dir)
