@@ -167,7 +167,7 @@ def cmd_backup(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(studio: Studio, args: argparse.Namespace) -> int:
-    moved, n = studio.restore(args.file)
+    moved, n = studio.restore_backup(args.file)
     if args.json:
         _print_json({"restored": n, "moved_aside": str(moved) if moved else None})
     else:

@@ -283,12 +283,13 @@ class _Writer:
         self.done = 0
 
     def take(self, item: _Item) -> None:
-        if item.error:
-            self.report.failed.append((_shown(item.path), item.error))
+        if item.error or item.duplicate:
+            if item.error:
+                self.report.failed.append((_shown(item.path), item.error))
+            else:
+                self.report.duplicates.append((_shown(item.path), item.id))
             self.done += 1
-        elif item.duplicate:
-            self.report.duplicates.append((_shown(item.path), item.id))
-            self.done += 1
+            self.tick()
         else:
             self.batch.append(item)
             if len(self.batch) >= self.settings.batch_size:
@@ -319,8 +320,14 @@ class _Writer:
             self.report.added.extend(assets)
         self.done += len(self.batch)
         self.batch.clear()
+        self.tick()
+
+    def tick(self) -> None:
+        """Tell the caller how far the run is, counting every file settled so far."""
         if self.progress:
-            self.progress(self.done, self.total, f"embedded {len(self.report.added)} of {self.total}")
+            r = self.report
+            self.progress(self.done, self.total, f"{self.done} of {self.total} files: {len(r.added)} added, "
+                          f"{len(r.duplicates)} already in the library, {len(r.failed)} failed")
 
     def asset(self, it: _Item, path: Path) -> Asset:
         return Asset(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "byt
 QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
 QUERY_WINDOW = 16384  # a Milvus server refuses offset+limit (query) and top-k (search) beyond this
 MODEL_PROPERTY = "banana.embedding_model"
+Listener = Callable[[Sequence[Asset], Sequence[str]], None]  # (assets stored, ids deleted)
 
 
 class VectorStore(Protocol):
@@ -53,8 +54,11 @@ class VectorStore(Protocol):
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
     def search(self, vector: np.ndarray, k: int, filter: str = "") -> list[Hit]: ...
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]: ...
-    def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]: ...
+    def iter_records(
+        self, batch: int = QUERY_PAGE, with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]: ...
     def facet(self, field: str) -> dict[str, int]: ...
+    def subscribe(self, listener: Listener) -> None: ...  # called after each write (keeps caches current)
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -96,6 +100,7 @@ class MilvusStore:
         self.is_server = settings.is_server
         self._lock = threading.RLock()
         self._model = model_name
+        self._listeners: list[Listener] = []
         uri = settings.milvus_uri
         lite.quiet_logs()
         if not self.is_server:
@@ -226,6 +231,7 @@ class MilvusStore:
         ]
         with self._call("store the new images"):
             self.client.upsert(self.collection, rows)
+        self._notify([a for i, a in enumerate(assets) if last[a.id] == i], [])
 
     def delete(self, ids: Sequence[str]) -> int:
         ids = list(ids)
@@ -235,7 +241,15 @@ class MilvusStore:
             present = self.existing_ids(ids)
             if present:
                 self.client.delete(self.collection, ids=sorted(present))
+        self._notify([], sorted(present))
         return len(present)
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, stored: Sequence[Asset], deleted: Sequence[str]) -> None:
+        for listener in self._listeners:
+            listener(stored, deleted)
 
     def flush(self) -> None:
         with self._call("save its changes"):
@@ -317,9 +331,11 @@ class MilvusStore:
                 iterator.close()
             return [_asset(r) for r in rows[:limit]]
 
-    def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]:
-        """Every record, in pages; the query iterator keeps memory flat on big collections."""
-        fields = ["id", *SCALAR_FIELDS] + (["vector"] if with_vectors else [])
+    def iter_records(
+        self, batch: int = QUERY_PAGE, with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every record (``fields`` only, when given), in pages; the query iterator keeps memory flat."""
+        fields = ["id", *(SCALAR_FIELDS if fields is None else fields)] + (["vector"] if with_vectors else [])
         with self._call("read every record"):
             iterator = self.client.query_iterator(
                 self.collection, batch_size=min(max(1, int(batch)), QUERY_WINDOW), filter="", output_fields=fields

@@ -7,7 +7,6 @@ Heavy pieces (the CLIP model, the Milvus connection) are created on first use.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import threading
 import time
@@ -18,14 +17,16 @@ from typing import Any
 
 import pandas as pd
 
+from . import assets as asset_pages
+from . import library as lib
 from .backup import backups, write_backup
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
 from .files import sha256_file
-from .filters import build_filter
 from .generate import ImageGenerator, Notify, make_generator
 from .ingest import Ingestor, IngestReport, Progress, collect_files
+from .library import LibraryFilter, LibraryIndex, LibraryPage
 from .models import ModelInfo, ModelList, max_references_for
 from .provenance import read_provenance
 from .query import Query
@@ -33,15 +34,13 @@ from .refine import Ask, Generation, refine, run_turn, start_from, version_asset
 from .search import search
 from .sessions import Attempt, Session, SessionStore, Version
 from .store import QUERY_PAGE, MilvusStore, VectorStore
-from .thumbs import thumbnail
+from .thumbs import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, placeholder, thumbnail
 from .transfer import export_parquet, import_parquet, read_header
+from .trash import Trash
 from .types import Asset, Hit
 from .uploads import expand_uploads
 
 log = logging.getLogger(__name__)
-
-
-TABLE_COLUMNS = ["filename", "folder", "source", "width", "height", "format", "bytes", "added", "id", "path"]
 
 
 class Studio:
@@ -57,6 +56,9 @@ class Studio:
         self._store = store
         self._generator = generator
         self._store_lock = threading.Lock()
+        self._library: LibraryIndex | None = None
+        self._library_lock = threading.Lock()
+        self.trash = Trash(settings.trash_dir, self._owns)  # .entries() and .empty() for the Trash view
         # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
         self._ingest_lock = threading.Lock()
         self._sessions: SessionStore | None = None
@@ -97,6 +99,22 @@ class Studio:
                 files, source="folder", copy=False, progress=progress, report=report
             )
 
+    def ingest_allowed_folder(self, path: str | Path, *, progress: Progress | None = None) -> IngestReport:
+        """What the app's folder box does: index a server-side folder in place, only under LIBRARY_ROOTS,
+        so nobody can read the whole disk through the web page."""
+        roots = [Path(r).expanduser().resolve() for r in self.settings.library_roots]
+        if not roots:
+            raise BananaError(
+                "Adding a folder from the app is off. Set LIBRARY_ROOTS to the folders it may index "
+                "(for example LIBRARY_ROOTS=/srv/images) and restart, or run `python -m rag ingest FOLDER`."
+            )
+        text = str(path).strip()
+        target = Path(text).expanduser().resolve() if text else None
+        if target is None or not any(target.is_relative_to(root) for root in roots):
+            allowed = ", ".join(str(r) for r in roots)
+            raise BananaError(f"Only folders under {allowed} can be added from the app (LIBRARY_ROOTS); {text or 'nothing'} is not.")
+        return self.ingest_folder(target, progress=progress)
+
     def ingest_files(
         self,
         paths: Sequence[str | Path],
@@ -104,36 +122,50 @@ class Studio:
         source: str = "upload",
         folder: str = "uploads",
         names: dict[Path, str] | None = None,
+        folders: dict[Path, str] | None = None,
         meta: dict[str, Any] | None = None,
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Copy files into the library folder (content-addressed) and index them."""
-        files = [(Path(p), folder.strip() or "uploads") for p in paths]
+        """Copy files into the library folder (content-addressed) and index them (``folders``: per file)."""
+        folders = folders or {}
+        files = [(Path(p), folders.get(Path(p)) or folder.strip() or "uploads") for p in paths]
         with self._ingest_lock:
             return Ingestor(self.settings, self.embedder, self.store).run(
                 files, source=source, copy=True, meta=meta, names=names, progress=progress
             )
 
     def ingest_uploads(
-        self, paths: Sequence[str | Path], *, folder: str = "uploads", progress: Progress | None = None
+        self, paths: Sequence[str | Path], *, folder: str = "uploads", tags: str | Sequence[str] = "",
+        progress: Progress | None = None,
     ) -> IngestReport:
-        """What the upload box hands over: images and .zip archives, checked against the upload limits."""
+        """What the upload box hands over: images and .zip archives, checked against the upload limits.
+
+        A .zip's subfolders become folders under ``folder``; ``tags`` go on every file (on the
+        library's copy of a duplicate too)."""
         if not paths:
             raise BananaError("Choose one or more images (or a .zip of images) to add.")
+        base, tags = asset_pages.clean_folder(folder or "uploads"), asset_pages.clean_tags(tags)
         with tempfile.TemporaryDirectory(prefix="banana-upload-") as workdir:
             expanded = expand_uploads(paths, self.settings, Path(workdir))
+            folders = {p: "/".join(x for x in (base, sub) if x) for p, sub in expanded.subfolders.items()}
             report = (
-                self.ingest_files(expanded.files, folder=folder, names=expanded.names, progress=progress)
+                self.ingest_files(expanded.files, folder=base, names=expanded.names, folders=folders,
+                                  meta={"tags": tags} if tags else None, progress=progress)
                 if expanded.files
                 else IngestReport()
             )
+        if tags and report.duplicates:
+            self.add_tags([i for _, i in report.duplicates], tags)
         report.failed = expanded.refused + [(expanded.names.get(Path(p), p), r) for p, r in report.failed]
         report.duplicates = [(expanded.names.get(Path(p), p), i) for p, i in report.duplicates]
         return report
 
-    def preview(self, asset: Asset) -> Path | None:
-        """A small cached preview of an asset for galleries."""
-        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels)
+    def preview(self, asset: Asset, *, large: bool = False, make: bool = True) -> Path | None:
+        """A cached preview of an asset for galleries (``large``: for its page). Without ``make``
+        only one made already is returned: a grid page never waits for previews."""
+        if not make:
+            return cached_thumbnail(asset, self.settings.thumbs_dir)
+        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels, size=LARGE_SIZE if large else THUMB_SIZE)
 
     # -- search -----------------------------------------------------------------------------
     def search(self, query: Query | str = "", /, **options: Any) -> list[Hit]:
@@ -162,27 +194,23 @@ class Studio:
             "model": self.embedder.name,
         }
 
-    def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0) -> pd.DataFrame:
-        """The library as a table, newest first (one page of at most ``limit`` rows)."""
-        assets = self.store.page(offset, limit, build_filter(folders, sources))
-        rows = [
-            {**{k: getattr(a, k) for k in TABLE_COLUMNS if k != "added"}, "added": time.strftime("%Y-%m-%d %H:%M", time.localtime(a.created))}
-            for a in sorted(assets, key=lambda a: a.created, reverse=True)
-        ]
-        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0,
+              chosen: LibraryFilter | None = None) -> pd.DataFrame:
+        """The library as a table, newest first (one page of at most ``limit`` rows), for bulk work."""
+        chosen = chosen or LibraryFilter(folders=tuple(folders), sources=tuple(sources))
+        return lib.table_frame(self.library_page(chosen, offset=offset, limit=limit).assets)
 
     def delete(self, ids: Iterable[str]) -> int:
-        """Remove records; files the app owns move to a trash folder so a mistake can be undone."""
+        """Move assets to the Trash: their records (with vectors) are kept there, and the files the
+        app owns move with them, so :meth:`restore` brings them back as they were."""
         ids = list(dict.fromkeys(ids))
         assets = self.store.get(ids)
-        removed = self.store.delete(ids)
-        trash = self.settings.trash_dir
-        for asset in assets:
-            path = Path(asset.path)
-            if self._owns(path) and path.exists():
-                trash.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(path), trash / path.name)
-        return removed
+        moves = self.trash.put(assets, self.store.vectors([a.id for a in assets]))
+        try:
+            return self.store.delete(ids)
+        except BananaError:
+            self.trash.undo(moves, [a.id for a in assets])
+            raise
 
     def _owns(self, path: Path) -> bool:
         resolved = path.resolve()
@@ -196,7 +224,7 @@ class Studio:
         files = [p for p in library.rglob("*") if p.is_file()]
         removed = [p for p in files if p.name.startswith(".part-")]
         candidates = {p.stem: p for p in files if not p.name.startswith(".part-")}
-        known = set()
+        known = self.trash.ids()  # a file whose record is in the Trash is not an orphan
         ids = list(candidates)
         for start in range(0, len(ids), 500):
             known |= self.store.existing_ids(ids[start : start + 500])
@@ -227,7 +255,7 @@ class Studio:
         """A dated export into the backups folder (the newest few are kept)."""
         return write_backup(self.settings, self.export)
 
-    def restore(self, backup: str | Path | None = None, *, progress: Callable[[int], None] | None = None) -> tuple[Path | None, int]:
+    def restore_backup(self, backup: str | Path | None = None, *, progress: Callable[[int], None] | None = None) -> tuple[Path | None, int]:
         """Replace a (damaged) Lite database by a backup: the old one is moved aside, never deleted.
 
         Returns where the old database went and how many records the backup brought back.
@@ -382,3 +410,54 @@ class Studio:
     def version_preview(self, version: Version) -> Path | None:
         """A small cached preview of a version for the strip and History."""
         return self.preview(version_asset(version))
+
+    # -- asset pages ------------------------------------------------------------------------
+    @property
+    def library(self) -> LibraryIndex:
+        """The grid's newest-first index of the library (see :mod:`rag.library`)."""
+        store = self.store
+        with self._library_lock:
+            if self._library is None or self._library.store is not store:
+                self._library = LibraryIndex(store, max_age_s=lib.SERVER_MAX_AGE_S if self.settings.is_server else None)
+            return self._library
+
+    def library_page(self, chosen: LibraryFilter | None = None, *, offset: int = 0, limit: int = lib.PAGE_SIZE) -> LibraryPage:
+        """One page of the grid, newest first, with the counts of each facet value."""
+        return lib.library_page(self.library, self.store, chosen or LibraryFilter(), offset, limit)
+
+    def asset(self, asset_id: str) -> asset_pages.AssetDetails:
+        """Everything an asset's page shows: record, provenance, parents and children."""
+        return asset_pages.details(self.store, asset_id)
+
+    def set_tags(self, asset_id: str, tags: str | Sequence[str]) -> Asset:
+        """Replace an asset's tags (a comma-separated text or a list)."""
+        (changed,) = asset_pages.retag(self.store, [asset_id], tags, keep=False) or [None]
+        if changed is None:
+            raise BananaError("That image is no longer in the library, so its tags were not changed.")
+        return changed
+
+    def add_tags(self, ids: Sequence[str], tags: str | Sequence[str]) -> int:
+        """Add tags to several assets, keeping the ones they have."""
+        return len(asset_pages.retag(self.store, ids, tags, keep=True))
+
+    def move(self, ids: Sequence[str], folder: str) -> int:
+        """Give assets another folder label; their files stay where they are."""
+        return len(asset_pages.move(self.store, ids, folder))
+
+    def restore(self, ids: Sequence[str]) -> tuple[list[Asset], list[tuple[str, str]]]:
+        """Bring assets back from the Trash with their folder, tags and provenance; and what could not come back."""
+        return self.trash.restore(self.store, ids)
+
+    def add_sample_library(self, *, progress: Progress | None = None) -> IngestReport:
+        """The bundled sample images (assets/sample), copied in under sample/<topic>, for a first run."""
+        files, _, _ = collect_files(lib.SAMPLE_DIR)
+        folders = {path: f"sample/{topic}" for path, topic in files}
+        return self.ingest_files([p for p, _ in files], folder="sample", folders=folders, progress=progress)
+
+    def duplicate_reasons(self, report: IngestReport) -> list[tuple[str, str]]:
+        """Each duplicate of an upload with the library asset it matches, as (file, reason) rows."""
+        return lib.duplicate_reasons(self.store, report.duplicates)
+
+    def placeholder(self) -> Path:
+        """The tile a grid shows until an asset's preview is made."""
+        return placeholder(self.settings.thumbs_dir)

@@ -64,12 +64,13 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
         page.get_by_role("tab", name="Search").click()
         page.get_by_label("Describe what you are looking for").fill("a bowl of soup")
         page.get_by_role("button", name="Search", exact=True).click()
-        results = page.locator("button.thumbnail-item")
+        results = page.locator("#search-results button.thumbnail-item")
         results.nth(1).wait_for(timeout=60_000)
-        results.nth(0).click()
-        page.get_by_text(re.compile(r"1 of \d+")).first.wait_for(timeout=10_000)
-        results.nth(1).click()
-        page.get_by_text(re.compile(r"2 of \d+")).first.wait_for(timeout=10_000)
+        for n in (0, 1):  # a result opens its page; "Add to references" picks it
+            results.nth(n).click()
+            page.locator("#asset-pick").click()
+            page.get_by_text(re.compile(rf"{n + 1} of \d+")).first.wait_for(timeout=10_000)
+            page.locator("#asset-close").click()
         page.get_by_role("button", name="Use in Generate →").click()
         page.get_by_text(re.compile(r"2 of 3 references from the library")).wait_for(timeout=10_000)
 
