@@ -21,7 +21,7 @@ from .errors import GenerationDisabled, GenerationError, GenerationTimeout, Imag
 from .gemini_reply import read_reply, retry_delay
 from .generate import Content, GenerationResult, ModelReply, Notify
 from .images import encode_reference
-from .models import MAX_IMAGES_PER_RUN, ModelInfo, is_image_model, model_info
+from .models import ModelInfo, is_image_model, model_info
 from .types import Asset
 
 logger = logging.getLogger(__name__)
@@ -182,22 +182,8 @@ class GeminiGenerator:
         self, prompt: str, references: Sequence[Asset], aspect_ratio: str, n: int, info: ModelInfo, size: str
     ) -> list[Asset]:
         """The distinct references, once the request is known to be one this model can take."""
-        if not prompt:
-            raise GenerationError("Write a prompt describing the image you want.")
-        if aspect_ratio and aspect_ratio not in info.aspect_ratios:  # none: the model keeps the input's shape
-            raise GenerationError(
-                f"Unsupported aspect ratio {aspect_ratio!r} for {info.name}; choose one of {', '.join(info.aspect_ratios)}."
-            )
-        if size and info.sends_size and size not in info.sizes:
-            raise GenerationError(f"{info.name} makes images of size {', '.join(info.sizes)}, not {size!r}.")
-        if not 1 <= n <= MAX_IMAGES_PER_RUN:
-            raise GenerationError(f"Ask for between 1 and {MAX_IMAGES_PER_RUN} images at a time (got {n}).")
         refs = list({a.id: a for a in references}.values())  # same asset twice adds nothing
-        if len(refs) > info.max_references:
-            raise GenerationError(
-                f"{info.name} accepts at most {info.max_references} reference image"
-                f"{'s' if info.max_references != 1 else ''}; you picked {len(refs)}. Remove some and try again."
-            )
+        info.check(prompt, len(refs), aspect_ratio, size, n)
         return refs
 
     def _contents(self, prompt: str, refs: list[Asset], history: Sequence[Content]) -> tuple[list[Any], Content]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from .errors import BananaError
+from .errors import BananaError, GenerationError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,24 @@ class ModelInfo:
     def estimate(self, n_images: int, size: str | None = None) -> float:
         """Approximate USD list price for ``n_images`` outputs."""
         return round(max(0, n_images) * self.price(size), 4)
+
+    def check(self, prompt: str, n_references: int, aspect_ratio: str, size: str, n: int) -> None:
+        """Raise a :class:`GenerationError` sentence unless this model can take the request (before anything is paid)."""
+        if not prompt.strip():
+            raise GenerationError("Write a prompt describing the image you want.")
+        if aspect_ratio and aspect_ratio not in self.aspect_ratios:  # none: the model keeps the input's shape
+            raise GenerationError(
+                f"Unsupported aspect ratio {aspect_ratio!r} for {self.name}; choose one of {', '.join(self.aspect_ratios)}."
+            )
+        if size and self.sends_size and size not in self.sizes:
+            raise GenerationError(f"{self.name} makes images of size {', '.join(self.sizes)}, not {size!r}.")
+        if not 1 <= n <= MAX_IMAGES_PER_RUN:
+            raise GenerationError(f"Ask for between 1 and {MAX_IMAGES_PER_RUN} images at a time (got {n}).")
+        if n_references > self.max_references:
+            raise GenerationError(
+                f"{self.name} accepts at most {self.max_references} reference image"
+                f"{'s' if self.max_references != 1 else ''}; you picked {n_references}. Remove some and try again."
+            )
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "label": self.label, "max_references": self.max_references,

@@ -89,36 +89,61 @@ def lineage(versions: dict[str, Version], parent: Version | None, refs: list[Ass
 
 def run_turn(store: SessionStore, generator: ImageGenerator, settings: Settings, session: Session | None,
              parent: Version | None, ask: Ask, notify: Notify | None = None) -> Generation:
-    """Send one turn and keep what comes back; raises the generator's sentence when nothing came.
+    """Send one turn (``ask.n`` calls) and keep each image as it arrives; raises the sentence when nothing came.
 
-    Without ``session`` a new one is started, but only once there is an image to keep in it.
+    The request is checked against the model and the budget before anything is sent. Without
+    ``session`` a new one is started, but only once there is an image to keep in it. When a later
+    call fails, the versions already made stay (they are paid for) and the failure joins the text.
     """
     refs = list(ask.references)
     if parent is not None and parent.turn_id is None:  # an original: the model sees it as this turn's image
         refs.insert(0, version_asset(parent))
+    ask.model.check(ask.prompt, len({a.id for a in refs}), ask.aspect_ratio, ask.image_size, ask.n)
     history = store.history(parent.id) if parent is not None else []
-    listed = [{"id": a.id, "path": a.path, "filename": a.filename} for a in refs]
     attempt = store.begin_attempt(
         user=ask.user, session_id=session.id if session else "", parent_id=parent.id if parent else "", model=ask.model.name,
-        image_size=ask.image_size, prompt=ask.prompt, references=listed, requested=ask.n,
+        image_size=ask.image_size, prompt=ask.prompt, references=[_listed(a) for a in refs], requested=ask.n,
         estimate=ask.model.estimate(ask.n, ask.image_size), budget=settings.gemini_daily_budget_usd,
     )
-    try:
-        result = generator.generate(ask.prompt, refs, aspect_ratio=ask.aspect_ratio, n=ask.n, model=ask.model.name,
-                                    image_size=ask.image_size, history=history, notify=notify)
-        session, versions, paths = _keep(store, settings, session, parent, ask, result)
-    except BananaError as exc:
-        outcome = "blocked" if isinstance(exc, GenerationBlocked) else "failed"
-        store.end_attempt(attempt, outcome=outcome, images=0, cost=0.0, reason=str(exc))
-        raise
-    except BaseException as exc:
-        store.end_attempt(attempt, outcome="failed", images=0, cost=0.0, reason=f"unexpected {type(exc).__name__}")
-        raise
-    returned = sum(len(r.images) for r in result.replies)
+    results: list[GenerationResult] = []
+    versions: list[Version] = []
+    paths: list[Path] = []
+    notes: list[str] = []
+    for i in range(ask.n):
+        try:
+            one = generator.generate(ask.prompt, refs, aspect_ratio=ask.aspect_ratio, n=1, model=ask.model.name,
+                                     image_size=ask.image_size, history=history, notify=notify)
+            session, kept, saved = _keep(store, settings, session, parent, ask, one)
+        except BaseException as exc:
+            if not versions or not isinstance(exc, BananaError):
+                blocked = isinstance(exc, GenerationBlocked)
+                why = str(exc) if isinstance(exc, BananaError) else f"unexpected {type(exc).__name__}"
+                store.end_attempt(attempt, outcome="blocked" if blocked else "failed", images=len(versions),
+                                  cost=ask.model.estimate(len(versions), ask.image_size), reason=why,
+                                  version_ids=[v.id for v in versions], session_id=session.id if session else "")
+                raise
+            notes.append(f"Stopped after {i} of {ask.n} requests: {exc}")
+            break
+        results.append(one)
+        versions += kept
+        paths += saved
+    result = _combined(results, notes)
+    returned = len(result.images)
     store.end_attempt(attempt, outcome="ok" if versions else "text-only", images=returned,
                       cost=ask.model.estimate(returned, ask.image_size), reason=result.text,
                       version_ids=[v.id for v in versions], session_id=session.id if session else "")
     return Generation(result=result, paths=paths, session_id=session.id if session else "", versions=versions)
+
+
+def _listed(asset: Asset) -> dict[str, str]:
+    return {"id": asset.id, "path": asset.path, "filename": asset.filename}
+
+
+def _combined(results: list[GenerationResult], notes: list[str]) -> GenerationResult:
+    """The calls of one click as one result: every image and reply, the words joined."""
+    replies = [r for result in results for r in result.replies]
+    text = "\n\n".join(t for t in [*(r.text for r in replies), *notes] if t)
+    return replace(results[0], images=[i for r in replies for i in r.images], text=text, replies=replies)
 
 
 def _keep(store: SessionStore, settings: Settings, session: Session | None, parent: Version | None, ask: Ask,
@@ -141,7 +166,7 @@ def _keep(store: SessionStore, settings: Settings, session: Session | None, pare
         versions += store.add_turn(
             session.id, parent.id if parent else None, user=ask.user, instruction=ask.prompt, model=result.model,
             aspect_ratio=result.aspect_ratio, image_size=result.image_size,
-            references=[{"id": a.id, "path": a.path, "filename": a.filename} for a in result.references],
+            references=[_listed(a) for a in result.references],
             request=result.request, reply=reply.content, text=reply.text,
             images=[(str(p), sha256_file(p), ask.model.price(ask.image_size)) for p in saved],
         )

@@ -210,3 +210,15 @@ def test_a_full_disk_is_a_sentence_and_the_database_recovers(small_disk: Path) -
     store.new_session(user="", title="after")
     assert len(store.sessions()) == 2
     store.close()
+
+
+def test_each_image_is_kept_as_it_arrives_and_a_later_failure_keeps_it(pro_studio: Studio, fake_gemini: FakeGemini) -> None:
+    from tests.fake_gemini import finish_reply
+
+    fake_gemini.push(signed_reply(pixels(1), b"kept"), finish_reply("IMAGE_SAFETY"))
+    run = pro_studio.generate("two lamps", n=2)
+    (v1,) = run.versions
+    assert Path(v1.path).is_file() and "Stopped after 1 of 2 requests" in run.result.text and "IMAGE_SAFETY" in run.result.text
+    (attempt,) = pro_studio.history()
+    assert (attempt.outcome, attempt.images, attempt.requested, attempt.version_ids) == ("ok", 1, 2, [v1.id])
+    assert attempt.cost_usd == pytest.approx(0.134)  # one image paid for, not two

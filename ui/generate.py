@@ -156,8 +156,17 @@ def edit_asset_handler(studio: Studio, enabled: bool = True) -> Callable[..., tu
 
 
 def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
+    _listen_runs(studio, selected, c)
+    _listen_session(studio, selected, c)
+
+
+def _listen_runs(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
+    """Generate and Refine: the two paid requests, streamed, one at a time per browser session."""
     in_flight = OnePerUser()
-    shown = shown_outputs(c)
+    shown = [*shown_outputs(c), c.go]  # the last update of a run also unlocks Generate
+
+    def ready() -> Any:  # built when a run ends: a component made here, while the tab renders, would be drawn
+        return gr.Button(value=GO, interactive=c.enabled)
 
     def start() -> tuple[Any, ...]:
         """Before a paid request: lock both buttons and clear the last result, so Save can only act on what is shown."""
@@ -171,11 +180,11 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
                 run = studio.generate(text or "", reference_ids=ids or [], reference_files=files or [], aspect_ratio=ratio,
                                       n=int(count), model=model, image_size=size or "", session_id=session_id,
                                       user=user_of(request), notify=notify)
-            return show(studio, run.session_id or session_id, run.versions[-1].id if run.versions else "", _said(run),
-                        enabled=c.enabled)
+            return (*show(studio, run.session_id or session_id, run.versions[-1].id if run.versions else "", _said(run),
+                          enabled=c.enabled), ready())
 
-        yield from streamed(work, lambda exc: show(studio, session_id, "", f"**Nothing was generated.** {exc}",
-                                                   enabled=c.enabled), f"Asking {model}…")
+        yield from streamed(work, lambda exc: (*show(studio, session_id, "", f"**Nothing was generated.** {exc}",
+                                                     enabled=c.enabled), ready()), f"Asking {model}…", len(shown))
 
     def refine(text: str, session_id: str, current: str, model: str, ratio: str, size: str,
                request: gr.Request) -> Iterator[tuple[Any, ...]]:
@@ -186,10 +195,28 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
                 run = studio.refine(session_id, text or "", from_version=current, aspect_ratio=ratio if same else "",
                                     image_size=size if same else "", model=model, user=user_of(request), notify=notify)
             newest = run.versions[-1].id if run.versions else current
-            return show(studio, session_id, newest, _said(run), enabled=c.enabled, clear_refine=bool(run.versions))
+            return (*show(studio, session_id, newest, _said(run), enabled=c.enabled, clear_refine=bool(run.versions)),
+                    ready())
 
-        yield from streamed(work, lambda exc: show(studio, session_id, current, f"**Nothing was generated.** {exc}",
-                                                   enabled=c.enabled), "Asking Gemini to refine it…")
+        yield from streamed(work, lambda exc: (*show(studio, session_id, current, f"**Nothing was generated.** {exc}",
+                                                     enabled=c.enabled), ready()), "Asking Gemini to refine it…", len(shown))
+
+    refresh = (c.refresh_recent, [c.model, c.size, c.n], [c.recent, c.cost])  # new session listed, spend updated
+    cleared = [c.go, c.refine_btn, c.view, c.reply, c.save, c.saved_md]
+
+    def paid(button: gr.Button, run: Callable[..., Iterator[tuple[Any, ...]]], inputs: list[Any]) -> None:
+        """Lock and clear, run (one at a time per user, two at a time in all; its last update unlocks), refresh."""
+        button.click(start, None, cleared, api_name=False, queue=False).then(
+            run, inputs, shown, api_name=False, concurrency_limit=2, concurrency_id="generate",
+        ).then(*refresh, api_name=False, queue=False)
+
+    paid(c.go, generate, [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session])
+    paid(c.refine_btn, refine, [c.refine_box, c.session, c.current, c.model, c.aspect, c.size])
+
+
+def _listen_session(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
+    """Everything that costs nothing: pick a version, reopen or leave a session, change the model, save."""
+    shown = shown_outputs(c)
 
     def pick(ids: list[str], session_id: str, evt: gr.SelectData) -> tuple[Any, ...]:
         return show(studio, session_id, ids[evt.index] if evt.index < len(ids) else "", "", enabled=c.enabled)
@@ -206,38 +233,27 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         return (gr.Dropdown(choices=list(info.aspect_ratios)), gr.Dropdown(choices=list(info.sizes), value=chosen,
                 interactive=info.sends_size), _refs_text(studio, len(ids or []), model), cost_md(studio, model, chosen, count))
 
-    @user_errors
-    def save_one(current: str, progress: gr.Progress = gr.Progress()) -> str:
-        return saved_md(studio, [current], studio.save_versions([current], progress=progress_callback(progress)))
-
-    @user_errors
-    def save_all(session_id: str, progress: gr.Progress = gr.Progress()) -> str:
-        ids = [v.id for v in studio.open_session(session_id)[1]]
-        return saved_md(studio, ids, studio.save_versions(ids, progress=progress_callback(progress)))
-
-    after = (lambda: gr.Button(value=GO, interactive=c.enabled), None, c.go)
-    refresh = (c.refresh_recent, [c.model, c.size, c.n], [c.recent, c.cost])  # new session listed, spend updated
-    cleared = [c.go, c.refine_btn, c.view, c.reply, c.save, c.saved_md]
-    def paid(button: gr.Button, run: Callable[..., Iterator[tuple[Any, ...]]], inputs: list[Any]) -> None:
-        """A paid request: lock and clear, run (one at a time per user, two at a time in all), unlock, refresh."""
-        button.click(start, None, cleared, api_name=False, queue=False).then(
-            run, inputs, shown, api_name=False, concurrency_limit=2, concurrency_id="generate",
-        ).then(*after, api_name=False, queue=False).then(*refresh, api_name=False, queue=False)
-
-    paid(c.go, generate, [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session])
-    paid(c.refine_btn, refine, [c.refine_box, c.session, c.current, c.model, c.aspect, c.size])
-    c.strip.select(user_errors(pick), [c.versions, c.session], shown, api_name=False, queue=False)
-    c.open.click(user_errors(reopen), [c.recent], shown, api_name=False, queue=False)
-    c.new.click(lambda: show(studio, "", "", "", enabled=c.enabled), None, shown, api_name=False, queue=False)
-    c.model.change(on_model, [c.model, selected, c.size, c.n], [c.aspect, c.size, c.refs_md, c.cost], api_name=False, queue=False)
-    for control in (c.n, c.size):
-        control.change(lambda m, s, n: cost_md(studio, m, s, n), [c.model, c.size, c.n], c.cost, api_name=False, queue=False)
     def remove_ref(ids: list[str], model: str, evt: gr.SelectData) -> tuple[Any, ...]:
         return c.show_refs([i for k, i in enumerate(ids) if k != evt.index], model)
 
+    @user_errors
+    def save(ids: list[str], progress: gr.Progress = gr.Progress()) -> str:
+        return saved_md(studio, ids, studio.save_versions(ids, progress=progress_callback(progress)))
+
+    saving = {"api_name": False, "concurrency_id": "ingest", "concurrency_limit": 1}
+    c.strip.select(user_errors(pick), [c.versions, c.session], shown, api_name=False, queue=False)
+    c.open.click(user_errors(reopen), [c.recent], shown, api_name=False, queue=False)
+    c.new.click(lambda: show(studio, "", "", "", enabled=c.enabled), None, shown, api_name=False, queue=False)
+    c.model.change(on_model, [c.model, selected, c.size, c.n], [c.aspect, c.size, c.refs_md, c.cost], api_name=False,
+                   queue=False)
+    for control in (c.n, c.size):
+        control.change(lambda m, s, n: cost_md(studio, m, s, n), [c.model, c.size, c.n], c.cost, api_name=False, queue=False)
     c.refs.select(remove_ref, [selected, c.model], [selected, c.refs, c.refs_md], api_name=False, queue=False)
-    c.save.click(save_one, [c.current], c.saved_md, api_name=False, concurrency_id="ingest", concurrency_limit=1)
-    c.save_all.click(save_all, [c.session], c.saved_md, api_name=False, concurrency_id="ingest", concurrency_limit=1)
+    def save_shown(current: str, progress: gr.Progress = gr.Progress()) -> str:
+        return save([current], progress)
+
+    c.save.click(save_shown, [c.current], c.saved_md, **saving)
+    c.save_all.click(save, [c.versions], c.saved_md, **saving)
 
 
 def _said(run: Any) -> str:

@@ -113,12 +113,13 @@ def saved_md(studio: Studio, version_ids: list[str], report: Any) -> str:
 
 
 def streamed(work: Callable[[Callable[[str], None]], tuple[Any, ...]], failed: Callable[[BananaError], tuple[Any, ...]],
-             first: str) -> Iterator[tuple[Any, ...]]:
+             first: str, width: int) -> Iterator[tuple[Any, ...]]:
     """Run a paid request in a worker thread, and show its notices ("Gemini is busy; retrying in 4 s
     (attempt 2 of 4)") as the line beside the run while it waits; then what :func:`show` returns.
 
-    ``work`` gets the notice callback and returns the final state; a :class:`BananaError` becomes
-    ``failed(exc)`` and a toast. The thread runs in a copy of the request's context (toasts work there).
+    ``work`` gets the notice callback and returns the final state of ``width`` outputs (the line beside
+    the run at :data:`REPLY_AT`); a :class:`BananaError` becomes ``failed(exc)`` and a toast. The thread
+    runs in a copy of the request's context (toasts work there).
     """
     notices: queue.Queue[str | None] = queue.Queue()
     outcome: dict[str, Any] = {}
@@ -135,7 +136,7 @@ def streamed(work: Callable[[Callable[[str], None]], tuple[Any, ...]], failed: C
             notices.put(None)
 
     threading.Thread(target=contextvars.copy_context().run, args=(target,), name="generate", daemon=True).start()
-    skip = [gr.skip()] * 10
+    skip = [gr.skip()] * width
     while (notice := first if first else notices.get()) is not None:
         first = ""
         yield (*skip[:REPLY_AT], f"*{notice}*", *skip[REPLY_AT + 1:])
