@@ -81,14 +81,15 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import torch
 
+    gpu = f", GPU {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})" if torch.cuda.is_available() else ", no GPU"
     return (
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GB RAM, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GB RAM{gpu}, Python {platform.python_version()}, "
         f"torch {torch.__version__.split('+')[0]}, load avg {os.getloadavg()[0]:.2f}"
     )
 
 
 def openclipart_files(n: int | None, unique: bool = False) -> list[Path]:
-    """``n`` PNGs spread evenly over the sorted list (every category is represented); all if ``n`` is None.
+    """``n`` openclipart PNGs spread evenly over the sorted list (every category is represented); all if ``n`` is None.
 
     ``unique`` drops files whose bytes repeat an earlier file (openclipart has 1,221 such copies,
     which an ingest skips without embedding).
@@ -97,7 +98,14 @@ def openclipart_files(n: int | None, unique: bool = False) -> list[Path]:
         raise SystemExit(
             f"{OPENCLIPART} is missing: install the images with `apt-get install openclipart-png`."
         )
-    files = sorted(p for p in OPENCLIPART.rglob("*.png") if p.is_file())
+    return image_files(OPENCLIPART, n, unique)
+
+
+def image_files(root: Path, n: int | None, unique: bool = False) -> list[Path]:
+    """``n`` image files under ``root`` spread evenly over the sorted list; all if ``n`` is None."""
+    from rag.images import is_image_name
+
+    files = sorted(p for p in Path(root).rglob("*") if p.is_file() and is_image_name(p))
     if unique:
         seen: set[str] = set()
         kept = []

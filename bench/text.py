@@ -30,7 +30,7 @@ NOUN = ["cat", "robot", "banana", "castle", "bicycle", "owl", "teapot", "rocket"
 PLACE = ["on a beach", "in space", "under the rain", "at night", "in a forest", "on a desk", "in the snow", "by a lake"]
 STYLE = ["", ", watercolor", ", flat icon", ", photo", ", pixel art", ", line drawing", ", 3d render"]
 REFERENCE = "fp32 (reference)"
-APP = "app: ClipEmbedder.text.encode"  # the variant the RESULT line compares with fp32
+APP = "app: ClipEmbedder.text.encode (CLIP_PRECISION from the environment, default auto)"  # the RESULT line's
 
 
 def queries(n: int, seed: int = 0) -> list[str]:
@@ -60,7 +60,9 @@ def main() -> None:
     from rag.config import Settings
     from rag.embedder import ClipEmbedder
 
-    text = ClipEmbedder(Settings.from_env()).text  # loads the model
+    settings = Settings.from_env()
+    text = ClipEmbedder(settings.with_(precision="fp32")).text  # the fp32 model every variant starts from
+    app = ClipEmbedder(settings).text  # the app's own (bf16 weights on CPUs with AMX under auto)
     texts = queries(args.n)
     threads = torch.get_num_threads()
     tower = copy.deepcopy(text.model)
@@ -68,7 +70,7 @@ def main() -> None:
     variants = full_context_variants(text, tower, threads)
     if text.padding_free:
         variants.update(padding_free_variants(text, tower, threads))
-    variants[APP] = lambda t: text.encode([t])[0]
+    variants[APP] = lambda t: app.encode([t])[0]
     if args.onnx:
         try:
             variants.update(onnx_variants(text.model, text.tokenize, threads))
@@ -129,7 +131,7 @@ def padding_free_variants(text, tower, threads: int) -> dict:
     from rag.clip_text import encode_padding_free
 
     def trunc(texts: list[str], m=text.model):
-        return encode_padding_free(m, text.tokenize(texts), text.device)
+        return encode_padding_free(m, text.tokenize(texts), text.numerics)
 
     def trunc_1thread(t: str):
         torch.set_num_threads(1)
@@ -148,7 +150,7 @@ def padding_free_variants(text, tower, threads: int) -> dict:
         "fp32, causal truncation (no padding tokens)": lambda t: trunc([t])[0],
         "fp32, causal truncation, 1 thread": trunc_1thread,
         "bf16 autocast + causal truncation": trunc_bf16,
-        "bf16 weights + causal truncation (CLIP_TEXT_PRECISION=bf16)": lambda t: trunc([t], bmodel)[0],
+        "bf16 weights + causal truncation (CLIP_PRECISION=bf16)": lambda t: trunc([t], bmodel)[0],
     }
 
 

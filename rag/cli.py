@@ -106,7 +106,7 @@ def cmd_stats(studio: Studio, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(stats)
     else:
-        print(f"{stats['count']} images in {stats['collection']} at {stats['milvus_uri']} (model {stats['model']})")
+        print(f"{stats['count']} images in {stats['collection']} at {stats['milvus_uri']} (model {stats['model']}, {stats['precision']})")
         for key in ("by_folder", "by_source"):
             for name, n in stats[key].items():
                 print(f"  {key[3:]:>6} {name}: {n}")

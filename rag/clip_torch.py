@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,39 @@ def unit_rows(features: Any) -> np.ndarray:
     return normalise(features.float().cpu().numpy())
 
 
+@dataclass(frozen=True)
+class Numerics:
+    """Where and in which precision the model runs; one value shared by both halves of a model.
+
+    * ``fp32``: plain float32.
+    * ``bf16``: the weights themselves are bfloat16 and inputs are cast to match. On CPUs with
+      AMX or AVX512-BF16 this is ~5x faster than fp32, where ``torch.autocast`` is slower than
+      fp32 (it re-casts every weight on every call).
+    * ``fp16``: fp32 weights under ``torch.autocast`` on CUDA, the usual way to run on a GPU.
+    """
+
+    precision: str = "fp32"
+    device: str = "cpu"
+
+    @property
+    def dtype(self) -> Any:
+        """The dtype of the weights, and so of what goes into the model."""
+        import torch
+
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
 @contextmanager
-def inference(device: str) -> Iterator[None]:
-    """No autograd bookkeeping; fp16 autocast on a GPU, where it halves the work at no visible cost."""
+def inference(numerics: Numerics) -> Iterator[None]:
+    """No autograd bookkeeping; fp16 autocast when asked for on a GPU."""
     import torch
 
-    autocast = torch.autocast("cuda", dtype=torch.float16) if device.startswith("cuda") else nullcontext()
+    fp16 = numerics.precision == "fp16" and numerics.cuda
+    autocast = torch.autocast("cuda", dtype=torch.float16) if fp16 else nullcontext()
     with torch.inference_mode(), autocast:
         yield
 
@@ -34,9 +62,9 @@ def inference(device: str) -> Iterator[None]:
 class ClipHalf:
     """One half of a loaded open_clip model; both halves hold the same model object."""
 
-    def __init__(self, model: Any, device: str = "cpu") -> None:
+    def __init__(self, model: Any, numerics: Numerics) -> None:
         self._model = model
-        self._device = device
+        self._numerics = numerics
 
     @property
     def model(self) -> Any:
@@ -45,4 +73,13 @@ class ClipHalf:
 
     @property
     def device(self) -> str:
-        return self._device
+        return self._numerics.device
+
+    @property
+    def numerics(self) -> Numerics:
+        """How the model runs now (set by :meth:`use` once the load-time checks have chosen)."""
+        return self._numerics
+
+    def use(self, numerics: Numerics) -> None:
+        """Run from now on with ``numerics``; the caller has cast the weights to match."""
+        self._numerics = numerics

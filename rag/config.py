@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # CLIP_PRECISION values
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
 
@@ -52,6 +53,13 @@ def _lower(_key: str, raw: str) -> str:
 
 def _upper(_key: str, raw: str) -> str:
     return raw.strip().upper()
+
+
+def _precision(key: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in PRECISIONS:
+        raise ConfigError(f"{key} must be one of {', '.join(PRECISIONS)}, got {raw!r}.")
+    return value
 
 
 def _path(_key: str, raw: str) -> Path:
@@ -94,9 +102,11 @@ class Settings:
     clip_model: str = _env("CLIP_MODEL", default="ViT-B-32")
     clip_pretrained: str = _env("CLIP_PRETRAINED", default="laion2b_s34b_b79k")
     device: str = _env("CLIP_DEVICE", default="auto", parse=_lower)
-    # "bf16" stores the text tower in bfloat16 on CPU: text queries ~1.5x faster again, embeddings
-    # move ~1e-4 in cosine (checked at load; falls back to fp32 past 1e-3). Off by default.
-    text_precision: str = _env("CLIP_TEXT_PRECISION", default="fp32", parse=_lower)
+    # auto: bf16 weights on CPUs with AMX or AVX512-BF16 (~5x faster image embedding there), fp16
+    # autocast on CUDA, fp32 elsewhere. Checked at load against fp32 on probe images and texts, and
+    # fp32 is kept if any cosine falls under 0.999 (rag/clip_precision.py). CLIP_TEXT_PRECISION is
+    # the deprecated name from when only the text tower could be bf16; it now sets both towers.
+    precision: str = _env("CLIP_PRECISION", "CLIP_TEXT_PRECISION", default="auto", parse=_precision)
     batch_size: int = _env("EMBED_BATCH_SIZE", default=32, parse=_int, minimum=1)
     workers: int = _env("EMBED_WORKERS", factory=_default_workers, parse=_int, minimum=1)
     background: tuple[int, int, int] = _env("IMAGE_BACKGROUND", default=(128, 128, 128), parse=_color)

@@ -13,7 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from .clip_text import ClipText
+from .clip_precision import choose, probe_images, resolve
+from .clip_text import PROBES, ClipText
+from .clip_torch import Numerics
 from .clip_visual import ClipVisual
 from .config import Settings
 from .errors import ImageError, ModelLoadError
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 ImageInput = str | Path | bytes | Image.Image
 TEXT_CACHE_SIZE = 256
 LOAD_RETRY_S = 60.0
+CUDA_MIN_BATCH = 128  # a GPU needs big batches to stay busy; a CPU gains nothing past 32
 
 
 @runtime_checkable
@@ -36,6 +39,14 @@ class Embedder(Protocol):
 
     @property
     def dim(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int:
+        """How many prepared images :meth:`encode_prepared` should get at once."""
+
+    @property
+    def precision(self) -> str:
+        """The precision vectors are computed in (fp32, bf16, fp16)."""
 
     def prepare(self, image: Image.Image) -> Any:
         """CPU-side preprocessing of a decoded RGB image (thread-safe)."""
@@ -107,6 +118,29 @@ class ClipEmbedder:
         return self._halves is not None
 
     @property
+    def device(self) -> str:
+        """CLIP_DEVICE, with ``auto`` resolved (cuda when torch sees a GPU)."""
+        device = self.settings.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return device
+
+    @property
+    def batch_size(self) -> int:
+        """EMBED_BATCH_SIZE, raised to at least 128 on a GPU."""
+        size = self.settings.batch_size
+        return max(size, CUDA_MIN_BATCH) if self.device.startswith("cuda") else size
+
+    @property
+    def precision(self) -> str:
+        """What the model runs in once loaded; before that, what CLIP_PRECISION will try (no load)."""
+        if self._halves is not None:
+            return self._halves[0].numerics.precision
+        return resolve(self.settings.precision, self.device)
+
+    @property
     def visual(self) -> ClipVisual:
         """The image half (preprocessing, image tower); loads the model on first use."""
         return self._loaded()[0]
@@ -159,10 +193,7 @@ class ClipEmbedder:
         import open_clip
         import torch
 
-        model_name = self.settings.clip_model
-        device = self.settings.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model_name, device = self.settings.clip_model, self.device
         weights = self._weights()
         if weights is None:
             torch.manual_seed(0)  # the same random model in every process, so stored vectors match queries
@@ -177,12 +208,31 @@ class ClipEmbedder:
                 "CLIP_PRETRAINED to the path of a local weights file."
             ) from exc
         model.eval()
-        text = ClipText(model, tokenizer, device, precision=self.settings.text_precision)
-        log.info("loaded CLIP %s on %s", self.name, device)
-        return ClipVisual(model, preprocess, device), text
+        fp32 = Numerics("fp32", device)
+        visual, text = ClipVisual(model, preprocess, fp32), ClipText(model, tokenizer, fp32)
+        numerics = self._choose_precision(model, visual, text)
+        log.info("loaded CLIP %s on %s in %s", self.name, device, numerics.precision)
+        return visual, text
+
+    def _choose_precision(self, model: Any, visual: ClipVisual, text: ClipText) -> Numerics:
+        """Check the uint8 preprocessing, then pick the precision on probe images and texts (clip_precision)."""
+        s = self.settings
+        images = probe_images(s.background, s.max_image_pixels)
+        visual.check(images)
+        prepared = [visual.prepare(im) for im in images]
+
+        def probe(numerics: Numerics) -> list[np.ndarray]:
+            visual.use(numerics)
+            text.use(numerics)
+            return [visual.encode(prepared), text.encode(PROBES)]
+
+        numerics = choose(model, s.precision, self.device, probe)
+        visual.use(numerics)
+        text.use(numerics)
+        return numerics
 
     def prepare(self, image: Image.Image) -> Any:
-        return self.visual.preprocess(image)
+        return self.visual.prepare(image)
 
     def encode_prepared(self, batch: Sequence[Any]) -> np.ndarray:
         visual = self.visual
@@ -202,8 +252,8 @@ class ClipEmbedder:
                 label = Path(item).name if isinstance(item, (str, Path)) else "the image"
                 raise ImageError(f"{label}: {exc}") from None
 
-        prepared = prefetch_map(load, images, workers=s.workers, window=s.batch_size * 2)
-        out = [self.encode_prepared(batch) for batch in chunked(prepared, s.batch_size)]
+        prepared = prefetch_map(load, images, workers=s.workers, window=self.batch_size * 2)
+        out = [self.encode_prepared(batch) for batch in chunked(prepared, self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -221,7 +221,8 @@ class Ingestor:
     # -- stage 3: decode and preprocess (threads) -------------------------------------------
     def _decoded(self, items: Iterable[_Item], *, keep_bytes: bool) -> Iterator[_Item]:
         s = self.settings
-        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=s.workers, window=s.batch_size * 2)
+        window = self.embedder.batch_size * 2
+        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=s.workers, window=window)
 
     def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
         if item.error or item.duplicate:
@@ -292,7 +293,7 @@ class _Writer:
             self.tick()
         else:
             self.batch.append(item)
-            if len(self.batch) >= self.settings.batch_size:
+            if len(self.batch) >= self.embedder.batch_size:
                 self.write_batch()
 
     def close(self) -> None:
@@ -317,6 +318,7 @@ class _Writer:
             vectors = self.embedder.encode_prepared([it.pixels for it, _ in ready])
             assets = [self.asset(it, path) for it, path in ready]
             self.store.upsert(assets, vectors)
+            self.store.record_precision(self.embedder.precision)
             self.report.added.extend(assets)
         self.done += len(self.batch)
         self.batch.clear()

@@ -30,6 +30,7 @@ SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "byt
 QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
 QUERY_WINDOW = 16384  # a Milvus server refuses offset+limit (query) and top-k (search) beyond this
 MODEL_PROPERTY = "banana.embedding_model"
+PRECISION_PROPERTY = "banana.embedding_precision"  # "bf16", or "bf16+fp32" for a mixed library
 Listener = Callable[[Sequence[Asset], Sequence[str]], None]  # (assets stored, ids deleted)
 
 
@@ -45,6 +46,9 @@ class VectorStore(Protocol):
     def model(self) -> str:
         """The embedding model the collection was made with ("" when it does not say)."""
         ...
+    @property
+    def precision(self) -> str: ...  # the precisions its vectors were computed in ("" when it does not say)
+    def record_precision(self, precision: str) -> None: ...
 
     def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None: ...
     def delete(self, ids: Sequence[str]) -> int: ...
@@ -128,6 +132,19 @@ class MilvusStore:
     def model(self) -> str:
         return self._model
 
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    def record_precision(self, precision: str) -> None:
+        """Note with the collection, like the model, that vectors computed in ``precision`` were written."""
+        known = set(filter(None, self._precision.split("+")))
+        if precision and precision not in known:
+            value = "+".join(sorted(known | {precision}))
+            with self._call("record the embedding precision"):
+                self.client.alter_collection_properties(self.collection, properties={PRECISION_PROPERTY: value})
+            self._precision = value
+
     @contextmanager
     def _call(self, action: str) -> Iterator[None]:
         """One call at a time; any failure of the database becomes a :class:`StoreError` sentence."""
@@ -183,6 +200,7 @@ class MilvusStore:
                 self.collection, stored, model_name,
             )
         self._model = stored
+        self._precision = str((info.get("properties") or {}).get(PRECISION_PROPERTY) or "")
         self._index = self._existing_index()
         self.client.load_collection(self.collection)
 

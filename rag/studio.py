@@ -194,6 +194,7 @@ class Studio(SessionsMixin, AssetPagesMixin):
             "milvus_uri": self.settings.milvus_uri if not self.settings.is_server else self.settings.milvus_uri.split("@")[-1],
             "collection": self.settings.collection,
             "model": self.embedder.name,
+            "precision": store.precision or self.embedder.precision,  # recorded with the vectors, else the model's
         }
 
     def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0,

@@ -1,0 +1,138 @@
+"""CLIP_PRECISION: what ``auto`` picks, the load-time check that undoes a cast, the precision recorded
+with a library, and libraries that rank the same whichever precision embedded them.
+
+Real open_clip (the seeded random ViT-B-32), real Milvus Lite (and a server where one runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rag import clip_precision
+from rag.cli import cmd_stats
+from rag.config import Settings
+from rag.embedder import ClipEmbedder
+from rag.errors import ConfigError
+from rag.store import MilvusStore
+from rag.studio import Studio
+from tests.conftest import SAMPLE, MilvusBackend, test_settings
+
+TEXTS = [
+    "a red bicycle", "a cat asleep on a sofa", "lighthouse at night", "a bowl of fruit", "an office desk",
+    "a smiling child", "a green tree in spring", "a guitar", "a map of the world", "a football match",
+    "scissors and glue", "a laptop computer", "a slice of cake", "a mountain landscape", "a red car",
+]
+MIN_OVERLAP = 0.9  # top-10 lists share at least 9 of 10 results on average
+
+
+def _sample_images(n: int) -> list[Path]:
+    files = sorted(p for p in SAMPLE.rglob("*.png"))
+    return [files[int(i * len(files) / n)] for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def libraries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Studio]:
+    """The sample library embedded twice: in fp32 and in bf16, each with its own model and collection."""
+    studios = {}
+    for precision in ("fp32", "bf16"):
+        settings = test_settings(tmp_path_factory.mktemp(precision), precision=precision)
+        studio = Studio(settings, embedder=ClipEmbedder(settings))
+        report = studio.ingest_folder(SAMPLE)
+        assert report.added and not report.failed
+        studios[precision] = studio
+    yield studios
+    for studio in studios.values():
+        studio.close()
+
+
+def _top10(studio: Studio, query: str | Path) -> list[str]:
+    hits = studio.search(image=query, k=10) if isinstance(query, Path) else studio.search(query, k=10)
+    return [h.asset.id for h in hits]
+
+
+def test_a_bf16_library_queried_in_fp32_ranks_like_fp32_and_the_reverse(libraries: dict[str, Studio]) -> None:
+    fp32, bf16 = libraries["fp32"], libraries["bf16"]
+    assert fp32.embedder.precision == "fp32" and bf16.embedder.precision == "bf16"
+    crossed = {  # each library searched with the other precision's query vectors
+        "bf16 library, fp32 queries": Studio(bf16.settings, embedder=fp32.embedder, store=bf16.store),
+        "fp32 library, bf16 queries": Studio(fp32.settings, embedder=bf16.embedder, store=fp32.store),
+    }
+    queries: list[str | Path] = [*TEXTS, *_sample_images(15)]
+    overlaps: dict[str, list[float]] = {name: [] for name in crossed}
+    for query in queries:
+        reference = set(_top10(fp32, query))
+        assert len(reference) == 10
+        for name, studio in crossed.items():
+            overlaps[name].append(len(reference & set(_top10(studio, query))) / 10)
+    for name, values in overlaps.items():
+        assert np.mean(values) >= MIN_OVERLAP, (name, values)
+        assert min(values) >= 0.6, (name, values)  # no query's list falls apart either
+
+
+def test_the_precision_is_recorded_with_the_library_and_shown(
+    libraries: dict[str, Studio], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bf16, fp32 = libraries["bf16"], libraries["fp32"]
+    assert bf16.store.precision == "bf16" and fp32.store.precision == "fp32"
+    assert bf16.stats()["precision"] == "bf16"
+    cmd_stats(bf16, argparse.Namespace(json=False))
+    assert "(model ViT-B-32/none, bf16)" in capsys.readouterr().out
+
+
+def test_a_library_written_in_two_precisions_says_so(milvus_backend: MilvusBackend) -> None:
+    settings = milvus_backend.settings()
+    store = MilvusStore(settings, 512, "ViT-B-32/none")
+    try:
+        assert store.precision == ""  # a new (or older) library does not say
+        store.record_precision("bf16")
+        store.record_precision("bf16")
+        assert store.precision == "bf16"
+    finally:
+        store.close()
+    reopened = MilvusStore(settings, 512, "ViT-B-32/none")
+    try:
+        assert reopened.precision == "bf16"  # kept with the collection, like the model
+        reopened.record_precision("fp32")
+        assert reopened.precision == "bf16+fp32"
+    finally:
+        reopened.close()
+
+
+def test_a_cast_that_moves_the_probes_is_undone_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, libraries: dict[str, Studio]
+) -> None:
+    monkeypatch.setattr(clip_precision, "MIN_COSINE", 1.000001)  # no cast can pass: fall back
+    emb = ClipEmbedder(test_settings(tmp_path, precision="bf16"))
+    with caplog.at_level(logging.WARNING, logger="rag.clip_precision"):
+        model = emb.visual.model
+    assert emb.precision == "fp32" and "running in fp32" in caplog.text
+    reference = libraries["fp32"].embedder.visual.model.state_dict()
+    ours = model.state_dict()
+    assert all(ours[k].dtype == reference[k].dtype and torch.equal(ours[k], reference[k]) for k in reference)
+
+
+def test_auto_picks_by_device_and_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert clip_precision.resolve("auto", "cuda") == "fp16" and clip_precision.resolve("auto", "cuda:1") == "fp16"
+    assert clip_precision.resolve("fp16", "cpu") == "fp32"  # fp16 is a GPU precision
+    assert clip_precision.resolve("bf16", "cpu") == clip_precision.resolve("bf16", "cuda") == "bf16"  # forced
+    flags = Path("/proc/cpuinfo").read_text().split()
+    has = any(f in flags for f in clip_precision.CPU_BF16_FLAGS)
+    assert clip_precision.cpu_has_bf16() == has  # torch and the kernel agree
+    assert clip_precision.resolve("auto", "cpu") == ("bf16" if has else "fp32")
+    monkeypatch.setattr(clip_precision, "cpu_has_bf16", lambda: False)
+    assert clip_precision.resolve("auto", "cpu") == "fp32"
+
+
+def test_clip_precision_setting_and_its_deprecated_alias() -> None:
+    assert Settings.from_env({}).precision == "auto"
+    assert Settings.from_env({"CLIP_PRECISION": " BF16 "}).precision == "bf16"
+    assert Settings.from_env({"CLIP_TEXT_PRECISION": "fp32"}).precision == "fp32"  # the old name sets both towers
+    assert Settings.from_env({"CLIP_PRECISION": "fp16", "CLIP_TEXT_PRECISION": "bf16"}).precision == "fp16"
+    with pytest.raises(ConfigError, match="CLIP_PRECISION must be one of auto, fp32, bf16, fp16"):
+        Settings.from_env({"CLIP_PRECISION": "int8"})
