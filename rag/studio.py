@@ -20,11 +20,12 @@ import pandas as pd
 from . import assets as asset_pages
 from . import library as lib
 from .backup import backups, write_backup
+from .collect import collect_files
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
 from .generate import ImageGenerator, make_generator
-from .ingest import Ingestor, IngestReport, Progress, collect_files
+from .ingest import Ingestor, IngestReport, Progress
 from .library import LibraryFilter, LibraryIndex
 from .models import ModelList, max_references_for
 from .query import Query

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from . import assets as asset_pages
 from . import library as lib
+from .collect import collect_files
 from .errors import BananaError
-from .ingest import IngestReport, Progress, collect_files
+from .ingest import IngestReport, Progress
 from .library import LibraryFilter, LibraryIndex, LibraryPage
 from .thumbs import placeholder
 from .types import Asset

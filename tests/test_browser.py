@@ -41,6 +41,20 @@ def browser():
         b.close()
 
 
+def search_and_pick(page, query: str, picks: int) -> None:  # noqa: ANN001 - a Playwright page
+    """On the Search tab: search, then open each of the first ``picks`` results and press "Add to references"."""
+    page.get_by_role("tab", name="Search").click()
+    page.get_by_label("Describe what you are looking for").fill(query)
+    page.get_by_role("button", name="Search", exact=True).click()
+    results = page.locator("#search-results button.thumbnail-item")
+    results.nth(picks - 1).wait_for(timeout=60_000)
+    for n in range(picks):  # a result opens its page; picking it is a button there
+        results.nth(n).click()
+        page.locator("#asset-pick").click()
+        page.get_by_text(re.compile(rf"{n + 1} of \d+")).first.wait_for(timeout=10_000)
+        page.locator("#asset-close").click()
+
+
 def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> None:
     studio = Studio(test_settings(tmp_path), embedder=embedder)
     studio.ingest_folder(SAMPLE)  # a realistic library to search in
@@ -90,16 +104,7 @@ def test_generate_and_save_in_the_browser(browser, tmp_path: Path, embedder, fak
     with running_app(studio) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
-        page.get_by_role("tab", name="Search").click()
-        page.get_by_label("Describe what you are looking for").fill("a bowl of soup")
-        page.get_by_role("button", name="Search", exact=True).click()
-        results = page.locator("#search-results button.thumbnail-item")
-        results.nth(1).wait_for(timeout=60_000)
-        for n in (0, 1):  # each result's page has "Add to references"
-            results.nth(n).click()
-            page.locator("#asset-pick").click()
-            page.get_by_text(re.compile(rf"{n + 1} of \d+")).first.wait_for(timeout=10_000)
-            page.locator("#asset-close").click()
+        search_and_pick(page, "a bowl of soup", 2)
         page.get_by_role("button", name="Use in Generate →").click()
         page.get_by_text(re.compile(r"2 of \d+.*references from the library")).wait_for(timeout=10_000)
         assert page.get_by_text("Generation is on").is_visible()

@@ -18,7 +18,7 @@ from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import Reply, rate_limit_reply, signed_reply
-from tests.test_browser import SHOTS, browser  # noqa: F401  (the module's Chromium)
+from tests.test_browser import SHOTS, browser, search_and_pick  # noqa: F401  (browser: the module's Chromium)
 
 pytestmark = pytest.mark.browser
 
@@ -61,16 +61,7 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
     with running_app(studio) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(url)
-        page.get_by_role("tab", name="Search").click()
-        page.get_by_label("Describe what you are looking for").fill("a bowl of soup")
-        page.get_by_role("button", name="Search", exact=True).click()
-        results = page.locator("#search-results button.thumbnail-item")
-        results.nth(1).wait_for(timeout=60_000)
-        for n in (0, 1):  # a result opens its page; "Add to references" picks it
-            results.nth(n).click()
-            page.locator("#asset-pick").click()
-            page.get_by_text(re.compile(rf"{n + 1} of \d+")).first.wait_for(timeout=10_000)
-            page.locator("#asset-close").click()
+        search_and_pick(page, "a bowl of soup", 2)
         page.get_by_role("button", name="Use in Generate →").click()
         page.get_by_text(re.compile(r"2 of 3 references from the library")).wait_for(timeout=10_000)
 
