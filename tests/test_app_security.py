@@ -150,3 +150,19 @@ def test_a_full_queue_answers_at_once(tmp_path: Path, embedder) -> None:
     assert refused, "no request was refused although the queue holds one"
     assert all("Queue is full" in message for message, _ in refused), refused
     assert min(t for _, t in refused) < 4.0  # answered before the slow requests could finish
+
+
+def test_the_folder_box_reads_only_under_library_roots(tmp_path: Path, embedder) -> None:
+    root = tmp_path / "drive"
+    (root / "shoes").mkdir(parents=True)
+    (root / "shoes" / "one.png").write_bytes((SAMPLE / "food" / "honey.png").read_bytes())
+    studio = Studio(test_settings(tmp_path / "data", library_roots=(root,)), embedder=embedder)
+    try:
+        with running_app(studio) as url:
+            client = Client(url, verbose=False)
+            with pytest.raises(Exception, match="Only folders under"):
+                client.predict("/etc", api_name="/ingest_folder")
+            assert "1 added" in client.predict(str(root / "shoes"), api_name="/ingest_folder")
+            assert studio.count() == 1 and studio.stats()["by_folder"] == {"shoes": 1}
+    finally:
+        studio.close()

@@ -85,6 +85,10 @@ def _render(studio: Studio) -> SimpleNamespace:
             c.upload_tags = gr.Textbox(label="Tags for these files (comma-separated)", max_lines=1, placeholder="spring campaign, product")
             gr.Markdown(f"<small>Up to {s.max_upload_files} files, {s.max_upload_mb:g} MB each. "
                         "Duplicates are recognised by content and named below.</small>")
+            with gr.Accordion("Add a folder on this server (indexed in place)", open=False, visible=bool(s.library_roots)):
+                c.server_folder = gr.Textbox(label="Folder", max_lines=1, elem_id="server-folder",
+                                             placeholder=" or ".join(str(r) for r in s.library_roots) or "LIBRARY_ROOTS is not set")
+                c.add_folder = gr.Button("Add this folder", elem_id="add-server-folder")
     c.result = gr.Markdown(elem_id="upload-result")
     c.failures = gr.Dataframe(label="Not added (and why)", visible=False, interactive=False, wrap=True)
     with gr.Column(visible=False, elem_id="library-empty") as c.empty:
@@ -171,6 +175,12 @@ def _listen(studio: Studio, c: SimpleNamespace) -> None:
         for message, report in streamed(lambda p: studio.add_sample_library(progress=p)):
             yield f"Adding the sample library… {message}" if report is None else f"**Sample library: {report.summary()}**"
 
+    @user_errors
+    def add_folder(path: str) -> Any:
+        """Index a folder on the server in place (only under LIBRARY_ROOTS)."""
+        for message, report in streamed(lambda p: studio.ingest_allowed_folder(path, progress=p)):
+            yield f"Adding {path}… {message}" if report is None else f"**{path}: {report.summary()}**"
+
     c.show = (show, c.filters, outputs)
     c.fill = (fill, [c.grid_ids, c.pending], [c.grid, c.pending])  # the placeholders stay visible meanwhile
     for trigger in [f.input for f in c.filters]:
@@ -178,6 +188,8 @@ def _listen(studio: Studio, c: SimpleNamespace) -> None:
     chain(c.more.click(more, [c.shown, *c.filters], outputs, api_name=False), [c.fill])
     chain(c.files.upload(ingest, [c.files, c.folder, c.upload_tags], [c.result, c.failures, c.files], api_name="ingest",
                          concurrency_limit=1, concurrency_id="ingest", show_progress="minimal"), [c.show, c.fill])
+    chain(c.add_folder.click(add_folder, [c.server_folder], c.result, api_name="ingest_folder", concurrency_limit=1,
+                             concurrency_id="ingest"), [c.show, c.fill])
     chain(c.sample.click(add_sample, None, c.result, api_name=False, concurrency_limit=1, concurrency_id="ingest"),
           [c.show, c.fill])
 
