@@ -44,6 +44,9 @@ class Embedder(Protocol):
     def batch_size(self) -> int:
         """How many prepared images :meth:`encode_prepared` should get at once."""
 
+    def batch_for(self, requested: int) -> int:
+        """The batch to use when a caller's settings ask for ``requested`` (a device may need more)."""
+
     @property
     def precision(self) -> str:
         """The precision vectors are computed in (fp32, bf16, fp16)."""
@@ -130,8 +133,10 @@ class ClipEmbedder:
     @property
     def batch_size(self) -> int:
         """EMBED_BATCH_SIZE, raised to at least 128 on a GPU."""
-        size = self.settings.batch_size
-        return max(size, CUDA_MIN_BATCH) if self.device.startswith("cuda") else size
+        return self.batch_for(self.settings.batch_size)
+
+    def batch_for(self, requested: int) -> int:
+        return max(requested, CUDA_MIN_BATCH) if self.device.startswith("cuda") else requested
 
     @property
     def precision(self) -> str:

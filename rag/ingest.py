@@ -138,7 +138,7 @@ class Ingestor:
     # -- stage 3: decode and preprocess (threads) -------------------------------------------
     def _decoded(self, items: Iterable[_Item], *, keep_bytes: bool) -> Iterator[_Item]:
         s = self.settings
-        window = self.embedder.batch_size * 2
+        window = self.embedder.batch_for(s.batch_size) * 2
         return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=s.workers, window=window)
 
     def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
@@ -210,7 +210,7 @@ class _Writer:
             self.tick()
         else:
             self.batch.append(item)
-            if len(self.batch) >= self.embedder.batch_size:
+            if len(self.batch) >= self.embedder.batch_for(self.settings.batch_size):
                 self.write_batch()
 
     def close(self) -> None:
