@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -60,21 +62,13 @@ def discard_flushed_wal(db_dir: str | Path) -> list[Path]:
     the database's lock, so a database in use is never touched.
     """
     root = Path(db_dir)
-    manifests = [*root.glob("collections/*/manifest.json"), *root.glob("databases/*/collections/*/manifest.json")]
-    if not manifests or not (root / "LOCK").is_file():
+    manifests = [c / "manifest.json" for c in _collections(root) if (c / "manifest.json").is_file()]
+    if not manifests:
         return []
-    try:
-        import fcntl
-    except ImportError:  # Windows: leave it to Milvus Lite
-        return []
-
     removed: list[Path] = []
-    fd = os.open(root / "LOCK", os.O_RDWR)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return []  # open elsewhere; its owner keeps it consistent
+    with _locked(root) as ours:
+        if not ours:
+            return []  # open elsewhere (or no lock file); its owner keeps it consistent
         for manifest in manifests:
             try:
                 active = int(json.loads(manifest.read_text(encoding="utf-8"))["active_wal_number"])
@@ -85,11 +79,38 @@ def discard_flushed_wal(db_dir: str | Path) -> list[Path]:
                 if match and int(match.group(1)) < active:
                     log_file.unlink(missing_ok=True)
                     removed.append(log_file)
-        if removed:
-            log.warning("removed %d already-flushed Milvus Lite log file(s) left by an interrupted flush", len(removed))
+    if removed:
+        log.warning("removed %d already-flushed Milvus Lite log file(s) left by an interrupted flush", len(removed))
+    return removed
+
+
+def _collections(root: Path) -> list[Path]:
+    """The collection folders of a Lite database (default database and named ones)."""
+    return [c for c in [*root.glob("collections/*"), *root.glob("databases/*/collections/*")] if c.is_dir()]
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[bool | None]:
+    """Try to take the database's lock without waiting: yields whether this process got it
+    (released on exit), or None where it cannot tell (no lock file, no flock on Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield None
+        return
+    if not (root / "LOCK").is_file():
+        yield None
+        return
+    fd = os.open(root / "LOCK", os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-    return removed
 
 
 def single_threaded_blas() -> None:
@@ -135,24 +156,14 @@ def held_elsewhere(db_dir: str | Path) -> bool:
     database this process already opened is never "elsewhere": Lite shares it within a process.
     """
     root = Path(db_dir).expanduser()
-    if not (root / "LOCK").is_file():
-        return False
     try:
-        import fcntl
-
         from milvus_lite.server_manager import server_manager_instance
     except ImportError:
         return False
     if os.path.abspath(root) in getattr(server_manager_instance, "_servers", {}):
         return False
-    fd = os.open(root / "LOCK", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing the descriptor releases a lock we took
-    return False
+    with _locked(root) as ours:
+        return ours is False
 
 
 def in_use_message(db_dir: str | Path) -> str:
@@ -172,9 +183,7 @@ def damage(db_dir: str | Path) -> list[str]:
     """
     root = Path(db_dir).expanduser()
     problems: list[str] = []
-    for coll in [*root.glob("collections/*"), *root.glob("databases/*/collections/*")]:
-        if not coll.is_dir():
-            continue
+    for coll in _collections(root):
         if not (coll / "schema.json").is_file():
             problems.append(f"{coll.name}/schema.json is missing")
         try:
