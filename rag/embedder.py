@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -43,6 +44,10 @@ class Embedder(Protocol):
     @property
     def batch_size(self) -> int:
         """How many prepared images :meth:`encode_prepared` should get at once."""
+
+    @property
+    def workers(self) -> int:
+        """How many threads should decode and prepare images for it."""
 
     @property
     def precision(self) -> str:
@@ -132,6 +137,13 @@ class ClipEmbedder:
         """EMBED_BATCH_SIZE, raised to at least 128 on a GPU."""
         size = self.settings.batch_size
         return max(size, CUDA_MIN_BATCH) if self.device.startswith("cuda") else size
+
+    @property
+    def workers(self) -> int:
+        """EMBED_WORKERS, raised to the number of cores on a GPU: there the CPU only decodes, and a
+        GPU embeds ViT-B-32 faster than 4 threads decode PNGs (~3 ms each)."""
+        workers = self.settings.workers
+        return max(workers, os.cpu_count() or 1) if self.device.startswith("cuda") else workers
 
     @property
     def precision(self) -> str:
@@ -252,7 +264,7 @@ class ClipEmbedder:
                 label = Path(item).name if isinstance(item, (str, Path)) else "the image"
                 raise ImageError(f"{label}: {exc}") from None
 
-        prepared = prefetch_map(load, images, workers=s.workers, window=self.batch_size * 2)
+        prepared = prefetch_map(load, images, workers=self.workers, window=self.batch_size * 2)
         out = [self.encode_prepared(batch) for batch in chunked(prepared, self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 

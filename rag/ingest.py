@@ -220,9 +220,8 @@ class Ingestor:
 
     # -- stage 3: decode and preprocess (threads) -------------------------------------------
     def _decoded(self, items: Iterable[_Item], *, keep_bytes: bool) -> Iterator[_Item]:
-        s = self.settings
-        window = self.embedder.batch_size * 2
-        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=s.workers, window=window)
+        emb = self.embedder
+        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=emb.workers, window=emb.batch_size * 2)
 
     def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
         if item.error or item.duplicate:
