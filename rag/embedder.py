@@ -42,12 +42,8 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     @property
-    def batch_size(self) -> int:
-        """How many prepared images :meth:`encode_prepared` should get at once."""
-
-    @property
-    def workers(self) -> int:
-        """How many threads should decode and prepare images for it."""
+    def device(self) -> str:
+        """Where the model runs ("cpu", "cuda", "cuda:1"): :func:`batch_for` and :func:`workers_for` size the work by it."""
 
     @property
     def precision(self) -> str:
@@ -78,6 +74,17 @@ def find_local_weights(models_dir: Path, configured: str = "") -> Path | None:
             if files:
                 return files[0]
     return None
+
+
+def batch_for(device: str, batch_size: int) -> int:
+    """EMBED_BATCH_SIZE, raised to at least 128 on a GPU (a CPU gains nothing past 32)."""
+    return max(batch_size, CUDA_MIN_BATCH) if device.startswith("cuda") else batch_size
+
+
+def workers_for(device: str, workers: int) -> int:
+    """EMBED_WORKERS, raised to the number of cores on a GPU: there the CPU only decodes, and a GPU
+    embeds ViT-B-32 faster than 4 threads decode PNGs (~3-4 ms of CPU each)."""
+    return max(workers, os.cpu_count() or 1) if device.startswith("cuda") else workers
 
 
 def _looks_like_path(value: str) -> bool:
@@ -134,16 +141,11 @@ class ClipEmbedder:
 
     @property
     def batch_size(self) -> int:
-        """EMBED_BATCH_SIZE, raised to at least 128 on a GPU."""
-        size = self.settings.batch_size
-        return max(size, CUDA_MIN_BATCH) if self.device.startswith("cuda") else size
+        return batch_for(self.device, self.settings.batch_size)
 
     @property
     def workers(self) -> int:
-        """EMBED_WORKERS, raised to the number of cores on a GPU: there the CPU only decodes, and a
-        GPU embeds ViT-B-32 faster than 4 threads decode PNGs (~3 ms each)."""
-        workers = self.settings.workers
-        return max(workers, os.cpu_count() or 1) if self.device.startswith("cuda") else workers
+        return workers_for(self.device, self.settings.workers)
 
     @property
     def precision(self) -> str:

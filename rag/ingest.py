@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .embedder import Embedder
+from .embedder import Embedder, batch_for, workers_for
 from .errors import ImageError
 from .files import atomic_write, os_error_text, sha256_bytes, sha256_file
 from .images import decode, is_image_name
@@ -220,8 +220,9 @@ class Ingestor:
 
     # -- stage 3: decode and preprocess (threads) -------------------------------------------
     def _decoded(self, items: Iterable[_Item], *, keep_bytes: bool) -> Iterator[_Item]:
-        emb = self.embedder
-        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=emb.workers, window=emb.batch_size * 2)
+        s, device = self.settings, self.embedder.device
+        window = batch_for(device, s.batch_size) * 2
+        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=workers_for(device, s.workers), window=window)
 
     def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
         if item.error or item.duplicate:
@@ -291,7 +292,7 @@ class _Writer:
             self.done += 1
         else:
             self.batch.append(item)
-            if len(self.batch) >= self.embedder.batch_size:
+            if len(self.batch) >= batch_for(self.embedder.device, self.settings.batch_size):
                 self.write_batch()
 
     def close(self) -> None:
