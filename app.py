@@ -17,14 +17,41 @@ from rag.backup import BackupSchedule
 from rag.config import Settings
 from rag.errors import BananaError
 from rag.studio import Studio
+from ui import asset as asset_ui
 from ui import generate as generate_tab
+from ui import history as history_tab
 from ui import library as library_tab
 from ui import search as search_tab
+from ui.common import chain
 
 ZIP_FACTOR = 10  # a .zip may be this many times the per-image limit
 
 CSS = """
 #banana-title h1 { margin-bottom: 0; }
+/* The asset page opens over whatever tab is showing, as a modal. */
+#asset-page { position: fixed; top: 3vh; left: 3vw; width: 94vw; max-height: 94vh; box-sizing: border-box;
+  z-index: 1000; overflow-y: auto; flex-wrap: nowrap; padding: 16px 20px; background: var(--background-fill-primary);
+  border-radius: 12px; box-shadow: 0 0 0 100vmax rgba(0, 0, 0, .45); }
+#asset-page > * { flex-shrink: 0; }
+#asset-title h3 { margin: 0; overflow-wrap: anywhere; }
+#asset-status p { margin: 0; }
+.field-row { align-items: flex-end; }
+.field-row > button { flex-grow: 0; align-self: flex-end; margin-bottom: 6px; }
+/* The reference tray stays in view above the search results. */
+#reference-tray { position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
+  border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
+/* Grids grow with the page instead of scrolling inside a box; result captions wrap instead of being cut. */
+#library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap { max-height: none !important; height: auto !important; }
+/* A gallery's floating label no longer covers the top of its thumbnails (the reference strips). */
+.block:has(> label[data-testid="block-label"]) .gallery-container .grid-container { padding-top: 34px; }
+#search-results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
+@media (max-width: 640px) {
+  #asset-page { top: 0; left: 0; width: 100vw; max-height: 100vh; border-radius: 0; padding: 10px; }
+  #library-grid .grid-container, #trash-grid .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
+  #search-results .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+  #library-filters > * { min-width: 45% !important; flex: 1 1 45% !important; }
+  #library-upload { height: 110px !important; }
+}
 """
 
 
@@ -32,24 +59,56 @@ def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="Banana Studio") as demo:
         gr.Markdown("# Banana Studio\nSearch your image library, pick references, generate with Nano Banana.", elem_id="banana-title")
         selected = gr.State([])
+        page = asset_ui.render()
         with gr.Tabs() as tabs:
-            with gr.Tab("Library", id="library"):
+            with gr.Tab("Library", id="library") as library_tab_ui:
                 library = library_tab.build(studio)
             with gr.Tab("Search", id="search") as search_tab_ui:
                 search = search_tab.build(studio, selected)
             with gr.Tab("Generate", id="generate") as generate_tab_ui:
                 generate = generate_tab.build(studio, selected)
+                recent = asset_ui.render_recent()
+            with gr.Tab("History", id="history") as history_tab_ui:
+                history = history_tab.build(studio)
         show_refs, refs_in, refs_out = generate["show_refs"]
-        search["to_generate"].click(show_refs, refs_in, refs_out, api_name=False, queue=False).then(
+        search.to_generate.click(show_refs, refs_in, refs_out, api_name=False, queue=False).then(
             lambda: gr.Tabs(selected="generate"), None, tabs, api_name=False, queue=False
         )
         generate_tab_ui.select(show_refs, refs_in, refs_out, api_name=False, queue=False)
-        load_fn, load_in, load_out = library["load"]
-        demo.load(load_fn, load_in, load_out, api_name=False)
+        for trigger in (demo.load, generate_tab_ui.select):
+            trigger(*generate["refresh_sessions"], api_name=False, queue=False)
+        history_tab_ui.select(*history["load"], api_name=False, queue=False)
+        _wire_asset_page(studio, demo, page, tabs, selected, library, search, generate, recent)
+        generate_tab_ui.select(*recent.show, api_name=False)
+        for trigger in (demo.load, library_tab_ui.select):  # the grid shows what was saved or moved elsewhere
+            chain(trigger(*library.show, api_name=False), [library.fill])
         for trigger in (demo.load, search_tab_ui.select):
-            trigger(*search["folders"], api_name=False, queue=False)
-    demo.queue(default_concurrency_limit=2, max_size=64)
+            trigger(*search.folder_choices, api_name=False, queue=False)
+        asset_ui.api(studio)
+    demo.queue(default_concurrency_limit=2, max_size=studio.settings.max_queue)
     return demo
+
+
+def _wire_asset_page(studio: Studio, demo: gr.Blocks, page: Any, tabs: gr.Tabs, selected: gr.State, library: Any,
+                     search: Any, generate: dict[str, Any], recent: Any) -> None:
+    """Open the asset page from every gallery, and wire its actions that reach into other tabs."""
+    for gallery, ids in ((library.grid, library.grid_ids), (search.results, search.result_ids),
+                         (search.picked, selected), (recent.gallery, recent.ids)):
+        gallery.select(*asset_ui.opener(studio, page, ids, selected), api_name=False)
+    asset_ui.listen(studio, page, selected, library.after)
+    close = (lambda: gr.Column(visible=False), None, page.panel)
+    to_tab = {name: (lambda name=name: gr.Tabs(selected=name), None, tabs) for name in ("search", "generate")}
+    like_fn, _, like_out = search.like
+    chain(page.like.click(like_fn, [page.current, search.controls["k"], selected], like_out, api_name=False,
+                          concurrency_id="search"), [close, to_tab["search"]], success=True)
+    pick = lambda asset_id, chosen: asset_ui.toggle_reference(studio, asset_id, chosen)  # noqa: E731
+    chain(page.pick.click(pick, [page.current, selected], [selected, page.pick, page.status], api_name=False, queue=False),
+          [search.refresh_picked])
+    edit_fn, edit_out = generate["edit_asset"]  # "Edit this": a refine session whose first version is this image
+    chain(page.edit.click(edit_fn, [page.current], edit_out, api_name=False), [close, to_tab["generate"]], success=True)
+    recent.show = (lambda: asset_ui.recent_view(studio), None, [recent.gallery, recent.ids, recent.md])
+    for save in (b for b in demo.blocks.values() if getattr(b, "elem_id", None) in ("save-generated", "save-session")):
+        save.click(*recent.show, api_name=False, concurrency_id="ingest", concurrency_limit=1)  # list what was saved
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -72,6 +131,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "allowed_paths": [str(folder) for folder in settings.served_dirs],
         "max_file_size": f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file
         "css": CSS,
+        "head": library_tab.size_guard(settings.max_upload_mb) + asset_ui.ESCAPE_CLOSES,
         "footer_links": ["api"],
     }
 
@@ -104,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=studio.library_page, name="library-index", daemon=True).start()  # the grid's first page
     BackupSchedule(settings, studio.export).start()
     demo = build_app(studio)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, **launch_options(settings))

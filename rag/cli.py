@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag ingest|search|stats|generate|delete|export|import ...``.
+"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|delete|export|import ...``.
 
 Exit codes: 0 success, 1 a user-facing error (or, for ingest, at least one file failed), 2 usage.
 ``--json`` prints one JSON document on stdout for scripts; humans get a short table.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .backup import KEEP
-from .config import ASPECT_RATIOS, Settings
+from .config import Settings
 from .errors import BananaError
 from .query import Query
 from .search import hits_frame
@@ -122,37 +122,6 @@ def cmd_delete(studio: Studio, args: argparse.Namespace) -> int:
     return EXIT_OK if removed == len(set(args.ids)) else EXIT_ERROR
 
 
-def cmd_generate(studio: Studio, args: argparse.Namespace) -> int:
-    if args.out:
-        studio.settings = studio.settings.with_(outputs_dir=Path(args.out))
-    ids = [r for r in args.ref if _is_asset_id(r) and not Path(r).exists()]
-    files = [r for r in args.ref if r not in ids]
-    generation = studio.generate(args.prompt, reference_ids=ids, reference_files=files, aspect_ratio=args.aspect, n=args.n)
-    saved = studio.save_generated(generation.paths) if args.save and generation.paths else None
-    result = generation.result
-    if args.json:
-        _print_json(
-            {
-                "images": [str(p) for p in generation.paths],
-                "text": result.text,
-                "model": result.model,
-                "references": [a.id for a in result.references],
-                "saved_to_library": [a.id for a in saved.added] if saved else [],
-            }
-        )
-    else:
-        for path in generation.paths:
-            print(path)
-        if result.text:
-            print(f"model: {result.text}")
-        if saved:
-            print(f"saved to library: {saved.summary()}")
-    if not generation.paths:
-        print("The model answered without an image" + (f": {result.text}" if result.text else "."), file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
-
-
 def cmd_export(studio: Studio, args: argparse.Namespace) -> int:
     progress = None if args.json or args.quiet else _progress_bar("exporting")
     total = studio.count() if progress else 0
@@ -198,17 +167,13 @@ def cmd_backup(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(studio: Studio, args: argparse.Namespace) -> int:
-    moved, n = studio.restore(args.file)
+    moved, n = studio.restore_backup(args.file)
     if args.json:
         _print_json({"restored": n, "moved_aside": str(moved) if moved else None})
     else:
         aside = f" The previous database was moved to {moved}." if moved else ""
         print(f"{n} records restored; the library holds {studio.count()}.{aside}")
     return EXIT_OK
-
-
-def _is_asset_id(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,13 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("stats", cmd_stats, "what the library holds")
 
-    p = add("generate", cmd_generate, "generate images with Gemini from a prompt and reference images")
-    p.add_argument("prompt")
-    p.add_argument("--ref", action="append", default=[], help="a reference image: a file path or a library asset id (repeatable)")
-    p.add_argument("--aspect", default="1:1", choices=ASPECT_RATIOS, help="aspect ratio (default 1:1)")
-    p.add_argument("-n", type=int, default=1, help="number of images (default 1)")
-    p.add_argument("--out", help="folder for the images (default: the outputs folder)")
-    p.add_argument("--save", action="store_true", help="also add the images to the library")
+    from .cli_sessions import add_generation_commands  # here: it uses this module's helpers
+
+    add_generation_commands(add)
 
     p = add("delete", cmd_delete, "remove assets by id")
     p.add_argument("ids", nargs="+")

@@ -66,6 +66,10 @@ def _path(_key: str, raw: str) -> Path:
     return Path(raw)
 
 
+def _paths(_key: str, raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in raw.split(os.pathsep) if p.strip())
+
+
 def _env(
     *names: str,
     default: Any = None,
@@ -107,6 +111,8 @@ class Settings:
     workers: int = _env("EMBED_WORKERS", factory=_default_workers, parse=_int, minimum=1)
     background: tuple[int, int, int] = _env("IMAGE_BACKGROUND", default=(128, 128, 128), parse=_color)
     max_image_pixels: int = _env("MAX_IMAGE_PIXELS", default=100_000_000, parse=_int, minimum=1)
+    # Server folders the app's folder box may index in place (os.pathsep-separated); empty: the box is off.
+    library_roots: tuple[Path, ...] = _env("LIBRARY_ROOTS", default=(), parse=_paths)
     max_file_mb: float = _env("MAX_FILE_MB", default=200.0, parse=_float)  # any file indexed, before it is read
     max_upload_mb: float = _env("MAX_UPLOAD_MB", default=50.0, parse=_float)
     max_upload_files: int = _env("MAX_UPLOAD_FILES", default=500, parse=_int)
@@ -118,7 +124,11 @@ class Settings:
     gemini_api_version: str = _env("GEMINI_API_VERSION", default="v1beta")
     gemini_timeout_s: float = _env("GEMINI_TIMEOUT_S", default=120.0, parse=_float)
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
+    # USD a day (all users together); a request whose estimate would pass it is refused before any call.
+    gemini_daily_budget_usd: float | None = _env("GEMINI_DAILY_BUDGET_USD", parse=_float, minimum=0.0)
     backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
+    # Requests waiting beyond this are refused at once ("busy, try again") rather than left spinning.
+    max_queue: int = _env("MAX_QUEUE", default=64, parse=_int, minimum=1)
     host: str = _env("BANANA_HOST", default="127.0.0.1")
     port: int = _env("BANANA_PORT", default=7860, parse=_int)
     auth: str = _env("BANANA_AUTH", default="", secret=True)

@@ -42,8 +42,14 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     @property
-    def device(self) -> str:
-        """Where the model runs ("cpu", "cuda", "cuda:1"): :func:`batch_for` and :func:`workers_for` size the work by it."""
+    def batch_size(self) -> int:
+        """How many prepared images :meth:`encode_prepared` should get at once."""
+
+    def batch_for(self, requested: int) -> int:
+        """The batch to use when a caller's settings ask for ``requested`` (a device may need more)."""
+
+    def workers_for(self, requested: int) -> int:
+        """The decode threads to use when a caller's settings ask for ``requested`` (a GPU wants more)."""
 
     @property
     def precision(self) -> str:
@@ -74,17 +80,6 @@ def find_local_weights(models_dir: Path, configured: str = "") -> Path | None:
             if files:
                 return files[0]
     return None
-
-
-def batch_for(device: str, batch_size: int) -> int:
-    """EMBED_BATCH_SIZE, raised to at least 128 on a GPU (a CPU gains nothing past 32)."""
-    return max(batch_size, CUDA_MIN_BATCH) if device.startswith("cuda") else batch_size
-
-
-def workers_for(device: str, workers: int) -> int:
-    """EMBED_WORKERS, raised to the number of cores on a GPU: there the CPU only decodes, and a GPU
-    embeds ViT-B-32 faster than 4 threads decode PNGs (~3-4 ms of CPU each)."""
-    return max(workers, os.cpu_count() or 1) if device.startswith("cuda") else workers
 
 
 def _looks_like_path(value: str) -> bool:
@@ -141,11 +136,20 @@ class ClipEmbedder:
 
     @property
     def batch_size(self) -> int:
-        return batch_for(self.device, self.settings.batch_size)
+        """EMBED_BATCH_SIZE, raised to at least 128 on a GPU."""
+        return self.batch_for(self.settings.batch_size)
+
+    def batch_for(self, requested: int) -> int:
+        return max(requested, CUDA_MIN_BATCH) if self.device.startswith("cuda") else requested
 
     @property
     def workers(self) -> int:
-        return workers_for(self.device, self.settings.workers)
+        """EMBED_WORKERS, raised to one decode thread per core on a GPU."""
+        return self.workers_for(self.settings.workers)
+
+    def workers_for(self, requested: int) -> int:
+        # On a GPU the CPU only decodes, and the GPU embeds faster than 4 threads decode (~4-6 ms a picture).
+        return max(requested, os.cpu_count() or 1) if self.device.startswith("cuda") else requested
 
     @property
     def precision(self) -> str:

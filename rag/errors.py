@@ -49,5 +49,9 @@ class RateLimited(GenerationError):
     """The API kept answering 429 after our retries."""
 
 
+class BudgetExceeded(GenerationError):
+    """The request's estimated cost would pass GEMINI_DAILY_BUDGET_USD; nothing was sent."""
+
+
 class TransferError(BananaError):
     """A library file cannot be exported or imported (wrong columns, wrong vector size, another model)."""

@@ -8,19 +8,20 @@ objects carry the key header), and it is never saved.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import ASPECT_RATIOS, Settings
-from .errors import GenerationBlocked, GenerationDisabled, GenerationError, GenerationTimeout, ImageError, RateLimited
-from .generate import GeneratedImage, GenerationResult
+from .config import Settings
+from .errors import GenerationDisabled, GenerationError, GenerationTimeout, ImageError, RateLimited
+from .gemini_reply import read_reply, retry_delay
+from .generate import Content, GenerationResult, ModelReply, Notify
 from .images import encode_reference
-from .models import MAX_IMAGES_PER_RUN, max_references_for
+from .models import ModelInfo, is_image_model, model_info
 from .types import Asset
 
 logger = logging.getLogger(__name__)
@@ -30,19 +31,7 @@ MAX_REFERENCE_BYTES = 7 * 1024 * 1024  # Gemini's per-inline-image limit
 MAX_REQUEST_BYTES = 20 * 1024 * 1024  # Gemini's limit for a whole inline request (base64 counts)
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
-# Finish reasons meaning "refused"; anything else without an image is a plain no-image reply.
-_BLOCK_FINISH: dict[str, str] = {
-    "SAFETY": "the safety filters flagged it",
-    "IMAGE_SAFETY": "the generated image was flagged by the safety filters",
-    "PROHIBITED_CONTENT": "it may contain prohibited content",
-    "IMAGE_PROHIBITED_CONTENT": "the generated image may contain prohibited content",
-    "BLOCKLIST": "it contains blocked terms",
-    "SPII": "it may contain sensitive personal information",
-    "RECITATION": "it resembled existing copyrighted material too closely",
-    "IMAGE_RECITATION": "the generated image resembled existing material too closely",
-    "MODEL_ARMOR": "a policy filter blocked it",
-}
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*s?\s*$")
+LIST_TIMEOUT_S = 10.0  # listing models only fills a picker; it must not hold up a page
 
 
 def _optional_exc(module: str, *names: str) -> tuple[type[BaseException], ...]:
@@ -96,7 +85,7 @@ class GeminiGenerator:
         self._timeout_exc, self._transport_exc = _network_errors()
         self._key = key
         self.model = settings.gemini_model.strip()
-        self.max_references = max_references_for(self.model)
+        self.max_references = model_info(self.model).max_references
         self._timeout_s = settings.gemini_timeout_s
         self._max_pixels = settings.max_image_pixels
         self._attempts = max(0, settings.gemini_retries) + 1
@@ -122,75 +111,102 @@ class GeminiGenerator:
 
     # -- public
     def generate(
-        self, prompt: str, references: Sequence[Asset], *, aspect_ratio: str = "1:1", n: int = 1
+        self,
+        prompt: str,
+        references: Sequence[Asset],
+        *,
+        aspect_ratio: str = "1:1",
+        n: int = 1,
+        model: str = "",
+        image_size: str = "",
+        history: Sequence[Content] = (),
+        notify: Notify | None = None,
     ) -> GenerationResult:
-        """Run ``n`` generation calls (one image each, typically) and collect images and text.
+        """Run ``n`` generation calls (one image each, typically) after ``history``, and collect their replies.
 
-        If a later call fails after earlier ones produced images, those images are kept
-        (they are already paid for) and the failure is appended to ``text``.
+        The config (modalities, ratio, size) goes with every call: a turn's config replaces, never
+        extends, an earlier one. If a later call fails after earlier ones produced images, those
+        images are kept (they are already paid for) and the failure is appended to ``text``.
         """
         prompt = prompt.strip()
-        refs = self._check(prompt, references, aspect_ratio, n)
+        info = model_info(model or self.model)
+        refs = self._check(prompt, references, aspect_ratio, n, info, image_size)
+        size = (image_size or "1K") if info.sends_size else ""
+        contents, request = self._contents(prompt, refs, history)
         t = self._types
-        contents = self._contents(prompt, refs)
         config = t.GenerateContentConfig(
             response_modalities=["IMAGE", "TEXT"],
-            image_config=t.ImageConfig(aspect_ratio=aspect_ratio),
+            image_config=t.ImageConfig(aspect_ratio=aspect_ratio or None, image_size=size or None),
         )
-        images: list[GeneratedImage] = []
-        texts: list[str] = []
+        replies: list[ModelReply] = []
+        notes: list[str] = []
         for i in range(n):
             try:
-                response = self._call(contents, config)
-                got, said = self._read(response)
+                replies.append(read_reply(self._call(contents, config, info.name, notify)))
             except GenerationError as exc:
-                if not images:
+                if not any(r.images for r in replies):
                     raise
-                texts.append(f"Stopped after {i} of {n} requests: {exc}")
+                notes.append(f"Stopped after {i} of {n} requests: {exc}")
                 break
-            images += got
-            texts += said
         return GenerationResult(
-            images=images,
-            text="\n\n".join(s.strip() for s in texts if s.strip()),
+            images=[image for r in replies for image in r.images],
+            text="\n\n".join(t for t in [*(r.text for r in replies), *notes] if t),
             prompt=prompt,
-            model=self.model,
+            model=info.name,
             aspect_ratio=aspect_ratio,
             references=refs,
             created=time.time(),
+            image_size=size,
+            request=request,
+            replies=replies,
         )
 
-    # -- the request
-    def _check(self, prompt: str, references: Sequence[Asset], aspect_ratio: str, n: int) -> list[Asset]:
-        """The distinct references, once the request is known to be one Gemini can take."""
-        if not prompt:
-            raise GenerationError("Write a prompt describing the image you want.")
-        if aspect_ratio not in ASPECT_RATIOS:
-            raise GenerationError(f"Unsupported aspect ratio {aspect_ratio!r}; choose one of {', '.join(ASPECT_RATIOS)}.")
-        if not 1 <= n <= MAX_IMAGES_PER_RUN:
-            raise GenerationError(f"Ask for between 1 and {MAX_IMAGES_PER_RUN} images at a time (got {n}).")
-        refs = list({a.id: a for a in references}.values())  # same asset twice adds nothing
-        if len(refs) > self.max_references:
-            raise GenerationError(
-                f"{self.model} accepts at most {self.max_references} reference image"
-                f"{'s' if self.max_references != 1 else ''}; you picked {len(refs)}. Remove some and try again."
+    def models(self) -> list[ModelInfo]:
+        """The models ``models.list`` names that make images through generateContent, with their caps."""
+        try:
+            pager = self._client.models.list(
+                config={"page_size": 1000, "http_options": {"timeout": int(LIST_TIMEOUT_S * 1000)}}
             )
+            listed = [(m.name or "", m.display_name or "", m.supported_actions) for m in pager]
+        except self._api_error as exc:
+            raise GenerationError(f"Gemini could not list its models ({exc.code} {exc.status or ''}).") from None
+        except (*self._timeout_exc, *self._transport_exc) as exc:
+            raise GenerationError(f"Could not reach the Gemini API to list models ({type(exc).__name__}).") from None
+        found = [model_info(name, label) for name, label, methods in listed if is_image_model(name, methods)]
+        if not found:
+            raise GenerationError("Gemini listed no image models for this API key.")
+        return found
+
+    # -- the request
+    def _check(
+        self, prompt: str, references: Sequence[Asset], aspect_ratio: str, n: int, info: ModelInfo, size: str
+    ) -> list[Asset]:
+        """The distinct references, once the request is known to be one this model can take."""
+        refs = list({a.id: a for a in references}.values())  # same asset twice adds nothing
+        info.check(prompt, len(refs), aspect_ratio, size, n)
         return refs
 
-    def _contents(self, prompt: str, refs: list[Asset]) -> list[Any]:
-        """The prompt and each reference re-encoded, within Gemini's request size."""
-        contents: list[Any] = [prompt]
-        total = len(prompt.encode())
+    def _contents(self, prompt: str, refs: list[Asset], history: Sequence[Content]) -> tuple[list[Any], Content]:
+        """The conversation so far plus this turn (prompt and each reference re-encoded), within Gemini's request size."""
+        t = self._types
+        parts = [t.Part.from_text(text=prompt)]
+        total = sum(len(json.dumps(turn)) for turn in history) + len(prompt.encode())
         for asset in refs:
             data, mime = self._reference(asset)
             total += _b64_len(len(data))
-            contents.append(self._types.Part.from_bytes(data=data, mime_type=mime))
+            parts.append(t.Part.from_bytes(data=data, mime_type=mime))
         if total > MAX_REQUEST_BYTES:
+            earlier = " and the session's earlier turns" if history else ""
             raise GenerationError(
-                f"The references add up to about {total / 2**20:.1f} MB, over Gemini's "
-                f"{MAX_REQUEST_BYTES // 2**20} MB request limit; use fewer references."
+                f"The references{earlier} add up to about {total / 2**20:.1f} MB, over Gemini's "
+                f"{MAX_REQUEST_BYTES // 2**20} MB request limit; use fewer references, or start a new session from this version."
             )
-        return contents
+        turn = t.Content(role="user", parts=parts)
+        try:
+            earlier_turns = [t.Content.model_validate(c) for c in history]
+        except ValueError:
+            raise GenerationError("This session's stored history is damaged; start a new session from this version.") from None
+        return [*earlier_turns, turn], turn.model_dump(mode="json", exclude_none=True)
 
     def _reference(self, asset: Asset) -> tuple[bytes, str]:
         name = Path(asset.path).name
@@ -204,23 +220,23 @@ class GeminiGenerator:
             raise GenerationError(f"Reference {name} cannot be used: {exc}.") from None
 
     # -- one API call with retries
-    def _call(self, contents: list[Any], config: Any) -> Any:
+    def _call(self, contents: list[Any], config: Any, model: str, notify: Notify | None) -> Any:
         for attempt in range(1, self._attempts + 1):
             try:
-                return self._client.models.generate_content(model=self.model, contents=contents, config=config)
+                return self._client.models.generate_content(model=model, contents=contents, config=config)
             except self._api_error as exc:
                 code = int(getattr(exc, "code", 0) or 0)
                 if code in RETRY_STATUS and attempt < self._attempts:
-                    self._wait(attempt, f"{code} {exc.status or ''}".strip(), _retry_delay(exc))
+                    self._wait(attempt, f"{code} {exc.status or ''}".strip(), retry_delay(exc), notify)
                     continue
-                raise self._translate(exc, attempt) from None
+                raise self._translate(exc, attempt, model) from None
             except self._timeout_exc:
                 raise GenerationTimeout(
                     f"Gemini did not answer within {self._timeout_s:g} s. Try again, or raise GEMINI_TIMEOUT_S."
                 ) from None
             except self._transport_exc as exc:
                 if attempt < self._attempts:
-                    self._wait(attempt, type(exc).__name__, None)
+                    self._wait(attempt, type(exc).__name__, None, notify)
                     continue
                 raise GenerationError(
                     f"Could not reach the Gemini API ({type(exc).__name__}: {self._scrub(str(exc))}). "
@@ -230,20 +246,22 @@ class GeminiGenerator:
                 raise GenerationError("Gemini sent a reply that is not valid JSON; try again.") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait(self, attempt: int, why: str, server_delay: float | None) -> None:
-        """Exponential backoff, or the server's RetryInfo delay when it gave one (both capped)."""
+    def _wait(self, attempt: int, why: str, server_delay: float | None, notify: Notify | None) -> None:
+        """Exponential backoff, or the server's RetryInfo delay when it gave one (both capped); says so first."""
         delay = server_delay if server_delay is not None else self._base_delay * 2 ** (attempt - 1)
         delay = max(0.0, min(delay, self._max_delay))
         logger.info("Gemini %s; retrying in %.1f s (attempt %d of %d)", why, delay, attempt + 1, self._attempts)
+        if notify is not None:
+            notify(f"Gemini is busy ({why}); retrying in {delay:.0f} s (attempt {attempt + 1} of {self._attempts}).")
         self._sleep(delay)
 
-    def _translate(self, exc: Any, attempts: int) -> GenerationError:
+    def _translate(self, exc: Any, attempts: int, model: str) -> GenerationError:
         code = int(getattr(exc, "code", 0) or 0)
         status = exc.status or ""
         message = self._scrub(str(exc.message or exc.details or ""))[:300]
         tried = f" after {attempts} attempts" if attempts > 1 else ""
         if code == 429:
-            delay = _retry_delay(exc)
+            delay = retry_delay(exc)
             wait = f" It asked to wait about {delay:.0f} s." if delay else ""
             return RateLimited(
                 f"Gemini's rate limit or quota was exceeded{tried}.{wait} Wait a minute and try again, "
@@ -254,73 +272,16 @@ class GeminiGenerator:
         if code in (401, 403) or (code == 400 and "api key" in message.lower()):
             return GenerationError(f"Gemini rejected the API key ({code} {status}): {message} Check GEMINI_API_KEY.")
         if code == 404:
-            return GenerationError(f"Gemini does not know the model {self.model!r} ({message}). Check GEMINI_MODEL.")
+            return GenerationError(f"Gemini does not know the model {model!r} ({message}). {self._known_models()}")
         return GenerationError(f"Gemini rejected the request ({code} {status}): {message}")
 
-    # -- the reply
-    def _read(self, response: Any) -> tuple[list[GeneratedImage], list[str]]:
-        """Images and text of one response; refusals raise :class:`GenerationBlocked`."""
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason:
-            reason = _enum_name(feedback.block_reason)
-            detail = f" {feedback.block_reason_message}" if feedback.block_reason_message else ""
-            raise GenerationBlocked(
-                f"Gemini refused the prompt (reason: {reason}).{detail} Try rewording it or using other references."
-            )
-        candidates = response.candidates or []
-        if not candidates:
-            raise GenerationError("Gemini returned an empty reply (no candidates); try again.")
-        images: list[GeneratedImage] = []
-        texts: list[str] = []
-        finish = ""
-        for cand in candidates:
-            finish = _enum_name(cand.finish_reason) if cand.finish_reason else ""
-            parts = cand.content.parts if cand.content is not None and cand.content.parts else []
-            said: list[str] = []
-            for part in parts:
-                if part.thought:  # Gemini 3 drafts and thought summaries, not the answer
-                    continue
-                blob = part.inline_data
-                if blob is not None and blob.data and (blob.mime_type or "").startswith("image/"):
-                    images.append(GeneratedImage(data=bytes(blob.data), mime_type=blob.mime_type or "image/png"))
-                elif part.text:
-                    said.append(part.text)
-            if finish in _BLOCK_FINISH:
-                reply = f" The model said: {' '.join(said).strip()}" if said else ""
-                raise GenerationBlocked(
-                    f"Gemini refused to make this image (reason: {finish}): {_BLOCK_FINISH[finish]}.{reply} "
-                    "Try a different prompt or references."
-                )
-            if not said and not images and cand.finish_message:
-                said.append(cand.finish_message)
-            texts += said
-        if not images and not texts:
-            raise GenerationError(f"Gemini returned neither an image nor text (finish reason: {finish or 'none'}).")
-        return images, texts
+    def _known_models(self) -> str:
+        """The sentence's second half: the models the API does know, when it can say."""
+        try:
+            names = [m.name for m in self.models()]
+        except GenerationError:
+            return "Check GEMINI_MODEL; the API could not list the models it knows."
+        return f"Set GEMINI_MODEL (or pick a model) to one it knows: {', '.join(names)}."
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "[redacted]") if self._key else text
-
-
-def _enum_name(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def _retry_delay(exc: Any) -> float | None:
-    """Seconds from a google.rpc.RetryInfo in the error details, else a Retry-After header."""
-    body = getattr(exc, "details", None)
-    body = body if isinstance(body, dict) else {}
-    error = body.get("error") if isinstance(body.get("error"), dict) else body
-    items = error.get("details")
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict) and str(item.get("@type", "")).endswith("RetryInfo"):
-            raw = item.get("retryDelay", item.get("retry_delay"))
-            if isinstance(raw, dict):
-                return float(raw.get("seconds", 0)) + float(raw.get("nanos", 0)) / 1e9
-            if isinstance(raw, str) and (m := _DURATION_RE.match(raw)):
-                return float(m.group(1))
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    raw_header = headers.get("retry-after") if headers is not None else None
-    if raw_header and (m := _DURATION_RE.match(str(raw_header))):
-        return float(m.group(1))
-    return None

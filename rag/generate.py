@@ -9,12 +9,22 @@ refused generation leaves the outputs folder untouched. The Gemini implementatio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from .config import Settings
+from .models import ModelInfo
 from .types import Asset
+
+Content = dict[str, Any]
+"""One turn of a conversation as JSON: the API's ``Content`` (role and parts), bytes in base64.
+
+Kept exactly as the model sent it, thought parts and ``thought_signature`` included: Gemini 3 image
+models need their signatures back on later turns to keep the context of an edit."""
+
+Notify = Callable[[str], None]
+"""Told a sentence while a request waits ("Gemini is busy; retrying in 4 s (attempt 2 of 4)")."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +34,21 @@ class GeneratedImage:
 
 
 @dataclass(frozen=True)
+class ModelReply:
+    """One response: its images and text, and the model's turn to send back next time."""
+
+    images: list[GeneratedImage]
+    text: str
+    content: Content
+
+
+@dataclass(frozen=True)
 class GenerationResult:
-    """What one click produced. Zero images plus ``text`` means the model only replied."""
+    """What one click produced. Zero images plus ``text`` means the model only replied.
+
+    ``request`` is the user turn that was sent (prompt and references) and ``replies`` one entry
+    per API call, so a conversation can continue from any of them.
+    """
 
     images: list[GeneratedImage]
     text: str  # any text parts joined (the model's reply)
@@ -34,16 +57,34 @@ class GenerationResult:
     aspect_ratio: str
     references: list[Asset]
     created: float
+    image_size: str = ""
+    request: Content = field(default_factory=dict)
+    replies: list[ModelReply] = field(default_factory=list)
 
 
 @runtime_checkable
 class ImageGenerator(Protocol):
-    model: str
-    max_references: int
+    model: str  # the default model (GEMINI_MODEL)
+    max_references: int  # the default model's reference cap
 
     def generate(
-        self, prompt: str, references: Sequence[Asset], *, aspect_ratio: str = "1:1", n: int = 1
-    ) -> GenerationResult: ...
+        self,
+        prompt: str,
+        references: Sequence[Asset],
+        *,
+        aspect_ratio: str = "1:1",
+        n: int = 1,
+        model: str = "",
+        image_size: str = "",
+        history: Sequence[Content] = (),
+        notify: Notify | None = None,
+    ) -> GenerationResult:
+        """``history`` is the conversation so far (user and model turns, oldest first); empty for a first turn."""
+        ...
+
+    def models(self) -> list[ModelInfo]:
+        """The image models the service offers now; raises :class:`rag.errors.GenerationError` when it cannot say."""
+        ...
 
 
 def make_generator(settings: Settings) -> ImageGenerator:

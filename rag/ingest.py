@@ -8,7 +8,6 @@ the next run (or :func:`rag.studio.Studio.remove_orphans`) takes care of.
 from __future__ import annotations
 
 import functools
-import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .collect import MAX_FOLDER_BYTES, MAX_PATH_BYTES, display_name, is_utf8, shown_path
 from .config import Settings
-from .embedder import Embedder, batch_for, workers_for
+from .embedder import Embedder
 from .errors import ImageError
 from .files import atomic_write, os_error_text, sha256_bytes, sha256_file
-from .images import decode, is_image_name
+from .images import decode
 from .pipeline import chunked, prefetch_map
 from .store import VectorStore
 from .types import Asset
@@ -28,42 +28,6 @@ from .types import Asset
 Progress = Callable[[int, int, str], None]
 CHECK_CHUNK = 256
 FORMAT_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "MPO": ".jpg"}
-# Longest values the store's VARCHAR fields take (see rag/store.py), in UTF-8 bytes.
-MAX_PATH_BYTES, MAX_NAME_BYTES, MAX_FOLDER_BYTES = 4096, 255, 1024
-
-
-def _utf8_ok(text: str) -> bool:
-    """False for names holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _shown(path: Path) -> str:
-    """A path for a report: bytes that are not UTF-8 are shown as escapes (\\xff) instead of breaking output."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def display_name(name: str) -> str:
-    """A file name safe to store and show: one path component, printable, valid UTF-8, <= 255 bytes."""
-    try:  # bytes that were not UTF-8 (os.fsdecode's escapes) become one U+FFFD each
-        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        name = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch if ch.isprintable() else "_" for ch in name).strip()
-    if name in ("", ".", ".."):
-        return "unnamed"
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        stem, dot, ext = name.rpartition(".")
-        ext = dot + ext if stem and len(ext) <= 10 else ""
-        keep = name[: len(name) - len(ext)] if ext else name
-        while len((keep + "…" + ext).encode("utf-8")) > MAX_NAME_BYTES:
-            keep = keep[:-1]
-        name = keep + "…" + ext
-    return name
 
 
 @dataclass
@@ -110,53 +74,6 @@ class _Item:
     format: str = ""
     size: int = 0
     pixels: Any = None
-
-
-def collect_files(root: Path, *, follow_outside: bool = False) -> tuple[list[tuple[Path, str]], list[str], list[tuple[str, str]]]:
-    """Image files under ``root`` with their folder tag; also non-images and refused links.
-
-    A symbolic link that leads outside ``root`` is refused: indexing a shared folder must not
-    pull in files from elsewhere on the machine.
-    """
-    root = Path(root)
-    base = root.resolve()
-    images: list[tuple[Path, str]] = []
-    ignored: list[str] = []
-    refused: list[tuple[str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in list(dirnames):  # links to folders are not followed; say so when they lead away
-            path = Path(dirpath) / name
-            if path.is_symlink() and not follow_outside:
-                try:
-                    outside = not path.resolve(strict=True).is_relative_to(base)
-                except (OSError, RuntimeError):
-                    outside = True
-                if outside:
-                    refused.append((_shown(path), "a symbolic link to a folder outside the folder (not followed)"))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if not is_image_name(name):
-                ignored.append(_shown(path))
-                continue
-            if not _utf8_ok(str(path)):
-                refused.append((_shown(path), "the file name is not valid UTF-8 text; rename the file to index it"))
-                continue
-            if path.is_symlink() and not follow_outside:
-                try:
-                    target = path.resolve(strict=True)
-                except FileNotFoundError:
-                    refused.append((str(path), "a symbolic link whose target does not exist"))
-                    continue
-                except (OSError, RuntimeError):  # a loop of links
-                    refused.append((str(path), "a symbolic link that cannot be followed (it loops)"))
-                    continue
-                if not target.is_relative_to(base):
-                    refused.append((str(path), "a symbolic link to a file outside the folder"))
-                    continue
-            rel_parent = path.parent.relative_to(root).as_posix()
-            images.append((path, root.resolve().name if rel_parent == "." else rel_parent))
-    return images, ignored, refused
 
 
 def library_path(library_dir: Path, asset_id: str, fmt: str) -> Path:
@@ -220,9 +137,10 @@ class Ingestor:
 
     # -- stage 3: decode and preprocess (threads) -------------------------------------------
     def _decoded(self, items: Iterable[_Item], *, keep_bytes: bool) -> Iterator[_Item]:
-        s, device = self.settings, self.embedder.device
-        window = batch_for(device, s.batch_size) * 2
-        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=workers_for(device, s.workers), window=window)
+        s = self.settings
+        window = self.embedder.batch_for(s.batch_size) * 2
+        workers = self.embedder.workers_for(s.workers)
+        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=workers, window=window)
 
     def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
         if item.error or item.duplicate:
@@ -284,15 +202,16 @@ class _Writer:
         self.done = 0
 
     def take(self, item: _Item) -> None:
-        if item.error:
-            self.report.failed.append((_shown(item.path), item.error))
+        if item.error or item.duplicate:
+            if item.error:
+                self.report.failed.append((shown_path(item.path), item.error))
+            else:
+                self.report.duplicates.append((shown_path(item.path), item.id))
             self.done += 1
-        elif item.duplicate:
-            self.report.duplicates.append((_shown(item.path), item.id))
-            self.done += 1
+            self.tick()
         else:
             self.batch.append(item)
-            if len(self.batch) >= batch_for(self.embedder.device, self.settings.batch_size):
+            if len(self.batch) >= self.embedder.batch_for(self.settings.batch_size):
                 self.write_batch()
 
     def close(self) -> None:
@@ -305,11 +224,11 @@ class _Writer:
         ready: list[tuple[_Item, Path]] = []
         for it in self.batch:
             if it.id in self.stored:  # a second copy of content this run has stored
-                self.report.duplicates.append((_shown(it.path), it.id))
+                self.report.duplicates.append((shown_path(it.path), it.id))
                 continue
             path, problem = self.place(it)
             if path is None:
-                self.report.failed.append((_shown(it.path), problem))
+                self.report.failed.append((shown_path(it.path), problem))
             else:
                 ready.append((it, path))
                 self.stored.add(it.id)
@@ -321,8 +240,14 @@ class _Writer:
             self.report.added.extend(assets)
         self.done += len(self.batch)
         self.batch.clear()
+        self.tick()
+
+    def tick(self) -> None:
+        """Tell the caller how far the run is, counting every file settled so far."""
         if self.progress:
-            self.progress(self.done, self.total, f"embedded {len(self.report.added)} of {self.total}")
+            r = self.report
+            self.progress(self.done, self.total, f"{self.done} of {self.total} files: {len(r.added)} added, "
+                          f"{len(r.duplicates)} already in the library, {len(r.failed)} failed")
 
     def asset(self, it: _Item, path: Path) -> Asset:
         return Asset(
@@ -333,11 +258,11 @@ class _Writer:
 
     def place(self, it: _Item) -> tuple[Path | None, str]:
         """Where the record will point, once its file is in place; or why it cannot be stored."""
-        if len(it.folder.encode("utf-8", "surrogatepass")) > MAX_FOLDER_BYTES or not _utf8_ok(it.folder):
+        if len(it.folder.encode("utf-8", "surrogatepass")) > MAX_FOLDER_BYTES or not is_utf8(it.folder):
             return None, f"the folder name is too long or not valid UTF-8 text (at most {MAX_FOLDER_BYTES} bytes)"
         if not self.copy:
             path = it.path.resolve()
-            if not _utf8_ok(str(path)) or len(str(path).encode("utf-8")) > MAX_PATH_BYTES:
+            if not is_utf8(str(path)) or len(str(path).encode("utf-8")) > MAX_PATH_BYTES:
                 return None, f"the file's path is too long or not valid UTF-8 text (at most {MAX_PATH_BYTES} bytes)"
             if not path.is_file():  # deleted since it was read: a record must not point at nothing
                 return None, "the file no longer exists"

@@ -44,6 +44,7 @@ class Query:
     ensemble: bool = _option(False, "average several prompt templates for the text (CLIP's zero-shot recipe)", "--ensemble")
     dedupe_threshold: float = _option(DEDUPE_COSINE, "cosine at which two results count as near-duplicates")
     pool: int = _option(POOL, "vector candidates that hybrid ranking and collapsing work over")
+    tags: tuple[str, ...] = _option((), "only images with this tag (repeatable; any of them)", "--tag")
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Query:

@@ -49,7 +49,7 @@ def query_vector(embedder: Embedder, store: VectorStore, query: Query) -> np.nda
 def search(embedder: Embedder, store: VectorStore, query: Query) -> list[Hit]:
     k = int(np.clip(query.k, 1, MAX_K))
     vec = query_vector(embedder, store, query)
-    filter = build_filter(query.folders, query.sources)
+    filter = build_filter(query.folders, query.sources, tags=query.tags)
     hybrid = query.hybrid and bool(query.text.strip())
     if not hybrid and not query.dedupe:
         return store.search(vec, k, filter)
@@ -65,13 +65,14 @@ def search(embedder: Embedder, store: VectorStore, query: Query) -> list[Hit]:
 
 def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:
     """Results as a table (rank, score, file, folder, size, source, id, path)."""
-    columns = ["rank", "score", "filename", "folder", "width", "height", "source", "id", "path"]
+    columns = ["rank", "score", "filename", "folder", "tags", "width", "height", "source", "id", "path"]
     rows = [
         {
             "rank": i + 1,
             "score": round(h.score, 4),
             "filename": h.asset.filename,
             "folder": h.asset.folder,
+            "tags": ", ".join(h.asset.meta.get("tags") or []),
             "width": h.asset.width,
             "height": h.asset.height,
             "source": h.asset.source,

@@ -7,10 +7,9 @@ absorbs it so callers never branch on the back end.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ from . import lite
 from .backup import damaged_message
 from .config import Settings
 from .errors import BananaError, LibraryDamaged, StoreError
+from .schema import asset_from_row, create_collection
 from .types import Asset, Hit
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
 QUERY_WINDOW = 16384  # a Milvus server refuses offset+limit (query) and top-k (search) beyond this
 MODEL_PROPERTY = "banana.embedding_model"
 PRECISION_PROPERTY = "banana.embedding_precision"  # "bf16", or "bf16+fp32" for a mixed library
+Listener = Callable[[Sequence[Asset], Sequence[str]], None]  # (assets stored, ids deleted)
 
 
 class VectorStore(Protocol):
@@ -57,34 +58,17 @@ class VectorStore(Protocol):
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
     def search(self, vector: np.ndarray, k: int, filter: str = "") -> list[Hit]: ...
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]: ...
-    def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]: ...
+    def iter_records(
+        self, batch: int = QUERY_PAGE, with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]: ...
     def facet(self, field: str) -> dict[str, int]: ...
+    def subscribe(self, listener: Listener) -> None: ...  # called after each write (keeps caches current)
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-
-
-def _asset(row: dict[str, Any]) -> Asset:
-    entity = row.get("entity", row)
-    meta = entity.get("meta") or {}
-    if isinstance(meta, str):
-        meta = json.loads(meta)
-    return Asset(
-        id=str(row.get("id", entity.get("id"))),
-        path=entity["path"],
-        filename=entity["filename"],
-        folder=entity["folder"],
-        width=int(entity["width"]),
-        height=int(entity["height"]),
-        format=entity["format"],
-        bytes=int(entity["bytes"]),
-        created=float(entity["created"]),
-        source=entity["source"],
-        meta=meta,
-    )
 
 
 class MilvusStore:
@@ -100,6 +84,7 @@ class MilvusStore:
         self.is_server = settings.is_server
         self._lock = threading.RLock()
         self._model = model_name
+        self._listeners: list[Listener] = []
         uri = settings.milvus_uri
         lite.quiet_logs()
         if not self.is_server:
@@ -200,34 +185,8 @@ class MilvusStore:
         self.client.load_collection(self.collection)
 
     def _create_collection(self, model_name: str) -> None:
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
-        schema.add_field("path", DataType.VARCHAR, max_length=4096)
-        schema.add_field("filename", DataType.VARCHAR, max_length=1024)
-        schema.add_field("folder", DataType.VARCHAR, max_length=1024)
-        schema.add_field("width", DataType.INT32)
-        schema.add_field("height", DataType.INT32)
-        schema.add_field("format", DataType.VARCHAR, max_length=16)
-        schema.add_field("bytes", DataType.INT64)
-        schema.add_field("created", DataType.DOUBLE)
-        schema.add_field("source", DataType.VARCHAR, max_length=16)
-        schema.add_field("meta", DataType.JSON)
-        index = self.client.prepare_index_params()
-        kind = self.index_type()
-        params: dict[str, Any] = {}
-        if kind == "HNSW":
-            params = {"M": 16, "efConstruction": 200}
-        elif kind.startswith("IVF"):
-            params = {"nlist": 1024}
-        # Lite ignores index parameters unless they are nested under "params".
-        index.add_index("vector", index_type=kind, metric_type="COSINE", params={"params": params} if params and not self.is_server else params)
         properties = {MODEL_PROPERTY: model_name} if model_name else {}
-        self.client.create_collection(
-            self.collection, schema=schema, index_params=index, consistency_level="Strong", properties=properties
-        )
+        create_collection(self.client, self.collection, self.dim, self.index_type(), self.is_server, properties)
 
     # -- writes -----------------------------------------------------------------------------
     def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None:
@@ -244,6 +203,7 @@ class MilvusStore:
         ]
         with self._call("store the new images"):
             self.client.upsert(self.collection, rows)
+        self._notify([a for i, a in enumerate(assets) if last[a.id] == i], [])
 
     def delete(self, ids: Sequence[str]) -> int:
         ids = list(ids)
@@ -253,7 +213,15 @@ class MilvusStore:
             present = self.existing_ids(ids)
             if present:
                 self.client.delete(self.collection, ids=sorted(present))
+        self._notify([], sorted(present))
         return len(present)
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, stored: Sequence[Asset], deleted: Sequence[str]) -> None:
+        for listener in self._listeners:
+            listener(stored, deleted)
 
     def flush(self) -> None:
         with self._call("save its changes"):
@@ -271,7 +239,7 @@ class MilvusStore:
             return []
         with self._call("read image records"):
             rows = self.client.get(self.collection, ids=ids, output_fields=["id", *SCALAR_FIELDS])
-            by_id = {str(r["id"]): _asset(r) for r in rows}
+            by_id = {str(r["id"]): asset_from_row(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
@@ -306,7 +274,7 @@ class MilvusStore:
                 output_fields=list(SCALAR_FIELDS),
                 search_params=search_params,
             )
-            return [Hit(asset=_asset(row), score=float(row["distance"])) for row in result[0]]
+            return [Hit(asset=asset_from_row(row), score=float(row["distance"])) for row in result[0]]
 
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
         offset, limit = max(0, int(offset)), max(0, int(limit))
@@ -316,7 +284,7 @@ class MilvusStore:
             rows = self.client.query(
                 self.collection, filter=filter, output_fields=["id", *SCALAR_FIELDS], offset=offset, limit=limit
             )
-            return [_asset(r) for r in rows]
+            return [asset_from_row(r) for r in rows]
 
     def _far_page(self, offset: int, limit: int, filter: str) -> list[Asset]:
         """A page past the server's query window: walk the iterator (both go in primary-key order there)."""
@@ -333,11 +301,13 @@ class MilvusStore:
                     seen += len(batch)
             finally:
                 iterator.close()
-            return [_asset(r) for r in rows[:limit]]
+            return [asset_from_row(r) for r in rows[:limit]]
 
-    def iter_records(self, batch: int = QUERY_PAGE, with_vectors: bool = False) -> Iterator[list[dict[str, Any]]]:
-        """Every record, in pages; the query iterator keeps memory flat on big collections."""
-        fields = ["id", *SCALAR_FIELDS] + (["vector"] if with_vectors else [])
+    def iter_records(
+        self, batch: int = QUERY_PAGE, with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every record (``fields`` only, when given), in pages; the query iterator keeps memory flat."""
+        fields = ["id", *(SCALAR_FIELDS if fields is None else fields)] + (["vector"] if with_vectors else [])
         with self._call("read every record"):
             iterator = self.client.query_iterator(
                 self.collection, batch_size=min(max(1, int(batch)), QUERY_WINDOW), filter="", output_fields=fields

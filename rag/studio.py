@@ -7,49 +7,46 @@ Heavy pieces (the CLIP model, the Milvus connection) are created on first use.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from . import assets as asset_pages
+from . import library as lib
 from .backup import backups, write_backup
+from .collect import collect_files
 from .config import Settings
 from .embedder import ClipEmbedder, Embedder
 from .errors import BananaError, GenerationDisabled
-from .files import sha256_file
-from .filters import build_filter
-from .generate import GenerationResult, ImageGenerator, make_generator
-from .ingest import Ingestor, IngestReport, Progress, collect_files
-from .models import max_references_for
-from .provenance import read_provenance, save_result
+from .generate import ImageGenerator, make_generator
+from .ingest import Ingestor, IngestReport, Progress
+from .library import LibraryFilter, LibraryIndex
+from .models import ModelList, max_references_for
 from .query import Query
 from .search import search
+from .sessions import SessionStore
 from .store import QUERY_PAGE, MilvusStore, VectorStore
-from .thumbs import thumbnail
+from .studio_assets import AssetPagesMixin
+from .studio_sessions import SessionsMixin
+from .thumbs import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, thumbnail
 from .transfer import export_parquet, import_parquet, read_header
+from .trash import Trash
 from .types import Asset, Hit
 from .uploads import expand_uploads
 
 log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class Generation:
-    """A generation run: what the model returned and where its images were saved."""
 
-    result: GenerationResult
-    paths: list[Path]
+class Studio(SessionsMixin, AssetPagesMixin):
+    """The one object the UI and the CLI call: ingest, search, library, generation; sessions and
+    asset pages come from the two mixins beside this module."""
 
-
-TABLE_COLUMNS = ["filename", "folder", "source", "width", "height", "format", "bytes", "added", "id", "path"]
-
-
-class Studio:
     def __init__(
         self,
         settings: Settings,
@@ -62,8 +59,13 @@ class Studio:
         self._store = store
         self._generator = generator
         self._store_lock = threading.Lock()
+        self._library: LibraryIndex | None = None
+        self._library_lock = threading.Lock()
+        self.trash = Trash(settings.trash_dir, self._owns)  # .entries() and .empty() for the Trash view
         # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
         self._ingest_lock = threading.Lock()
+        self._sessions: SessionStore | None = None
+        self.model_list = ModelList(lambda: self.generator.models(), settings.gemini_model)
 
     @classmethod
     def from_env(cls) -> Studio:
@@ -75,6 +77,9 @@ class Studio:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._sessions is not None:
+                self._sessions.close()
+                self._sessions = None
 
     @property
     def store(self) -> VectorStore:
@@ -97,6 +102,22 @@ class Studio:
                 files, source="folder", copy=False, progress=progress, report=report
             )
 
+    def ingest_allowed_folder(self, path: str | Path, *, progress: Progress | None = None) -> IngestReport:
+        """What the app's folder box does: index a server-side folder in place, only under LIBRARY_ROOTS,
+        so nobody can read the whole disk through the web page."""
+        roots = [Path(r).expanduser().resolve() for r in self.settings.library_roots]
+        if not roots:
+            raise BananaError(
+                "Adding a folder from the app is off. Set LIBRARY_ROOTS to the folders it may index "
+                "(for example LIBRARY_ROOTS=/srv/images) and restart, or run `python -m rag ingest FOLDER`."
+            )
+        text = str(path).strip()
+        target = Path(text).expanduser().resolve() if text else None
+        if target is None or not any(target.is_relative_to(root) for root in roots):
+            allowed = ", ".join(str(r) for r in roots)
+            raise BananaError(f"Only folders under {allowed} can be added from the app (LIBRARY_ROOTS); {text or 'nothing'} is not.")
+        return self.ingest_folder(target, progress=progress)
+
     def ingest_files(
         self,
         paths: Sequence[str | Path],
@@ -104,36 +125,50 @@ class Studio:
         source: str = "upload",
         folder: str = "uploads",
         names: dict[Path, str] | None = None,
+        folders: dict[Path, str] | None = None,
         meta: dict[str, Any] | None = None,
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Copy files into the library folder (content-addressed) and index them."""
-        files = [(Path(p), folder.strip() or "uploads") for p in paths]
+        """Copy files into the library folder (content-addressed) and index them (``folders``: per file)."""
+        folders = folders or {}
+        files = [(Path(p), folders.get(Path(p)) or folder.strip() or "uploads") for p in paths]
         with self._ingest_lock:
             return Ingestor(self.settings, self.embedder, self.store).run(
                 files, source=source, copy=True, meta=meta, names=names, progress=progress
             )
 
     def ingest_uploads(
-        self, paths: Sequence[str | Path], *, folder: str = "uploads", progress: Progress | None = None
+        self, paths: Sequence[str | Path], *, folder: str = "uploads", tags: str | Sequence[str] = "",
+        progress: Progress | None = None,
     ) -> IngestReport:
-        """What the upload box hands over: images and .zip archives, checked against the upload limits."""
+        """What the upload box hands over: images and .zip archives, checked against the upload limits.
+
+        A .zip's subfolders become folders under ``folder``; ``tags`` go on every file (on the
+        library's copy of a duplicate too)."""
         if not paths:
             raise BananaError("Choose one or more images (or a .zip of images) to add.")
+        base, tags = asset_pages.clean_folder(folder or "uploads"), asset_pages.clean_tags(tags)
         with tempfile.TemporaryDirectory(prefix="banana-upload-") as workdir:
             expanded = expand_uploads(paths, self.settings, Path(workdir))
+            folders = {p: "/".join(x for x in (base, sub) if x) for p, sub in expanded.subfolders.items()}
             report = (
-                self.ingest_files(expanded.files, folder=folder, names=expanded.names, progress=progress)
+                self.ingest_files(expanded.files, folder=base, names=expanded.names, folders=folders,
+                                  meta={"tags": tags} if tags else None, progress=progress)
                 if expanded.files
                 else IngestReport()
             )
+        if tags and report.duplicates:
+            self.add_tags([i for _, i in report.duplicates], tags)
         report.failed = expanded.refused + [(expanded.names.get(Path(p), p), r) for p, r in report.failed]
         report.duplicates = [(expanded.names.get(Path(p), p), i) for p, i in report.duplicates]
         return report
 
-    def preview(self, asset: Asset) -> Path | None:
-        """A small cached preview of an asset for galleries."""
-        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels)
+    def preview(self, asset: Asset, *, large: bool = False, make: bool = True) -> Path | None:
+        """A cached preview of an asset for galleries (``large``: for its page). Without ``make``
+        only one made already is returned: a grid page never waits for previews."""
+        if not make:
+            return cached_thumbnail(asset, self.settings.thumbs_dir)
+        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels, size=LARGE_SIZE if large else THUMB_SIZE)
 
     # -- search -----------------------------------------------------------------------------
     def search(self, query: Query | str = "", /, **options: Any) -> list[Hit]:
@@ -163,27 +198,23 @@ class Studio:
             "precision": store.precision or self.embedder.precision,  # recorded with the vectors, else the model's
         }
 
-    def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0) -> pd.DataFrame:
-        """The library as a table, newest first (one page of at most ``limit`` rows)."""
-        assets = self.store.page(offset, limit, build_filter(folders, sources))
-        rows = [
-            {**{k: getattr(a, k) for k in TABLE_COLUMNS if k != "added"}, "added": time.strftime("%Y-%m-%d %H:%M", time.localtime(a.created))}
-            for a in sorted(assets, key=lambda a: a.created, reverse=True)
-        ]
-        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0,
+              chosen: LibraryFilter | None = None) -> pd.DataFrame:
+        """The library as a table, newest first (one page of at most ``limit`` rows), for bulk work."""
+        chosen = chosen or LibraryFilter(folders=tuple(folders), sources=tuple(sources))
+        return lib.table_frame(self.library_page(chosen, offset=offset, limit=limit).assets)
 
     def delete(self, ids: Iterable[str]) -> int:
-        """Remove records; files the app owns move to a trash folder so a mistake can be undone."""
+        """Move assets to the Trash: their records (with vectors) are kept there, and the files the
+        app owns move with them, so :meth:`restore` brings them back as they were."""
         ids = list(dict.fromkeys(ids))
         assets = self.store.get(ids)
-        removed = self.store.delete(ids)
-        trash = self.settings.trash_dir
-        for asset in assets:
-            path = Path(asset.path)
-            if self._owns(path) and path.exists():
-                trash.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(path), trash / path.name)
-        return removed
+        moves = self.trash.put(assets, self.store.vectors([a.id for a in assets]))
+        try:
+            return self.store.delete(ids)
+        except BananaError:
+            self.trash.undo(moves, [a.id for a in assets])
+            raise
 
     def _owns(self, path: Path) -> bool:
         resolved = path.resolve()
@@ -197,7 +228,7 @@ class Studio:
         files = [p for p in library.rglob("*") if p.is_file()]
         removed = [p for p in files if p.name.startswith(".part-")]
         candidates = {p.stem: p for p in files if not p.name.startswith(".part-")}
-        known = set()
+        known = self.trash.ids()  # a file whose record is in the Trash is not an orphan
         ids = list(candidates)
         for start in range(0, len(ids), 500):
             known |= self.store.existing_ids(ids[start : start + 500])
@@ -228,7 +259,7 @@ class Studio:
         """A dated export into the backups folder (the newest few are kept)."""
         return write_backup(self.settings, self.export)
 
-    def restore(self, backup: str | Path | None = None, *, progress: Callable[[int], None] | None = None) -> tuple[Path | None, int]:
+    def restore_backup(self, backup: str | Path | None = None, *, progress: Callable[[int], None] | None = None) -> tuple[Path | None, int]:
         """Replace a (damaged) Lite database by a backup: the old one is moved aside, never deleted.
 
         Returns where the old database went and how many records the backup brought back.
@@ -251,7 +282,8 @@ class Studio:
         """Whether generation is on, and a sentence saying why (or why not)."""
         if self._generator is not None or self.settings.gemini_api_key:
             model = self._generator.model if self._generator else self.settings.gemini_model
-            return True, f"Generation is on ({model}, up to {self.max_references} reference images)."
+            note = self.model_list.note()
+            return True, f"Generation is on ({model}, up to {self.max_references} reference images).{' ' + note if note else ''}"
         return False, (
             "Generation is off: no Gemini API key is set. Set GEMINI_API_KEY (from "
             "https://aistudio.google.com/apikey) and restart the app. Search works without it."
@@ -264,56 +296,10 @@ class Studio:
     @property
     def generator(self) -> ImageGenerator:
         if self._generator is None:
-            enabled, why = self.generation_status()
-            if not enabled:
-                raise GenerationDisabled(why)
+            if not self.settings.gemini_api_key:
+                raise GenerationDisabled(self.generation_status()[1])
             self._generator = make_generator(self.settings)
         return self._generator
-
-    def references(self, ids: Sequence[str] = (), files: Sequence[str | Path] = ()) -> list[Asset]:
-        """Library assets by id plus ad-hoc files (not added to the library) as reference records."""
-        found = self.store.get(ids) if ids else []
-        missing = set(ids) - {a.id for a in found}
-        if missing:
-            raise BananaError(f"{len(missing)} selected reference(s) are no longer in the library; reselect them.")
-        for f in files:
-            path = Path(f)
-            if not path.is_file():
-                raise BananaError(f"Reference {path.name} is not a readable file.")
-            found.append(
-                Asset(id=sha256_file(path), path=str(path), filename=path.name, folder="reference", width=0,
-                      height=0, format="", bytes=path.stat().st_size, created=time.time(), source="upload")
-            )
-        return found
-
-    def generate(
-        self,
-        prompt: str,
-        *,
-        reference_ids: Sequence[str] = (),
-        reference_files: Sequence[str | Path] = (),
-        aspect_ratio: str = "1:1",
-        n: int = 1,
-    ) -> Generation:
-        """Generate from a prompt and references; images land in the outputs folder, never the library."""
-        refs = self.references(reference_ids, reference_files)
-        result = self.generator.generate(prompt, refs, aspect_ratio=aspect_ratio, n=n)
-        return Generation(result=result, paths=save_result(result, self.settings.outputs_dir, max_pixels=self.settings.max_image_pixels))
-
-    def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
-        """Add generated images to the library, keeping their provenance and parent ids searchable."""
-        report = IngestReport()
-        for path in paths:
-            provenance = read_provenance(path) or {}
-            parents = [r["id"] for r in provenance.get("references", [])]
-            meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
-                    "provenance": provenance}
-            one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
-            report.added += one.added
-            report.duplicates += one.duplicates
-            report.failed += one.failed
-            report.seconds += one.seconds
-        return report
 
     def lineage(self, asset_id: str) -> list[Asset]:
         """The library assets a generated image was made from ("what was this made from?")."""

@@ -27,10 +27,12 @@ DISK_RESERVE_BYTES = 256 * MB  # never fill the disk to the last byte for an upl
 
 @dataclass
 class Expanded:
-    """Files ready for ingest, their display names, and what was refused (with reasons)."""
+    """Files ready for ingest, their display names, the subfolder each had inside its archive
+    ("" at the top level), and what was refused (with reasons)."""
 
     files: list[Path] = field(default_factory=list)
     names: dict[Path, str] = field(default_factory=dict)
+    subfolders: dict[Path, str] = field(default_factory=dict)
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -122,6 +124,14 @@ def _unzip(path: Path, workdir: Path, budget: _Budget, out: Expanded) -> None:
                 continue
             out.files.append(target)
             out.names[target] = member.name
+            out.subfolders[target] = subfolder(member)
+
+
+def subfolder(member: PurePosixPath) -> str:
+    """The member's folder inside the archive as a folder label: "." and ".." levels dropped
+    (a label only: files are stored by content, so no name can lead outside the library)."""
+    levels = [p.strip() for p in member.parent.parts if p.strip() and p not in (".", "..", "/")]
+    return "/".join("".join(ch if ch.isprintable() else "_" for ch in level) for level in levels)
 
 
 def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap: int, budget: _Budget) -> str:

@@ -6,6 +6,12 @@ script, a queue of :class:`Reply` objects (status, JSON body, optional delay). W
 queue is empty the ``fallback`` reply is used (by default a 500 saying nothing was
 scripted), so a test that makes more calls than it planned fails loudly.
 
+``GET /{version}/models`` (the SDK's ``models.list``) answers from :attr:`FakeGemini.models`:
+``None`` (the default) answers 404, as an API that cannot list would, so the app falls back to
+its catalogue; a list of names answers with those models, and then generateContent for any
+other model is a 404, as for a retired model. Listing calls go to ``model_lists``, not
+``requests``, so ``requests`` holds exactly the paid calls.
+
 Use the ``fake_gemini`` fixture (defined at the bottom) or ``with FakeGemini() as fake:``.
 """
 
@@ -25,6 +31,7 @@ from typing import Any
 import pytest
 
 _PATH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
+_LIST_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/?$")
 
 
 def b64decode_any(text: str) -> bytes:
@@ -83,9 +90,29 @@ class Recorded:
     def generation_config(self) -> dict[str, Any]:
         return _get(self.body or {}, "generation_config", "generationConfig") or {}
 
+    def image_config(self) -> dict[str, Any]:
+        return _get(self.generation_config(), "image_config", "imageConfig") or {}
+
     def aspect_ratio(self) -> str | None:
-        image_config = _get(self.generation_config(), "image_config", "imageConfig") or {}
-        return _get(image_config, "aspect_ratio", "aspectRatio")
+        return _get(self.image_config(), "aspect_ratio", "aspectRatio")
+
+    def image_size(self) -> str | None:
+        return _get(self.image_config(), "image_size", "imageSize")
+
+    def modalities(self) -> list[str]:
+        return list(_get(self.generation_config(), "response_modalities", "responseModalities") or [])
+
+    def contents(self) -> list[dict[str, Any]]:
+        """The turns sent, oldest first (each ``{"role": ..., "parts": [...]}``)."""
+        return list((self.body or {}).get("contents", []) or [])
+
+    def roles(self) -> list[str]:
+        return [c.get("role", "") for c in self.contents()]
+
+    def signatures(self) -> list[bytes]:
+        """Every thought signature sent back, decoded, in order."""
+        found = (_get(p, "thought_signature", "thoughtSignature") for p in self.parts())
+        return [b64decode_any(sig) for sig in found if sig]
 
 
 # ----------------------------------------------------------------------------- replies
@@ -108,6 +135,24 @@ def image_reply(*images: bytes, text: str | None = None, mime_type: str = "image
     parts: list[dict[str, Any]] = [{"text": text}] if text else []
     parts += [image_part(img, mime_type) for img in images]
     return candidate_reply(parts)
+
+
+def signed_reply(image: bytes, signature: bytes, *, thought: str = "Planning the edit.", text: str | None = None) -> Reply:
+    """What a Gemini 3 image model sends: a thought summary, then the image carrying its thought signature."""
+    parts: list[dict[str, Any]] = [{"text": thought, "thought": True}]
+    if text:
+        parts.append({"text": text})
+    parts.append({**image_part(image), "thoughtSignature": base64.b64encode(signature).decode()})
+    return candidate_reply(parts)
+
+
+def models_body(names: list[str]) -> dict[str, Any]:
+    """A ``models.list`` page: the image models named, plus a text model and Imagen, which the app must skip."""
+    models = [{"name": f"models/{n}", "displayName": n, "supportedGenerationMethods": ["generateContent", "countTokens"]}
+              for n in names]
+    models.append({"name": "models/gemini-2.5-flash", "supportedGenerationMethods": ["generateContent"]})
+    models.append({"name": "models/imagen-4.0-generate-001", "supportedGenerationMethods": ["predict"]})
+    return {"models": models}
 
 
 def text_reply(text: str, finish: str = "STOP") -> Reply:
@@ -157,6 +202,8 @@ class FakeGemini:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.model_lists: list[Recorded] = []
+        self.models: list[str] | None = None
         self.fallback = error_reply(500, "INTERNAL", "fake gemini: no scripted response left")
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -178,7 +225,16 @@ class FakeGemini:
     def _next(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
+            if self.models is not None and recorded.model not in self.models:
+                return error_reply(404, "NOT_FOUND", f"models/{recorded.model} is not found for API version {recorded.version}")
             return self._queue.popleft() if self._queue else self.fallback
+
+    def _list(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            self.model_lists.append(recorded)
+            if self.models is None:
+                return error_reply(404, "NOT_FOUND", "fake gemini: models.list is not scripted")
+            return Reply(200, models_body(self.models))
 
     # -- lifecycle
     @property
@@ -220,7 +276,9 @@ class FakeGemini:
                     version=match["version"] if match else None,
                     model=match["model"] if match else None,
                 )
-                if match is None or match["method"] != "generateContent" or self.command != "POST":
+                if self.command == "GET" and _LIST_RE.match(path):
+                    reply = fake._list(recorded)
+                elif match is None or match["method"] != "generateContent" or self.command != "POST":
                     with fake._lock:
                         fake.requests.append(recorded)
                     reply = error_reply(404, "NOT_FOUND", f"fake gemini: unknown route {self.command} {path}")

@@ -34,7 +34,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder) -> tuple[Studio, 
 def test_ingest_search_generate_save(served) -> None:
     studio, client, fake = served
     files = sorted((SAMPLE / "transportation").iterdir())[:4] + [SAMPLE.parent / "README.md"]
-    out = client.predict([handle_file(str(p)) for p in files], "vehicles", [], [], api_name="/ingest")
+    out = client.predict([handle_file(str(p)) for p in files], "vehicles", "", api_name="/ingest")
     assert "4 added" in out[0]
     failed = out[1]["value"]["data"]
     assert len(failed) == 1 and failed[0][0] == "README.md"
@@ -69,9 +69,8 @@ def test_ingest_search_generate_save(served) -> None:
 
 def test_errors_are_plain_messages(served) -> None:
     _, client, fake = served
-    with pytest.raises(Exception) as err:
-        client.predict("   ", None, 0.5, 3, [], [], api_name="/search_gallery")
-    assert "Type something to search for" in str(err.value)
+    gallery, message = client.predict("   ", None, 0.5, 3, [], [], api_name="/search_gallery")
+    assert message.startswith("Type what you are looking for") and gallery == []  # what to do, not an error
     with pytest.raises(Exception) as err:
         client.predict("x", [], "7:3", 1, api_name="/generate")
     assert "aspect" in str(err.value).lower() and API_KEY not in str(err.value)
@@ -85,11 +84,13 @@ def test_hostile_uploads_through_the_ui(served, tmp_path: Path) -> None:
     files = [tmp_path / "corpus" / c.name for c in cases]
     files = [f for f in files if f.is_file() and not f.is_symlink() and f.stat().st_size < 20_000_000]
     before = studio.count()
-    summary, failed, *_ = client.predict([handle_file(str(f)) for f in files], "hostile", [], [], api_name="/ingest")
+    summary, failed, *_ = client.predict([handle_file(str(f)) for f in files], "hostile", "", api_name="/ingest")
     added, dups, n_failed = (int(x) for x in re.findall(r"(\d+) (?:added|already in the library|failed)", summary))
     assert added + dups + n_failed == len(files)
     assert studio.count() == before + added
-    assert len(failed["value"]["data"]) == n_failed and all(reason for _, reason in failed["value"]["data"])
+    rows = failed["value"]["data"]  # what failed, then each duplicate with the library asset it matches
+    assert len(rows) == n_failed + dups and all(reason for _, reason in rows)
+    assert sum(reason.startswith("already in the library as ") for _, reason in rows) == dups
     assert "Traceback" not in str(failed)
     assert client.predict("anything", 3, ["hostile"], [], api_name="/search")  # still answering
 

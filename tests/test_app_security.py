@@ -122,3 +122,47 @@ def test_many_searchers_and_an_uploader(secure_app, tmp_path: Path) -> None:
     assert uploaded and searches[0] >= 8
     stored = {a["filename"] for a in Client(url, verbose=False).predict(["load"], [], api_name="/library")}
     assert stored == set(uploaded)
+
+
+def test_a_full_queue_answers_at_once(tmp_path: Path, embedder) -> None:
+    """More waiting requests than MAX_QUEUE: the extra one is refused in words, not left spinning."""
+    from tests.fake_gemini import Reply
+
+    with FakeGemini() as fake:
+        slow = image_reply(png_bytes())
+        fake.always(Reply(status=slow.status, body=slow.body, delay=4.0))
+        settings = test_settings(tmp_path, gemini_api_key=SECRET, gemini_base_url=fake.base_url, max_queue=1)
+        studio = Studio(settings, embedder=embedder)
+        with running_app(studio) as url:
+            client = Client(url, verbose=False)
+            jobs = [client.submit("a slow banana", [], api_name="/generate") for _ in range(4)]  # 2 run, 1 waits
+            started, finished = time.monotonic(), {}
+            while len(finished) < len(jobs) and time.monotonic() - started < 60:
+                finished |= {i: time.monotonic() - started for i, job in enumerate(jobs) if i not in finished and job.done()}
+                time.sleep(0.05)
+            refused = []
+            for i, job in enumerate(jobs):
+                try:
+                    job.result(timeout=1)
+                except Exception as exc:  # noqa: BLE001 - gradio_client raises its own AppError
+                    refused.append((str(exc), finished[i]))
+        studio.close()
+    assert refused, "no request was refused although the queue holds one"
+    assert all("Queue is full" in message for message, _ in refused), refused
+    assert min(t for _, t in refused) < 4.0  # answered before the slow requests could finish
+
+
+def test_the_folder_box_reads_only_under_library_roots(tmp_path: Path, embedder) -> None:
+    root = tmp_path / "drive"
+    (root / "shoes").mkdir(parents=True)
+    (root / "shoes" / "one.png").write_bytes((SAMPLE / "food" / "honey.png").read_bytes())
+    studio = Studio(test_settings(tmp_path / "data", library_roots=(root,)), embedder=embedder)
+    try:
+        with running_app(studio) as url:
+            client = Client(url, verbose=False)
+            with pytest.raises(Exception, match="Only folders under"):
+                client.predict("/etc", api_name="/ingest_folder")
+            assert "1 added" in client.predict(str(root / "shoes"), api_name="/ingest_folder")
+            assert studio.count() == 1 and studio.stats()["by_folder"] == {"shoes": 1}
+    finally:
+        studio.close()

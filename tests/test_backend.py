@@ -229,3 +229,18 @@ def test_files_over_max_file_mb_are_refused_before_reading(studio: Studio, tmp_p
     report = studio.ingest_folder(folder)
     assert [a.filename for a in report.added] == ["small.png"]
     assert report.failed == [(str(big), "the file is 3072 MB, over the 200 MB limit (MAX_FILE_MB)")]
+
+
+def test_the_app_indexes_server_folders_only_under_library_roots(studio: Studio, tmp_path: Path) -> None:
+    with pytest.raises(BananaError, match="Set LIBRARY_ROOTS"):
+        studio.ingest_allowed_folder(SAMPLE / "food")
+    root = tmp_path / "shared-drive"
+    (root / "shoes").mkdir(parents=True)
+    shutil.copy(next((SAMPLE / "food").iterdir()), root / "shoes" / "one.png")
+    (root / "escape").symlink_to(SAMPLE)
+    studio.settings = studio.settings.with_(library_roots=(root,))
+    for outside in ("/etc", str(SAMPLE), f"{root}/../", str(root / "escape"), ""):
+        with pytest.raises(BananaError, match="Only folders under"):
+            studio.ingest_allowed_folder(outside)
+    report = studio.ingest_allowed_folder(root / "shoes")
+    assert [a.filename for a in report.added] == ["one.png"] and report.added[0].source == "folder"

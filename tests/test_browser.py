@@ -41,6 +41,20 @@ def browser():
         b.close()
 
 
+def search_and_pick(page, query: str, picks: int) -> None:  # noqa: ANN001 - a Playwright page
+    """On the Search tab: search, then open each of the first ``picks`` results and press "Add to references"."""
+    page.get_by_role("tab", name="Search").click()
+    page.get_by_label("Describe what you are looking for").fill(query)
+    page.get_by_role("button", name="Search", exact=True).click()
+    results = page.locator("#search-results button.thumbnail-item")
+    results.nth(picks - 1).wait_for(timeout=60_000)
+    for n in range(picks):  # a result opens its page; picking it is a button there
+        results.nth(n).click()
+        page.locator("#asset-pick").click()
+        page.get_by_text(re.compile(rf"{n + 1} of \d+")).first.wait_for(timeout=10_000)
+        page.locator("#asset-close").click()
+
+
 def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> None:
     studio = Studio(test_settings(tmp_path), embedder=embedder)
     studio.ingest_folder(SAMPLE)  # a realistic library to search in
@@ -54,23 +68,22 @@ def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> Non
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         page.get_by_role("tab", name="Library").click()
-        page.locator("input[type=file]").first.set_input_files(str(upload_copy))
-        page.get_by_role("button", name="Add to library").click()
-        page.get_by_text(f"{expected} images").wait_for(timeout=60_000)  # the summary updates when the ingest is done
+        page.locator("input[type=file]").first.set_input_files(str(upload_copy))  # adding starts on drop
+        page.locator("#library-count", has_text=f"{expected} images").wait_for(timeout=60_000)
         assert page.get_by_text(re.compile(r"1 added, 0 already in the library")).first.is_visible()
         page.get_by_text("my_new_asset.png", exact=True).first.wait_for(timeout=10_000)
-        page.screenshot(path=str(SHOTS / "library.png"), full_page=True)
 
         page.get_by_role("tab", name="Search").click()
         page.get_by_label("Describe what you are looking for").fill("a bowl of soup")
         page.get_by_role("button", name="Search", exact=True).click()
         page.get_by_text("12 results").wait_for(timeout=60_000)
-        results = page.locator("button.thumbnail-item")
+        results = page.locator("#search-results button.thumbnail-item")
         results.first.wait_for()
         first_caption = results.first.inner_text().split(" · ")[0].strip()
-        results.first.click()
+        results.first.click()  # opens the result's page; picking it is a button there
+        page.locator("#asset-pick").click()
         page.get_by_text(re.compile(r"1 of \d+")).first.wait_for(timeout=10_000)
-        page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+        page.locator("#asset-close").click()
 
         page.get_by_role("button", name="Use in Generate →").click()
         page.get_by_text(re.compile(r"1 of \d+.*references from the library")).wait_for(timeout=10_000)
@@ -91,15 +104,7 @@ def test_generate_and_save_in_the_browser(browser, tmp_path: Path, embedder, fak
     with running_app(studio) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
-        page.get_by_role("tab", name="Search").click()
-        page.get_by_label("Describe what you are looking for").fill("a bowl of soup")
-        page.get_by_role("button", name="Search", exact=True).click()
-        results = page.locator("button.thumbnail-item")
-        results.nth(1).wait_for(timeout=60_000)
-        results.nth(0).click()
-        page.get_by_text(re.compile(r"1 of \d+")).first.wait_for(timeout=10_000)
-        results.nth(1).click()
-        page.get_by_text(re.compile(r"2 of \d+")).first.wait_for(timeout=10_000)
+        search_and_pick(page, "a bowl of soup", 2)
         page.get_by_role("button", name="Use in Generate →").click()
         page.get_by_text(re.compile(r"2 of \d+.*references from the library")).wait_for(timeout=10_000)
         assert page.get_by_text("Generation is on").is_visible()

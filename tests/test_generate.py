@@ -371,7 +371,7 @@ def test_save_result_and_read_provenance(fake_gemini: FakeGemini, gen: GeminiGen
 
     (path,) = save_result(result, out, max_pixels=MAX_PIXELS)
     data = path.read_bytes()
-    assert path.parent == out and path.name == hashlib.sha256(data).hexdigest() + ".png"
+    assert path.parent == out and path.name == f"a-banana-{hashlib.sha256(data).hexdigest()[:8]}.png"  # readable
     assert [p.name for p in out.iterdir()] == [path.name]  # no temp files left
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size == (12, 10) and img.convert("RGB").getpixel((0, 0)) == (250, 220, 40)
@@ -420,3 +420,77 @@ def test_unreachable_api_is_a_clear_error(settings: Settings, sleeps: list[float
     with pytest.raises(GenerationError, match="Could not reach the Gemini API"):
         gen.generate("banana", [])
     assert sleeps == [1.0, 2.0]
+
+
+# ----------------------------------------------------------------------------- models, sizes, turns
+
+
+def test_models_list_keeps_the_image_models_and_their_caps(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.models = [FLASH, "gemini-3-pro-image-preview", "gemini-4-flash-image"]
+    listed = {m.name: m for m in gen.models()}
+    assert list(listed) == [FLASH, "gemini-3-pro-image-preview", "gemini-4-flash-image"]  # no text model, no Imagen
+    assert (listed[FLASH].max_references, listed[FLASH].sizes) == (3, ("1K",))
+    assert (listed["gemini-3-pro-image-preview"].max_references, listed["gemini-3-pro-image-preview"].sizes) == (14, ("1K", "2K", "4K"))
+    unknown = listed["gemini-4-flash-image"]
+    assert not unknown.known and unknown.max_references == 3 and unknown.price() >= listed[FLASH].price()
+    assert fake_gemini.requests == [] and len(fake_gemini.model_lists) == 1
+
+
+def test_sizes_and_ratios_follow_the_model(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.push(image_reply(png_bytes()), image_reply(png_bytes()), image_reply(png_bytes()))
+    gen.generate("banana", [], model="gemini-3-pro-image-preview", image_size="4K")
+    gen.generate("banana", [], aspect_ratio="1:8", model="gemini-3.1-flash-image-preview", image_size="512")
+    gen.generate("banana", [])
+    pro, flash31, flash = fake_gemini.requests
+    assert pro.path.endswith("/gemini-3-pro-image-preview:generateContent") and pro.image_size() == "4K"
+    assert (flash31.image_size(), flash31.aspect_ratio()) == ("512", "1:8")
+    assert flash.image_size() is None  # 2.5 Flash Image makes 1K only and is sent no size
+    with pytest.raises(GenerationError, match="1:8"):
+        gen.generate("banana", [], aspect_ratio="1:8")  # not a 2.5 Flash ratio
+    with pytest.raises(GenerationError, match="not '8K'"):
+        gen.generate("banana", [], model="gemini-3-pro-image-preview", image_size="8K")
+    assert len(fake_gemini.requests) == 3
+    assert estimate_cost(1, "gemini-3-pro-image-preview", "4K") == pytest.approx(0.24)
+    assert estimate_cost(2, "gemini-3-pro-image-preview", "2K") == pytest.approx(0.268)
+
+
+def test_a_retired_model_names_gemini_model_and_the_known_ones(fake_gemini: FakeGemini, settings: Settings) -> None:
+    fake_gemini.models = ["gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"]
+    gen = GeminiGenerator(settings.with_(gemini_model="gemini-2.0-flash-preview-image-generation"))
+    with pytest.raises(GenerationError) as err:
+        gen.generate("banana", [])
+    message = str(err.value)
+    assert "GEMINI_MODEL" in message and "gemini-2.0-flash-preview-image-generation" in message
+    assert "gemini-3-pro-image-preview, gemini-3.1-flash-image-preview" in message
+    assert len(fake_gemini.requests) == 1  # a 404 is not retried
+
+
+def test_history_goes_first_and_the_reply_comes_back_whole(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    from tests.fake_gemini import signed_reply
+
+    first = png_bytes(color=(10, 20, 30))
+    fake_gemini.push(signed_reply(first, b"sig-1", text="A first try."))
+    one = gen.generate("a red cape", [], model="gemini-3-pro-image-preview")
+    (reply,) = one.replies
+    assert [p.get("thought") for p in reply.content["parts"]] == [True, None, None]  # the thought part is kept
+    assert reply.content["role"] == "model" and reply.text == "A first try." and len(reply.images) == 1
+
+    fake_gemini.push(image_reply(png_bytes(color=(1, 1, 1))))
+    gen.generate("now blue", [], model="gemini-3-pro-image-preview", history=[one.request, reply.content])
+    second = fake_gemini.requests[-1]
+    assert second.roles() == ["user", "model", "user"]
+    assert second.texts() == ["a red cape", "Planning the edit.", "A first try.", "now blue"]
+    assert second.signatures() == [b"sig-1"] and [data for _, data in second.inline()] == [first]
+    assert set(second.modalities()) == {"IMAGE", "TEXT"} and second.image_size() == "1K"  # config sent again
+
+
+def test_retries_are_announced(fake_gemini: FakeGemini, gen: GeminiGenerator, sleeps: list[float]) -> None:
+    said: list[str] = []
+    fake_gemini.push(rate_limit_reply("4s"), error_reply(503, "UNAVAILABLE", "busy"), image_reply(png_bytes()))
+    gen.generate("banana", [], notify=said.append)
+    assert said == [
+        "Gemini is busy (429 RESOURCE_EXHAUSTED); retrying in 4 s (attempt 2 of 3).",
+        "Gemini is busy (503 UNAVAILABLE); retrying in 2 s (attempt 3 of 3).",
+    ]
+    assert sleeps == [4.0, 2.0]
+

@@ -95,6 +95,8 @@ def test_cli_generate_with_save(fake_gemini: FakeGemini, tmp_path: Path) -> None
     (image,) = out["images"]
     assert Path(image).parent == tmp_path / "out" and Path(image).is_file()
     assert len(out["saved_to_library"]) == 1 and fake_gemini.requests[0].aspect_ratio() == "16:9"
+    assert len(out["session"]) == 12 and [v["label"] for v in out["versions"]] == ["v1"]  # the session to refine next
+    assert Path(image).name.startswith("a-hammer-made-of-bananas-v1-")
     assert API_KEY not in result.stdout + result.stderr
 
 

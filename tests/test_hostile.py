@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rag.collect import display_name
 from rag.errors import ImageError
 from rag.images import decode
-from rag.ingest import Ingestor, IngestReport, display_name
+from rag.ingest import Ingestor, IngestReport
 from rag.studio import Studio
 from tests.conftest import ROOT
 from tests.hostile import BACKGROUND, Case, build_corpus, busy_row, encode, ico_wrapping_png, png_bytes

@@ -327,3 +327,32 @@ def test_studio_ingests_and_searches_on_a_server(
     finally:
         studio.store.client.drop_collection(settings.collection)
         studio.close()
+
+
+def test_children_come_from_one_filtered_query_and_tags_filter_on_meta(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An asset page's children: one query filtered on ``meta["parents"]`` (no scan). The grid's tag,
+    model and date filters read ``meta`` too, with hostile values quoted safely; both back ends agree."""
+    from rag.assets import children
+    from rag.library import LibraryFilter
+
+    assets, vectors = make_assets(12)
+    p1, p2 = assets[0].id, assets[1].id
+    meta = {2: {"parents": [p1]}, 3: {"parents": [p1, p2], "tags": ['quote"d', "red"], "model": "m-1"},
+            4: {"parents": [p2], "tags": ["red"], "model": 'm"2'}, 5: {"tags": HOSTILE[:3]}}
+    rows = [Asset(**{**a.to_dict(), "meta": meta.get(i, {}), "source": "generated" if i in (2, 3, 4) else "upload"})
+            for i, a in enumerate(assets)]
+    store.upsert(rows, vectors)
+    calls: list[str] = []
+    real_query = store.client.query
+    monkeypatch.setattr(store.client, "query", lambda *a, **k: calls.append(k.get("filter", "")) or real_query(*a, **k))
+    assert {a.id for a in children(store, p1)} == {rows[2].id, rows[3].id}
+    assert len(calls) == 1 and "parents" in calls[0]
+    assert [a.id for a in children(store, p2)] == sorted([rows[3].id, rows[4].id], key=lambda i: -rows[int(i, 16)].created)
+    assert children(store, 'x" or id != "') == [] and children(store, rows[5].id) == []
+    counts = {
+        LibraryFilter(tags=("red",)): 2, LibraryFilter(tags=('quote"d',)): 2, LibraryFilter(tags=(HOSTILE[1], "nothing")): 1,
+        LibraryFilter(models=("m-1", 'm"2')): 2, LibraryFilter(models=('m"2',), tags=("red",)): 1,
+        LibraryFilter(sources=("generated",), added="older"): 3, LibraryFilter(added="past day"): 0,
+    }
+    for chosen, expected in counts.items():  # make_assets dates everything in 2023
+        assert store.count(chosen.expression()) == expected, chosen

@@ -15,37 +15,56 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from rag.errors import BananaError
+from rag.library import LibraryFilter
 from rag.query import Query
 from rag.studio import Studio
 from rag.types import Asset, Hit
 
 log = logging.getLogger("banana.ui")
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+@contextmanager
+def _as_user_error(name: str) -> Iterator[None]:
+    try:
+        yield
+    except gr.Error:
+        raise
+    except BananaError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    except Exception as exc:  # noqa: BLE001
+        log.exception("unexpected error in %s", name)
+        raise gr.Error(f"Something went wrong ({type(exc).__name__}). The details are in the server log.", print_exception=False) from None
 
 
 def user_errors(fn: F) -> F:
-    """Backend errors become a plain-words message in the UI; anything else is logged, not shown raw."""
+    """Backend errors become a plain-words message in the UI; anything else is logged, not shown raw.
+    Works for generator handlers too (their errors happen while they are iterated)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            with _as_user_error(fn.__name__):
+                yield from fn(*args, **kwargs)
+
+        return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with _as_user_error(fn.__name__):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except BananaError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        except Exception as exc:  # noqa: BLE001
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Something went wrong ({type(exc).__name__}). The details are in the server log.", print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def gallery_items(studio: Studio, items: Sequence[Asset | Hit]) -> tuple[list[tuple[str, str]], list[str]]:
+def gallery_items(
+    studio: Studio, items: Sequence[Asset | Hit], caption: Callable[[Asset], str] | None = None
+) -> tuple[list[tuple[str, str]], list[str]]:
     """Gallery (preview, caption) pairs and the asset ids in the same order.
 
-    A hit's caption carries its score. Assets whose original is gone are left out of both lists,
-    so a click on gallery item i always means ids[i].
+    A hit's caption carries its score unless ``caption`` says otherwise. Assets whose original is
+    gone are left out of both lists, so a click on gallery item i always means ids[i].
     """
     pictures: list[tuple[str, str]] = []
     ids: list[str] = []
@@ -54,18 +73,97 @@ def gallery_items(studio: Studio, items: Sequence[Asset | Hit]) -> tuple[list[tu
         preview = studio.preview(asset)
         if preview is None:
             continue
-        caption = f"{asset.filename} · {item.score:.3f}" if isinstance(item, Hit) else asset.filename
-        pictures.append((str(preview), caption))
+        if caption is not None:
+            caption_text = caption(asset)
+        else:
+            caption_text = f"{asset.filename} · {item.score:.3f}" if isinstance(item, Hit) else asset.filename
+        pictures.append((str(preview), caption_text))
         ids.append(asset.id)
     return pictures, ids
 
 
+def grid_items(studio: Studio, assets: Sequence[Asset], *, make: bool) -> tuple[list[tuple[str, str]], int]:
+    """Gallery pairs for every asset, in order. Without ``make`` only previews made already are
+    shown and the others get a placeholder (a page never waits); returns how many were missing."""
+    placeholder = str(studio.placeholder())
+    pictures, missing = [], 0
+    for asset in assets:
+        preview = studio.preview(asset, make=make)
+        missing += preview is None
+        pictures.append((str(preview or placeholder), asset.filename))
+    return pictures, missing
+
+
 def api_record(record: dict[str, Any]) -> dict[str, Any]:
     """A record for API clients. Gradio treats any dict with a ``path`` key as a file to upload,
-    so the original's location travels as ``source_path``."""
+    so the original's location travels as ``source_path``; tags are lifted out of ``meta``."""
     out = dict(record)
     out["source_path"] = out.pop("path", "")
+    meta = out.get("meta")
+    if isinstance(meta, dict) and "tags" not in out:
+        out["tags"] = list(meta.get("tags") or [])
     return out
+
+
+Handler = tuple[Callable[..., Any], list[Any], list[Any]]  # (fn, inputs, outputs) of an event
+
+
+def chain(event: Any, handlers: Sequence[Handler], *, success: bool = False) -> Any:
+    """Run ``handlers`` one after another once ``event`` ends (after it succeeded, with ``success``)."""
+    for n, (fn, inputs, outputs) in enumerate(handlers):
+        then = event.success if success and n == 0 else event.then
+        event = then(fn, inputs, outputs, api_name=False, show_progress=getattr(fn, "show_progress", "full"))
+    return event
+
+
+def quietly(fn: F) -> F:
+    """Mark a handler to run without a loading overlay on its outputs (what they show stays visible)."""
+    fn.show_progress = "hidden"  # type: ignore[attr-defined]
+    return fn
+
+
+def library_filter(folders: Any, sources: Any, added: Any, models: Any, tags: Any) -> LibraryFilter:
+    """The grid's filter from its five controls (or API parameters), in that order."""
+    return LibraryFilter(folders=tuple(folders or ()), sources=tuple(sources or ()), added=added or "",
+                         models=tuple(models or ()), tags=tuple(tags or ()))
+
+
+def md_escape(text: Any) -> str:
+    """User text (file names, prompts, tags) shown literally inside Markdown."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~" else ch for ch in str(text)).replace("\n", " ")
+
+
+def counted(counts: dict[str, int]) -> list[tuple[str, str]]:
+    """Dropdown/checkbox choices labelled with how many images each would show: ("food (8)", "food")."""
+    return [(f"{value} ({n})", value) for value, n in counts.items()]
+
+
+def streamed(work: Callable[[Callable[[int, int, str], None]], T], every: float = 0.25) -> Iterator[tuple[str, T | None]]:
+    """Run ``work(progress)`` in a thread and yield its latest progress message while it runs
+    (the UI shows counts as files are indexed), then ``("", result)``; its error is raised here."""
+    box: dict[str, Any] = {"message": ""}
+    done = threading.Event()
+
+    def progress(_done: int, _total: int, message: str) -> None:
+        box["message"] = message
+
+    def run() -> None:
+        try:
+            box["result"] = work(progress)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="ui-work", daemon=True).start()
+    shown = None
+    while not done.wait(every):
+        if box["message"] != shown:
+            shown = box["message"]
+            yield shown, None
+    if "error" in box:
+        raise box["error"]
+    yield "", box["result"]
 
 
 def query_endpoint(studio: Studio) -> Callable[..., list[dict[str, Any]]]:

@@ -1,44 +1,47 @@
-"""Search tab: text, example image or both; click results to collect references for Generate."""
+"""Search tab: text, example image or both. A click on a result opens its page; picking a reference
+is the page's "Add to references" button, so looking never changes the tray. Picked results carry
+a ✓, and the tray stays in view above the results."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 
+from rag.errors import BananaError
 from rag.query import Query
 from rag.studio import Studio
-from rag.types import SOURCES
+from rag.types import SOURCES, Hit
 
-from .common import gallery_items, query_endpoint, user_errors
+from .common import counted, gallery_items, md_escape, query_endpoint, user_errors
 
 EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
+NO_QUERY = "Type what you are looking for, or drop an example image, then press **Search**."
+EMPTY_LIBRARY = "**The library is empty.** Add images on the Library tab (or its sample library) and search again."
 
 
 def selection_md(studio: Studio, selected: list[str]) -> str:
     cap = studio.max_references
     if not selected:
-        return f"Click results to pick up to **{cap}** reference images for generation."
-    return f"**{len(selected)} of {cap}** references selected. Click a selected image below to remove it."
+        return f"**References: none yet.** Open a result and press *Add to references* (up to {cap})."
+    return f"**References: {len(selected)} of {cap}.** Click one to open it."
 
 
-def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
+def cue(score: float, top: float, low: float) -> str:
+    """A relevance cue a person can use, relative to this result set (raw scores mean little)."""
+    if score >= 0.995:
+        return "same image"
+    spread = top - low
+    share = 1.0 if spread < 1e-6 else (score - low) / spread
+    return "best match" if score >= top - 1e-9 else "close match" if share >= 0.66 else "related" if share >= 0.33 else "loose match"
+
+
+def build(studio: Studio, selected: gr.State) -> SimpleNamespace:
     c = _render(studio)
-    picked_view = _listen(studio, selected, c)
+    _listen(studio, selected, c)
     gr.api(query_endpoint(studio), api_name="search", concurrency_id="search", concurrency_limit=4)
-
-    @user_errors
-    def folder_choices(chosen: list[str] | None) -> Any:
-        choices = list(studio.stats()["by_folder"])
-        return gr.Dropdown(choices=choices, value=[f for f in chosen or [] if f in choices])
-
-    return {
-        "to_generate": c.to_generate,
-        "folders": (folder_choices, [c.controls["folders"]], [c.controls["folders"]]),
-        "refresh_picked": (picked_view, [selected], [selected, c.picked, c.picked_md]),
-    }
+    return c
 
 
 def _render(studio: Studio) -> SimpleNamespace:
@@ -58,54 +61,81 @@ def _render(studio: Studio) -> SimpleNamespace:
     with gr.Row():
         hybrid = gr.Checkbox(label="Also match file and folder names", value=False)
         dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
+        tags = gr.Dropdown(label="Tags", multiselect=True, choices=[])
     c.controls = {"text": text, "image": image, "image_weight": image_weight, "k": k, "folders": folders,
-                  "sources": sources, "hybrid": hybrid, "dedupe": dedupe}
+                  "sources": sources, "hybrid": hybrid, "dedupe": dedupe, "tags": tags}
     c.go = gr.Button("Search", variant="primary")
-    c.status = gr.Markdown()
-    c.results = gr.Gallery(label="Results (click to select as reference)", columns=6, height=460, object_fit="contain", allow_preview=False, fit_columns=False)
+    with gr.Row(equal_height=True, elem_id="reference-tray"):
+        with gr.Column(scale=2, min_width=200):
+            c.picked_md = gr.Markdown(selection_md(studio, []), elem_id="tray-text")
+            with gr.Row():
+                c.clear = gr.Button("Clear", size="sm", min_width=80)
+                c.to_generate = gr.Button("Use in Generate →", variant="primary", size="sm", min_width=140)
+        c.picked = gr.Gallery(show_label=False, columns=8, rows=1, height=110, object_fit="contain", allow_preview=False,
+                              preview=False, fit_columns=False, scale=5, min_width=240, elem_id="tray-gallery",
+                              visible=False)
+    c.status = gr.Markdown(elem_id="search-status")
+    c.results = gr.Gallery(label="Results: click one to open it", columns=6, height="auto", object_fit="contain",
+                           allow_preview=False, fit_columns=False, elem_id="search-results")
+    c.found = gr.State([])  # [(id, cue)] of the results shown
     c.result_ids = gr.State([])
-    gr.Markdown("### Selected references")
-    c.picked_md = gr.Markdown(selection_md(studio, []))
-    c.picked = gr.Gallery(label="Selected references", columns=8, rows=1, height=200, object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
-    with gr.Row():
-        c.clear = gr.Button("Clear selection")
-        c.to_generate = gr.Button("Use in Generate →", variant="primary")
     return c
 
 
-def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> Callable[[list[str]], tuple[Any, ...]]:
-    @user_errors
-    def run_search(*values: Any) -> tuple[Any, ...]:
-        hits = studio.search(Query.of(dict(zip(c.controls, values))))
-        pictures, ids = gallery_items(studio, hits)
+def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
+    def results_view(found: list[list[str]], chosen: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+        """The results with their cues, ✓ on the picked ones; and their ids, in gallery order."""
+        cues = dict((i, q) for i, q in found)
+
+        def caption(a: Any) -> str:
+            return f"{'✓ picked · ' if a.id in chosen else ''}{a.filename} · {a.folder} · {cues.get(a.id, '')}"
+
+        return gallery_items(studio, studio.get([i for i, _ in found]), caption=caption)
+
+    def shown(hits: list[Hit], chosen: list[str], what: str) -> tuple[Any, ...]:
         if not hits:
-            message = "Nothing found: the library is empty or nothing matches the filters."
-        else:
-            message = f"{len(hits)} results" + ("" if len(pictures) == len(hits) else f" ({len(hits) - len(pictures)} originals missing on disk)")
-        return pictures, ids, message
+            message = EMPTY_LIBRARY if not studio.count() else "**Nothing matches.** Loosen the filters or try other words."
+            return [], [], [], message
+        top, low = hits[0].score, hits[-1].score
+        found = [[h.asset.id, cue(h.score, top, low)] for h in hits]
+        pictures, ids = results_view(found, chosen)
+        missing = len(hits) - len(pictures)
+        return pictures, found, ids, f"{len(hits)} results{what}" + (f" ({missing} originals missing on disk)" if missing else "")
 
-    def picked_view(ids: list[str]) -> tuple[Any, ...]:
-        pictures, kept = gallery_items(studio, studio.get(ids)) if ids else ([], [])
-        return kept, pictures, selection_md(studio, kept)
+    @user_errors
+    def run_search(chosen: list[str], *values: Any) -> tuple[Any, ...]:
+        query = Query.of(dict(zip(c.controls, values)))
+        if not query.text.strip() and query.image is None:
+            return [], [], [], NO_QUERY
+        try:
+            hits = studio.search(query)
+        except BananaError as exc:
+            return [], [], [], f"**{md_escape(exc)}**"
+        return shown(hits, chosen, "")
 
-    def toggle(ids: list[str], chosen: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
-        asset_id = ids[evt.index]
-        if asset_id in chosen:
-            chosen = [i for i in chosen if i != asset_id]
-        elif len(chosen) >= studio.max_references:
-            gr.Warning(f"{studio.settings.gemini_model} takes at most {studio.max_references} reference images; remove one first.")
-        else:
-            chosen = [*chosen, asset_id]
-        return picked_view(chosen)
+    @user_errors
+    def like(asset_id: str, k: float, chosen: list[str]) -> tuple[Any, ...]:
+        (asset,) = studio.get([asset_id]) or [None]
+        if asset is None:
+            raise BananaError("That image is no longer in the library.")
+        return shown(studio.search(Query(image_id=asset_id, k=int(k))), chosen, f" like **{md_escape(asset.filename)}**")
 
-    def untoggle(chosen: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
-        return picked_view([i for n, i in enumerate(chosen) if n != evt.index])
+    def picked_view(chosen: list[str], found: list[list[str]]) -> tuple[Any, ...]:
+        pictures, kept = gallery_items(studio, studio.get(chosen), caption=lambda a: a.filename) if chosen else ([], [])
+        return (kept, gr.Gallery(value=pictures, visible=bool(pictures)), selection_md(studio, kept),
+                results_view(found, kept)[0] if found else gr.skip())
 
-    inputs, found = list(c.controls.values()), [c.results, c.result_ids, c.status]
-    picks = [selected, c.picked, c.picked_md]
+    @user_errors
+    def folder_choices(chosen_folders: list[str] | None, chosen_tags: list[str] | None) -> tuple[Any, ...]:
+        facets = studio.library_page(limit=0).facets
+        folders, tags = facets["folder"], facets["tags"]
+        return (gr.Dropdown(choices=counted(folders), value=[f for f in chosen_folders or [] if f in folders]),
+                gr.Dropdown(choices=counted(tags), value=[t for t in chosen_tags or [] if t in tags]))
+
+    inputs, found = [selected, *c.controls.values()], [c.results, c.found, c.result_ids, c.status]
     c.go.click(run_search, inputs, found, api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
     c.controls["text"].submit(run_search, inputs, found, api_name=False, concurrency_limit=4, concurrency_id="search")
-    c.results.select(toggle, [c.result_ids, selected], picks, api_name=False, queue=False)
-    c.picked.select(untoggle, [selected], picks, api_name=False, queue=False)
-    c.clear.click(lambda: picked_view([]), None, picks, api_name=False, queue=False)
-    return picked_view
+    c.like = (like, None, found)  # inputs are set by app.py: (the page's asset, k, selected)
+    c.refresh_picked = (picked_view, [selected, c.found], [selected, c.picked, c.picked_md, c.results])
+    c.clear.click(lambda f: picked_view([], f), [c.found], c.refresh_picked[2], api_name=False, queue=False)
+    c.folder_choices = (folder_choices, [c.controls["folders"], c.controls["tags"]], [c.controls["folders"], c.controls["tags"]])

@@ -1,0 +1,153 @@
+"""The generation half of :class:`rag.studio.Studio`: generating, refine sessions, spend, saving versions.
+
+A mixin so that Studio stays the one object the UI and CLI call while each module reads in one
+sitting; the work itself is in :mod:`rag.refine` and :mod:`rag.sessions`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import BananaError
+from .files import sha256_file
+from .generate import Notify
+from .ingest import IngestReport, Progress
+from .models import ModelInfo
+from .provenance import read_provenance
+from .refine import Ask, Generation, refine, run_turn, start_from, version_asset
+from .sessions import Attempt, Session, SessionStore, Version
+from .types import Asset
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .generate import ImageGenerator
+    from .models import ModelList
+    from .store import VectorStore
+
+
+class SessionsMixin:
+    settings: Settings
+    model_list: ModelList
+    _sessions: SessionStore | None
+    _store_lock: threading.Lock
+
+    if TYPE_CHECKING:
+        @property
+        def store(self) -> VectorStore: ...
+        @property
+        def generator(self) -> ImageGenerator: ...
+        def ingest_files(self, paths: Sequence[str | Path], **kwargs: Any) -> IngestReport: ...
+        def preview(self, asset: Asset, *, large: bool = False, make: bool = True) -> Path | None: ...
+
+    # -- generation -------------------------------------------------------------------------
+    def references(self, ids: Sequence[str] = (), files: Sequence[str | Path] = ()) -> list[Asset]:
+        """Library assets by id plus ad-hoc files (not added to the library) as reference records."""
+        found = self.store.get(ids) if ids else []
+        missing = set(ids) - {a.id for a in found}
+        if missing:
+            raise BananaError(f"{len(missing)} selected reference(s) are no longer in the library; reselect them.")
+        for f in files:
+            path = Path(f)
+            if not path.is_file():
+                raise BananaError(f"Reference {path.name} is not a readable file.")
+            found.append(
+                Asset(id=sha256_file(path), path=str(path), filename=path.name, folder="reference", width=0,
+                      height=0, format="", bytes=path.stat().st_size, created=time.time(), source="upload")
+            )
+        return found
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        reference_ids: Sequence[str] = (),
+        reference_files: Sequence[str | Path] = (),
+        aspect_ratio: str = "1:1",
+        n: int = 1,
+        model: str = "",
+        image_size: str = "",
+        session_id: str = "",
+        user: str = "",
+        notify: Notify | None = None,
+    ) -> Generation:
+        """Generate from a prompt and references: a new root version in session ``session_id``, or a new
+        session. Images land in the outputs folder, never the library."""
+        refs = self.references(reference_ids, reference_files)
+        generator, info = self.generator, self.model_list.get(model)
+        session = self.sessions.session(session_id) if session_id else None
+        ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user)
+        return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
+
+    def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
+        """Add generated images to the library, keeping their provenance and parent ids searchable."""
+        report = IngestReport()
+        for path in paths:
+            provenance = read_provenance(path) or {}
+            parents = provenance.get("parents") or [r["id"] for r in provenance.get("references", [])]
+            meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
+                    "provenance": provenance}
+            one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
+            report.added += one.added
+            report.duplicates += one.duplicates
+            report.failed += one.failed
+            report.seconds += one.seconds
+        return report
+
+    # -- sessions and history ---------------------------------------------------------------
+    @property
+    def sessions(self) -> SessionStore:
+        """The sessions, versions and attempts database (``sessions.db`` in BANANA_DATA_DIR), opened on first use."""
+        if self._sessions is None:
+            with self._store_lock:
+                if self._sessions is None:
+                    self._sessions = SessionStore(self.settings.data_dir)
+        return self._sessions
+
+    def models(self) -> list[ModelInfo]:
+        """The image models to offer (the API's list, else the catalogue), each with its caps and prices."""
+        return self.model_list.all()
+
+    def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
+               image_size: str = "", n: int = 1, model: str = "", user: str = "", notify: Notify | None = None) -> Generation:
+        """A follow-up instruction about a version (the newest by default); the model gets the turns that led to it."""
+        return refine(self.sessions, self.generator, self.settings, self.model_list, session_id, instruction,
+                      from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n, model=model,
+                      user=user, notify=notify)
+
+    def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
+        """"Edit this": a session whose first version is a library image, ready for a refinement."""
+        (asset,) = self.store.get([base_asset_id]) or [None]
+        if asset is None:
+            raise BananaError(f"No asset with id {base_asset_id} is in the library.")
+        return start_from(self.sessions, asset, user)
+
+    def open_session(self, session_id: str) -> tuple[Session, list[Version]]:
+        """A session and its versions (oldest first), to show or continue after a restart."""
+        session = self.sessions.session(session_id)
+        return session, self.sessions.versions(session.id)
+
+    def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[Session]:
+        return self.sessions.sessions(limit, user)
+
+    def history(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
+        """Every request that could cost money, newest first, with its outcome and reason."""
+        return self.sessions.attempts(limit, user=user, day=day)
+
+    def spend(self, days: int = 30) -> dict[str, Any]:
+        """Totals per day and user, today's spend and the daily cap (None: no cap)."""
+        return {"totals": self.sessions.totals(days), "today": self.sessions.spent(),
+                "budget": self.settings.gemini_daily_budget_usd}
+
+    def save_versions(self, version_ids: Sequence[str], *, progress: Progress | None = None) -> IngestReport:
+        """Add versions to the library (originals already are), with their parents and references as ``parents``."""
+        versions = [self.sessions.version(v) for v in version_ids]
+        return self.save_generated([v.path for v in versions if v.turn_id is not None], progress=progress)
+
+    def version_preview(self, version: Version) -> Path | None:
+        """A small cached preview of a version for the strip and History."""
+        return self.preview(version_asset(version))
+

@@ -1,0 +1,83 @@
+"""History tab: every request that could cost money (made, blocked, failed, text-only, refused by the
+budget) with a thumbnail of what it made, and the spend per day and per user."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import gradio as gr
+import pandas as pd
+
+from rag.sessions import Attempt
+from rag.studio import Studio
+
+from .common import user_errors
+
+COLUMNS = ["made", "when", "user", "outcome", "model", "size", "prompt", "refs", "images", "cost_usd", "reason"]
+TOTAL_COLUMNS = ["day", "user", "requests", "images", "cost_usd"]
+LIMIT = 200
+
+
+def _thumbnail(studio: Studio, attempt: Attempt) -> str:
+    """Markdown showing the first image a request made (its cached preview, a file the app serves)."""
+    for version_id in attempt.version_ids[:1]:
+        try:
+            preview = studio.version_preview(studio.sessions.version(version_id))
+        except Exception:  # noqa: BLE001 - a missing picture costs its thumbnail, not the page
+            preview = None
+        if preview is not None:
+            return f"![{attempt.outcome}](/gradio_api/file={quote(str(preview))})"
+    return ""
+
+
+def _rows(studio: Studio, attempts: list[Attempt]) -> pd.DataFrame:
+    rows = [
+        [_thumbnail(studio, a), time.strftime("%Y-%m-%d %H:%M", time.localtime(a.created)), a.user or "-", a.outcome,
+         a.model, a.image_size or "-", a.prompt, len(a.references), f"{a.images}/{a.requested}", round(a.cost_usd, 4),
+         a.reason if a.outcome != "ok" else ""]
+        for a in attempts
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _budget_md(spend: dict[str, Any]) -> str:
+    cap = spend["budget"]
+    limit = f" of **${cap:.2f}** (GEMINI_DAILY_BUDGET_USD)" if cap is not None else " (no daily cap: set GEMINI_DAILY_BUDGET_USD)"
+    return f"Spent today: **${spend['today']:.3f}**{limit}. Costs are estimates at list price."
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    """The tab; returns ``load`` for the app to run when the tab opens."""
+    budget = gr.Markdown(elem_id="history-budget")
+    with gr.Row():
+        mine = gr.Checkbox(label="Only my requests", value=False, visible=bool(studio.settings.auth))
+        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+    totals = gr.Dataframe(label="Spend per day and user (last 30 days)", interactive=False, headers=TOTAL_COLUMNS)
+    table = gr.Dataframe(label=f"Requests, newest first (last {LIMIT})", interactive=False, wrap=True, max_height=520,
+                         headers=COLUMNS, datatype=["markdown"] + ["str"] * (len(COLUMNS) - 1), elem_id="history-table",
+                         column_widths=["96px", "140px", "80px", "90px", "190px", "60px", "240px", "56px", "70px", "80px",
+                                        "220px"])
+
+    @user_errors
+    def load(only_mine: bool, request: gr.Request) -> tuple[Any, ...]:
+        user = getattr(request, "username", None) if only_mine else None
+        spend = studio.spend()
+        totals = pd.DataFrame(spend["totals"], columns=TOTAL_COLUMNS).replace({"user": {"": "-"}})
+        return (_budget_md(spend), totals,
+                _rows(studio, studio.history(LIMIT, user=user)))
+
+    outputs = [budget, totals, table]
+    refresh.click(load, [mine], outputs, api_name=False, queue=False)
+    mine.change(load, [mine], outputs, api_name=False, queue=False)
+
+    @user_errors
+    def history(limit: int = LIMIT, user: str = "", day: str = "") -> dict[str, Any]:
+        """Requests newest first (when, user, model, image_size, prompt, references, images, cost_usd, outcome,
+        reason), and spend per day and user with today's total and the daily cap."""
+        attempts = studio.history(limit, user=user or None, day=day or None)
+        return {"attempts": [vars(a) for a in attempts], **studio.spend()}
+
+    gr.api(history, api_name="history")
+    return {"load": (load, [mine], outputs)}
