@@ -257,7 +257,7 @@ def main() -> None:
         (tmp / "naive").mkdir()
         child = Child(settings, "" if args.model_only else str(tmp / "naive" / "milvus.db"), threads)
         print(f"model: {emb.precision} on {emb.device} (fp32 child: {child.precision}); batch {emb.batch_size}, "
-              f"decode workers {settings.workers}, torch threads {torch.get_num_threads()} (ceilings {threads}); "
+              f"decode workers {emb.workers}, torch threads {torch.get_num_threads()} (ceilings {threads}); "
               f"{'model only (no Milvus)' if args.model_only else 'Milvus Lite'}; setup {time.perf_counter() - t_setup:.0f} s\n",
               flush=True)
         per_round, reports = run_rounds(args, emb, studio, child, slices, rss, threads)
@@ -303,7 +303,7 @@ def report(args, emb, settings, per_round, reports, rss: Sampler, stored: int, c
 
         util = rss.util.get("ours")
         extra = (f" device=cuda gpu=\"{torch.cuda.get_device_name(0)}\" gpu_util_ours="
-                 f"{(sum(util) / len(util)) if util else float('nan'):.0f} workers={settings.workers}")
+                 f"{(sum(util) / len(util)) if util else float('nan'):.0f} workers={emb.workers}")
     print(f"RESULT ingest_img_s={agg['ours']:.2f} ceiling_img_s={agg['ceiling']:.2f} "
           f"fp32_ceiling_img_s={agg['fp32 ceiling']:.2f} naive_img_s={agg['naive']:.2f} "
           f"vs_ceiling={median(ratio['vs_ceiling']):.2f} vs_fp32_ceiling={median(ratio['vs_fp32_ceiling']):.2f} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -46,6 +47,9 @@ class Embedder(Protocol):
 
     def batch_for(self, requested: int) -> int:
         """The batch to use when a caller's settings ask for ``requested`` (a device may need more)."""
+
+    def workers_for(self, requested: int) -> int:
+        """The decode threads to use when a caller's settings ask for ``requested`` (a GPU wants more)."""
 
     @property
     def precision(self) -> str:
@@ -137,6 +141,15 @@ class ClipEmbedder:
 
     def batch_for(self, requested: int) -> int:
         return max(requested, CUDA_MIN_BATCH) if self.device.startswith("cuda") else requested
+
+    @property
+    def workers(self) -> int:
+        """EMBED_WORKERS, raised to one decode thread per core on a GPU."""
+        return self.workers_for(self.settings.workers)
+
+    def workers_for(self, requested: int) -> int:
+        # On a GPU the CPU only decodes, and the GPU embeds faster than 4 threads decode (~4-6 ms a picture).
+        return max(requested, os.cpu_count() or 1) if self.device.startswith("cuda") else requested
 
     @property
     def precision(self) -> str:
@@ -257,7 +270,7 @@ class ClipEmbedder:
                 label = Path(item).name if isinstance(item, (str, Path)) else "the image"
                 raise ImageError(f"{label}: {exc}") from None
 
-        prepared = prefetch_map(load, images, workers=s.workers, window=self.batch_size * 2)
+        prepared = prefetch_map(load, images, workers=self.workers, window=self.batch_size * 2)
         out = [self.encode_prepared(batch) for batch in chunked(prepared, self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 

@@ -139,7 +139,8 @@ class Ingestor:
     def _decoded(self, items: Iterable[_Item], *, keep_bytes: bool) -> Iterator[_Item]:
         s = self.settings
         window = self.embedder.batch_for(s.batch_size) * 2
-        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=s.workers, window=window)
+        workers = self.embedder.workers_for(s.workers)
+        return prefetch_map(lambda it: self._decode(it, keep_bytes), items, workers=workers, window=window)
 
     def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
         if item.error or item.duplicate:
