@@ -1,4 +1,4 @@
-"""Banana Studio web app: ``python app.py [--host H] [--port P] [--share] [--auth user:password]``.
+"""Banana Studio web app: ``python app.py [--host H] [--port P] [--share] [--auth user:password | --users FILE]``.
 
 Only wiring lives here and in ``ui/``; everything the buttons do is in ``rag``.
 """
@@ -17,11 +17,13 @@ from rag.backup import BackupSchedule
 from rag.config import Settings
 from rag.errors import BananaError
 from rag.studio import Studio
+from rag.users import Accounts
 from ui import asset as asset_ui
 from ui import generate as generate_tab
 from ui import history as history_tab
 from ui import library as library_tab
 from ui import search as search_tab
+from ui.auth import sign_in_options
 from ui.common import chain
 
 ZIP_FACTOR = 10  # a .zip may be this many times the per-image limit
@@ -111,20 +113,12 @@ def _wire_asset_page(studio: Studio, demo: gr.Blocks, page: Any, tabs: gr.Tabs, 
         save.click(*recent.show, api_name=False, concurrency_id="ingest", concurrency_limit=1)  # list what was saved
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise SystemExit("--auth / BANANA_AUTH must look like user:password")
-    return user, password
-
-
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """What ``launch()`` needs besides host, port and auth: the folders it may serve and the upload limit.
+    """What ``launch()`` needs besides host and port: the folders it may serve, the upload limit, sign-in.
 
     The app and the tests both launch with these, so the security tests test the real settings.
     """
+    sign_in = sign_in_options(Accounts.from_settings(settings))  # a bad users file stops here, before any change
     for folder in settings.served_dirs:
         folder.mkdir(parents=True, exist_ok=True)
     return {
@@ -133,6 +127,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "css": CSS,
         "head": library_tab.size_guard(settings.max_upload_mb) + asset_ui.ESCAPE_CLOSES,
         "footer_links": ["api"],
+        **sign_in,
     }
 
 
@@ -148,14 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="a public gradio.live link (needs --auth)")
     parser.add_argument("--share-public", action="store_true", help="allow --share without auth (anyone with the link gets in)")
     parser.add_argument("--auth", default=settings.auth, help="user:password (or set BANANA_AUTH)")
+    parser.add_argument("--users", default=settings.users_file, metavar="FILE",
+                        help="one user:password per line; each user's sessions and history are theirs (BANANA_USERS_FILE)")
     args = parser.parse_args(argv)
+    settings = settings.with_(auth=args.auth or "", users_file=args.users or "")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("rag", "banana"):
         logging.getLogger(name).setLevel(logging.INFO)
-    auth = parse_auth(args.auth)
-    if args.share and not auth and not args.share_public:
+    try:
+        options = launch_options(settings)
+    except BananaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.share and "auth" not in options and not args.share_public:
         print("Refusing --share without --auth: anyone with the link could read and change your library. "
-              "Add --auth user:password, or --share-public if you really mean it.", file=sys.stderr)
+              "Add --auth user:password or --users FILE, or --share-public if you really mean it.", file=sys.stderr)
         return 2
     try:
         studio = Studio(settings)
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=studio.library_page, name="library-index", daemon=True).start()  # the grid's first page
     BackupSchedule(settings, studio.export).start()
     demo = build_app(studio)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, **launch_options(settings))
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **options)
     return 0
 
 

@@ -5,8 +5,9 @@
 
 The app runs in this process on 127.0.0.1 (as in the tests), over a temporary library holding the
 sample images; Gemini is the loopback fake server, answering images, 429s (retried) and outages.
-Each user has its own gradio_client session and picks actions at random: searches, uploads,
-generations, deletes of its own uploads, library pages and stats. The table gives requests,
+Each user signs in with an account of its own (``--users FILE``) and picks actions at random:
+searches, asset pages, tags, uploads, generations and refinements in its sessions, its session
+list (checked to hold only its own sessions), deletes of its own uploads, library pages and stats. The table gives requests,
 errors and p50/p95 per action; errors that are the app's fault are counted apart from refusals
 the app is right to give (an outage the model had, a rate limit that outlasted the retries).
 RSS is this process's, so it includes Milvus Lite and the model. Targets: no error that is the
@@ -28,7 +29,9 @@ from common import ROOT, choose_model, percentile, preamble, quiet_logs, rss_mb,
 
 EXPECTED = ("Gemini had a server error", "rate limit", "busy", "Queue is full", "already running")
 QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer", "fruit", "a tree"]
-WEIGHTS = {"search": 50, "library": 10, "stats": 8, "upload": 10, "generate": 15, "delete": 7}
+WEIGHTS = {"search": 36, "asset": 10, "tag": 4, "library": 8, "stats": 5, "upload": 8, "generate": 10, "refine": 6,
+           "sessions": 6, "delete": 7}
+PASSWORD = "soak-pw"
 
 
 def png(seed: int) -> bytes:
@@ -47,18 +50,22 @@ class User(threading.Thread):
         super().__init__(name=f"user-{n}", daemon=True)
         self.n, self.url, self.deadline, self.work, self.results, self.lock = n, url, deadline, work, results, lock
         self.rng = random.Random(n)
-        self.mine: list[str] = []
+        self.name = f"soak{n}"
+        self.mine: list[str] = []  # uploads it may delete
+        self.seen: list[str] = []  # asset ids from its searches, for asset pages and tags
+        self.session = ""
 
     def run(self) -> None:
         from gradio_client import Client, handle_file
 
-        client = Client(self.url, verbose=False)
+        client = Client(self.url, auth=(self.name, PASSWORD), verbose=False)
         actions, weights = zip(*WEIGHTS.items())
+        needs = {"delete": "mine", "asset": "seen", "tag": "seen", "refine": "session"}
         i = 0
         while time.monotonic() < self.deadline:
             action = self.rng.choices(actions, weights)[0]
-            if action == "delete" and not self.mine:
-                continue  # nothing of its own to delete yet
+            if action in needs and not getattr(self, needs[action]):
+                continue  # nothing of its own to act on yet
             i += 1
             start = time.perf_counter()
             try:
@@ -71,7 +78,12 @@ class User(threading.Thread):
 
     def act(self, client, handle_file, action: str, i: int) -> None:  # noqa: ANN001 - gradio_client types
         if action == "search":
-            client.predict(self.rng.choice(QUERIES), 12, [], [], api_name="/search")
+            hits = client.predict(text=self.rng.choice(QUERIES), k=12, api_name="/search")
+            self.seen = [h["id"] for h in hits] or self.seen
+        elif action == "asset":
+            client.predict(self.rng.choice(self.seen), api_name="/asset")
+        elif action == "tag":
+            client.predict(self.rng.choice(self.seen), [f"soak-{self.n}"], True, api_name="/tag")
         elif action == "library":
             client.predict([], [], api_name="/library")
         elif action == "stats":
@@ -82,7 +94,16 @@ class User(threading.Thread):
             client.predict([handle_file(str(path))], f"soak-{self.n}", [], [], api_name="/ingest")
             self.mine = [r["id"] for r in client.predict([f"soak-{self.n}"], [], api_name="/library")]
         elif action == "generate":
-            client.predict("a banana on a marble counter", [], "1:1", 1, api_name="/generate")
+            refs = self.rng.sample(self.seen, min(len(self.seen), 2))
+            self.session = client.predict("a banana on a marble counter", refs, "1:1", 1, api_name="/generate")["session_id"]
+        elif action == "refine":
+            client.predict(self.session, "make it brighter", api_name="/refine")
+        elif action == "sessions":
+            owners = {s["user"] for s in client.predict(20, api_name="/sessions")}
+            if owners - {self.name}:
+                raise RuntimeError(f"sessions of other users listed: {sorted(owners - {self.name})}")
+            if self.session:
+                client.predict(self.session, api_name="/session")
         elif action == "delete":
             client.predict([self.mine.pop()], api_name="/delete")
 
@@ -114,9 +135,12 @@ def main() -> None:
 
     fake = fake_gemini_mix()
     with tempfile.TemporaryDirectory(prefix="banana-soak-") as tmp:
+        accounts = Path(tmp) / "users.txt"
+        accounts.write_text("".join(f"soak{n}:{PASSWORD}\n" for n in range(args.users)))
         settings = Settings.from_env().with_(
             data_dir=Path(tmp), milvus_uri=str(Path(tmp) / "milvus.db"), library_dir=Path(tmp) / "library",
             outputs_dir=Path(tmp) / "outputs", gemini_api_key="soak-key", gemini_base_url=fake.base_url, gemini_retries=2,
+            users_file=str(accounts),
         )
         studio = Studio(settings)
         studio.ingest_folder(ROOT / "assets" / "sample")

@@ -132,6 +132,7 @@ class Settings:
     host: str = _env("BANANA_HOST", default="127.0.0.1")
     port: int = _env("BANANA_PORT", default=7860, parse=_int)
     auth: str = _env("BANANA_AUTH", default="", secret=True)
+    users_file: str = _env("BANANA_USERS_FILE", default="")  # one user:password per line; each user's work is theirs
 
     def __post_init__(self) -> None:
         derived = {

@@ -53,11 +53,11 @@ def refine(store: SessionStore, generator: ImageGenerator, settings: Settings, m
     It continues with the model that made the version (thought signatures belong to it); settings left
     blank are the version's. ``model`` only chooses the model for an original (an "Edit this" session).
     """
-    session = store.session(session_ref)
+    session = store.session(session_ref, user)
     versions = store.versions(session.id)
     if not versions:
         raise BananaError(f"Session {session.id} has no versions yet; generate an image first.")
-    parent = store.version(from_version, session.id) if from_version.strip() else versions[-1]
+    parent = store.version(from_version, session.id, user) if from_version.strip() else versions[-1]
     info = models.get(parent.model or model)
     ask = Ask(instruction.strip(), [], info, aspect_ratio or parent.aspect_ratio, info.size(image_size or parent.image_size),
               n, user)
@@ -179,5 +179,6 @@ def _save(settings: Settings, session: Session, parent: Version | None, result: 
     extra = {"session_id": session.id, "version": f"v{seq}", "parent_version_id": parent.id if parent else "",
              "parents": parents}
     one = replace(result, images=reply.images, text=reply.text)
-    stem = f"{readable_stem(session.title)}-v{seq}-{session.id[:6]}"  # the session's subject, then the version
+    # The whole session id: a file name in the served outputs folder must not be guessable by another user.
+    stem = f"{readable_stem(session.title)}-v{seq}-{session.id}"
     return save_result(one, settings.outputs_dir, max_pixels=settings.max_image_pixels, stem=stem, extra=extra)

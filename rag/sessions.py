@@ -189,9 +189,13 @@ class SessionStore:
                        (session.id, now, now, user, session.title, base_asset_id))
         return session
 
-    def session(self, ref: str) -> Session:
-        """A session by id or unique id prefix (what the CLI prints)."""
-        rows = self._read(f"{_SESSION_SQL} WHERE s.id LIKE ? || '%' GROUP BY s.id LIMIT 2", (ref.strip() or "?",))
+    def session(self, ref: str, owner: str = "") -> Session:
+        """A session by id or unique id prefix (what the CLI prints); with ``owner``, only that user's.
+
+        Another user's session reads exactly like one that does not exist, so ids cannot be probed.
+        """
+        mine, args = ("AND s.user = ?", [owner]) if owner else ("", [])
+        rows = self._read(f"{_SESSION_SQL} WHERE s.id LIKE ? || '%' {mine} GROUP BY s.id LIMIT 2", [ref.strip() or "?", *args])
         if len(rows) != 1:
             why = "matches several sessions; give more of it" if rows else "is not a session here"
             raise BananaError(f"{ref!r} {why}. `python -m rag sessions` lists them.")
@@ -206,17 +210,27 @@ class SessionStore:
     def versions(self, session_id: str) -> list[Version]:
         return [_version(r) for r in self._read(f"{_VERSION_SQL} WHERE v.session_id = ? ORDER BY v.seq", (session_id,))]
 
-    def version(self, ref: str, session_id: str | None = None) -> Version:
-        """A version by id or unique prefix; within ``session_id`` also by label (``v3``, ``3``, ``original``)."""
+    def version(self, ref: str, session_id: str | None = None, owner: str = "") -> Version:
+        """A version by id or unique prefix; within ``session_id`` also by label (``v3``, ``3``, ``original``).
+
+        With ``owner``, only versions of that user's sessions, as :meth:`session`.
+        """
         ref = ref.strip()
         if session_id is not None:
-            for v in self.versions(session_id):
+            for v in self.versions(self.session(session_id, owner).id):
                 if ref in (v.id, v.label, str(v.seq)):
                     return v
-        rows = self._read(f"{_VERSION_SQL} WHERE v.id LIKE ? || '%' LIMIT 2", (ref or "?",))
+        mine, args = _owned_versions(owner)
+        rows = self._read(f"{_VERSION_SQL} WHERE v.id LIKE ? || '%' {mine} LIMIT 2", [ref or "?", *args])
         if len(rows) != 1 or (session_id is not None and rows[0]["session_id"] != session_id):
             raise BananaError(f"{ref!r} is not a version of {'this session' if session_id else 'any session'}.")
         return _version(rows[0])
+
+    def versions_at(self, paths: Sequence[str], owner: str = "") -> list[Version]:
+        """The versions whose image files are ``paths`` (what /generate returned); with ``owner``, that user's only."""
+        mine, args = _owned_versions(owner)
+        marks = ", ".join("?" * len(paths))
+        return [_version(r) for r in self._read(f"{_VERSION_SQL} WHERE v.path IN ({marks}) {mine}", [*paths, *args])]
 
     def add_original(self, session_id: str, *, path: str, image_id: str) -> Version:
         """The library image an "Edit this" session starts from: version 0, with no turn behind it."""
@@ -299,12 +313,18 @@ class SessionStore:
         rows = self._read(f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?", [*(a for _, a in clauses), limit])
         return [_attempt(r) for r in rows]
 
-    def totals(self, days: int = 30) -> list[dict[str, Any]]:
-        """Spend per day and user, newest day first: requests, images, USD."""
+    def totals(self, days: int = 30, user: str | None = None) -> list[dict[str, Any]]:
+        """Spend per day and user, newest day first: requests, images, USD; optionally one user's."""
+        mine, args = (" AND user = ?", [user]) if user is not None else ("", [])
         rows = self._read("SELECT day, user, COUNT(*) AS requests, SUM(images) AS images, ROUND(SUM(cost_usd), 4) AS cost_usd"
-                          " FROM attempts WHERE day >= ? GROUP BY day, user ORDER BY day DESC, user",
-                          (day_of(self._now() - days * 86400),))
+                          f" FROM attempts WHERE day >= ?{mine} GROUP BY day, user ORDER BY day DESC, user",
+                          [day_of(self._now() - days * 86400), *args])
         return [dict(r) for r in rows]
+
+
+def _owned_versions(owner: str) -> tuple[str, list[str]]:
+    """The SQL that keeps a version query to ``owner``'s sessions ("" = everyone's)."""
+    return ("AND v.session_id IN (SELECT id FROM sessions WHERE user = ?)", [owner]) if owner else ("", [])
 
 
 def _version(row: sqlite3.Row) -> Version:

@@ -2,6 +2,9 @@
 
 A mixin so that Studio stays the one object the UI and CLI call while each module reads in one
 sitting; the work itself is in :mod:`rag.refine` and :mod:`rag.sessions`.
+
+``user`` is the signed-in user. With sign-in, every session, version and request is its user's: a
+method given another user's id answers as if it did not exist. "" (no sign-in, the CLI) sees all.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class SessionsMixin:
         session. Images land in the outputs folder, never the library."""
         refs = self.references(reference_ids, reference_files)
         generator, info = self.generator, self.model_list.get(model)
-        session = self.sessions.session(session_id) if session_id else None
+        session = self.sessions.session(session_id, user) if session_id else None
         ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user)
         return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
 
@@ -125,10 +128,22 @@ class SessionsMixin:
             raise BananaError(f"No asset with id {base_asset_id} is in the library.")
         return start_from(self.sessions, asset, user)
 
-    def open_session(self, session_id: str) -> tuple[Session, list[Version]]:
+    def open_session(self, session_id: str, *, user: str = "") -> tuple[Session, list[Version]]:
         """A session and its versions (oldest first), to show or continue after a restart."""
-        session = self.sessions.session(session_id)
+        session = self.sessions.session(session_id, user)
         return session, self.sessions.versions(session.id)
+
+    def version(self, version_id: str, *, user: str = "") -> Version:
+        return self.sessions.version(version_id, owner=user)
+
+    def versions_at(self, paths: Sequence[str | Path], *, user: str = "") -> list[Version]:
+        """The versions behind generated files (what /generate returned); refuses files that are not ``user``'s."""
+        wanted = list(dict.fromkeys(str(p) for p in paths))
+        found = self.sessions.versions_at(wanted, user)
+        if len({v.path for v in found}) < len(wanted):
+            raise BananaError(f"{len(wanted) - len({v.path for v in found})} of these files are not images generated"
+                              " in your sessions; save them from Generate, or add them on the Library tab.")
+        return found
 
     def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[Session]:
         return self.sessions.sessions(limit, user)
@@ -137,14 +152,15 @@ class SessionsMixin:
         """Every request that could cost money, newest first, with its outcome and reason."""
         return self.sessions.attempts(limit, user=user, day=day)
 
-    def spend(self, days: int = 30) -> dict[str, Any]:
-        """Totals per day and user, today's spend and the daily cap (None: no cap)."""
-        return {"totals": self.sessions.totals(days), "today": self.sessions.spent(),
+    def spend(self, days: int = 30, *, user: str | None = None) -> dict[str, Any]:
+        """Totals per day and user (or one user's), today's spend by everyone and the daily cap (None: no cap):
+        the cap is the team's."""
+        return {"totals": self.sessions.totals(days, user), "today": self.sessions.spent(),
                 "budget": self.settings.gemini_daily_budget_usd}
 
-    def save_versions(self, version_ids: Sequence[str], *, progress: Progress | None = None) -> IngestReport:
+    def save_versions(self, version_ids: Sequence[str], *, user: str = "", progress: Progress | None = None) -> IngestReport:
         """Add versions to the library (originals already are), with their parents and references as ``parents``."""
-        versions = [self.sessions.version(v) for v in version_ids]
+        versions = [self.sessions.version(v, owner=user) for v in version_ids]
         return self.save_generated([v.path for v in versions if v.turn_id is not None], progress=progress)
 
     def version_preview(self, version: Version) -> Path | None:

@@ -102,6 +102,8 @@ def api_record(record: dict[str, Any]) -> dict[str, Any]:
     meta = out.get("meta")
     if isinstance(meta, dict) and "tags" not in out:
         out["tags"] = list(meta.get("tags") or [])
+    if isinstance(out.get("references"), list):  # a version's or a request's references are records too
+        out["references"] = [api_record(r) if isinstance(r, dict) else r for r in out["references"]]
     return out
 
 

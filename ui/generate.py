@@ -18,7 +18,7 @@ from rag.errors import BananaError
 from rag.models import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
-from .common import OnePerUser, gallery_items, progress_callback, user_errors
+from .common import OnePerUser, api_record, gallery_items, progress_callback, user_errors
 from .session_view import (
     REFINE_HINT,
     cost_md,
@@ -147,10 +147,11 @@ def edit_asset_handler(studio: Studio, enabled: bool = True) -> Callable[..., tu
 
     @user_errors
     def edit(asset_id: str, request: gr.Request) -> tuple[Any, ...]:
-        session = studio.start_session(base_asset_id=asset_id, user=user_of(request))
-        original = studio.open_session(session.id)[1][0]
+        user = user_of(request)
+        session = studio.start_session(base_asset_id=asset_id, user=user)
+        original = studio.open_session(session.id, user=user)[1][0]
         return show(studio, session.id, original.id, f"Editing **{session.title[5:]}**: describe a change in Refine.",
-                    enabled=enabled)
+                    enabled=enabled, user=user)
 
     return edit
 
@@ -175,31 +176,36 @@ def _listen_runs(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None
 
     def generate(text: str, ids: list[str], files: list[str] | None, model: str, ratio: str, size: str, count: float,
                  session_id: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+        user = user_of(request)
+
         def work(notify: Callable[[str], None]) -> tuple[Any, ...]:
             with in_flight.hold(request):
                 run = studio.generate(text or "", reference_ids=ids or [], reference_files=files or [], aspect_ratio=ratio,
                                       n=int(count), model=model, image_size=size or "", session_id=session_id,
-                                      user=user_of(request), notify=notify)
+                                      user=user, notify=notify)
             return (*show(studio, run.session_id or session_id, run.versions[-1].id if run.versions else "", _said(run),
-                          enabled=c.enabled), ready())
+                          enabled=c.enabled, user=user), ready())
 
         yield from streamed(work, lambda exc: (*show(studio, session_id, "", f"**Nothing was generated.** {exc}",
-                                                     enabled=c.enabled), ready()), f"Asking {model}…", len(shown))
+                                                     enabled=c.enabled, user=user), ready()), f"Asking {model}…", len(shown))
 
     def refine(text: str, session_id: str, current: str, model: str, ratio: str, size: str,
                request: gr.Request) -> Iterator[tuple[Any, ...]]:
+        user = user_of(request)
+
         def work(notify: Callable[[str], None]) -> tuple[Any, ...]:
-            parent = studio.sessions.version(current) if current else None
+            parent = studio.version(current, user=user) if current else None
             same = parent is not None and parent.model == model  # the pickers apply when they show the version's model
             with in_flight.hold(request):
                 run = studio.refine(session_id, text or "", from_version=current, aspect_ratio=ratio if same else "",
-                                    image_size=size if same else "", model=model, user=user_of(request), notify=notify)
+                                    image_size=size if same else "", model=model, user=user, notify=notify)
             newest = run.versions[-1].id if run.versions else current
-            return (*show(studio, session_id, newest, _said(run), enabled=c.enabled, clear_refine=bool(run.versions)),
-                    ready())
+            return (*show(studio, session_id, newest, _said(run), enabled=c.enabled, clear_refine=bool(run.versions),
+                          user=user), ready())
 
         yield from streamed(work, lambda exc: (*show(studio, session_id, current, f"**Nothing was generated.** {exc}",
-                                                     enabled=c.enabled), ready()), "Asking Gemini to refine it…", len(shown))
+                                                     enabled=c.enabled, user=user), ready()),
+                            "Asking Gemini to refine it…", len(shown))
 
     refresh = (c.refresh_recent, [c.model, c.size, c.n], [c.recent, c.cost])  # new session listed, spend updated
     cleared = [c.go, c.refine_btn, c.view, c.reply, c.save, c.saved_md]
@@ -218,14 +224,16 @@ def _listen_session(studio: Studio, selected: gr.State, c: SimpleNamespace) -> N
     """Everything that costs nothing: pick a version, reopen or leave a session, change the model, save."""
     shown = shown_outputs(c)
 
-    def pick(ids: list[str], session_id: str, evt: gr.SelectData) -> tuple[Any, ...]:
-        return show(studio, session_id, ids[evt.index] if evt.index < len(ids) else "", "", enabled=c.enabled)
+    def pick(ids: list[str], session_id: str, evt: gr.SelectData, request: gr.Request) -> tuple[Any, ...]:
+        return show(studio, session_id, ids[evt.index] if evt.index < len(ids) else "", "", enabled=c.enabled,
+                    user=user_of(request))
 
-    def reopen(session_id: str | None) -> tuple[Any, ...]:
+    def reopen(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         if not session_id:
             raise BananaError("Choose a session to open.")
-        versions = studio.open_session(session_id)[1]
-        return show(studio, session_id, versions[-1].id if versions else "", "", enabled=c.enabled)
+        user = user_of(request)
+        versions = studio.open_session(session_id, user=user)[1]
+        return show(studio, session_id, versions[-1].id if versions else "", "", enabled=c.enabled, user=user)
 
     def on_model(model: str, ids: list[str], size: str, count: float) -> tuple[Any, ...]:
         info = studio.model_list.get(model)
@@ -237,20 +245,21 @@ def _listen_session(studio: Studio, selected: gr.State, c: SimpleNamespace) -> N
         return c.show_refs([i for k, i in enumerate(ids) if k != evt.index], model)
 
     @user_errors
-    def save(ids: list[str], progress: gr.Progress = gr.Progress()) -> str:
-        return saved_md(studio, ids, studio.save_versions(ids, progress=progress_callback(progress)))
+    def save(ids: list[str], request: gr.Request, progress: gr.Progress = gr.Progress()) -> str:
+        user = user_of(request)
+        return saved_md(studio, ids, studio.save_versions(ids, user=user, progress=progress_callback(progress)), user)
 
     saving = {"api_name": False, "concurrency_id": "ingest", "concurrency_limit": 1}
     c.strip.select(user_errors(pick), [c.versions, c.session], shown, api_name=False, queue=False)
     c.open.click(user_errors(reopen), [c.recent], shown, api_name=False, queue=False)
-    c.new.click(lambda: show(studio, "", "", "", enabled=c.enabled), None, shown, api_name=False, queue=False)
+    c.new.click(lambda: show(studio, "", "", "", enabled=c.enabled, user=""), None, shown, api_name=False, queue=False)
     c.model.change(on_model, [c.model, selected, c.size, c.n], [c.aspect, c.size, c.refs_md, c.cost], api_name=False,
                    queue=False)
     for control in (c.n, c.size):
         control.change(lambda m, s, n: cost_md(studio, m, s, n), [c.model, c.size, c.n], c.cost, api_name=False, queue=False)
     c.refs.select(remove_ref, [selected, c.model], [selected, c.refs, c.refs_md], api_name=False, queue=False)
-    def save_shown(current: str, progress: gr.Progress = gr.Progress()) -> str:
-        return save([current], progress)
+    def save_shown(current: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> str:
+        return save([current], request, progress)
 
     c.save.click(save_shown, [c.current], c.saved_md, **saving)
     c.save_all.click(save, [c.versions], c.saved_md, **saving)
@@ -268,44 +277,45 @@ def _api(studio: Studio) -> None:
     """Endpoints for gradio_client: the same operations as the tab and the CLI."""
 
     @user_errors
-    def generate(prompt: str, reference_ids: list[str], aspect_ratio: str = "1:1", n: int = 1, model: str = "",
-                 image_size: str = "", session_id: str = "") -> dict[str, Any]:
+    def generate(prompt: str, reference_ids: list[str], request: gr.Request, aspect_ratio: str = "1:1", n: int = 1,
+                 model: str = "", image_size: str = "", session_id: str = "") -> dict[str, Any]:
         """Generate from library references (a new session, or new versions in ``session_id``): output paths,
         the model's text, the session and version ids."""
         return _run_record(studio.generate(prompt, reference_ids=reference_ids, aspect_ratio=aspect_ratio, n=n,
-                                           model=model, image_size=image_size, session_id=session_id))
+                                           model=model, image_size=image_size, session_id=session_id,
+                                           user=user_of(request)))
 
     @user_errors
-    def refine(session_id: str, instruction: str, from_version: str = "", n: int = 1) -> dict[str, Any]:
+    def refine(session_id: str, instruction: str, request: gr.Request, from_version: str = "", n: int = 1) -> dict[str, Any]:
         """A follow-up instruction about a version (the newest when ``from_version`` is blank)."""
-        return _run_record(studio.refine(session_id, instruction, from_version=from_version, n=n))
+        return _run_record(studio.refine(session_id, instruction, from_version=from_version, n=n, user=user_of(request)))
 
     @user_errors
-    def sessions(limit: int = 20) -> list[dict[str, Any]]:
-        """Recent sessions, newest first."""
-        return [vars(s) for s in studio.recent_sessions(limit)]
+    def sessions(request: gr.Request, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent sessions, newest first (with sign-in, your own)."""
+        return [vars(s) for s in studio.recent_sessions(limit, user=user_of(request) or None)]
 
     @user_errors
-    def session(session_id: str) -> dict[str, Any]:
+    def session(session_id: str, request: gr.Request) -> dict[str, Any]:
         """One session and its versions (ids, parents, instructions, models, output files as ``source_path``)."""
-        found, versions = studio.open_session(session_id)
-        return {**vars(found), "versions": [{**{k: v for k, v in vars(x).items() if k != "path"}, "source_path": x.path}
-                                            for x in versions]}
+        found, versions = studio.open_session(session_id, user=user_of(request))
+        return {**vars(found), "versions": [api_record(vars(x)) for x in versions]}
 
     @user_errors
-    def start_session(base_asset_id: str) -> dict[str, Any]:
+    def start_session(base_asset_id: str, request: gr.Request) -> dict[str, Any]:
         """"Edit this": a session whose first version is a library image; refine it next."""
-        return vars(studio.start_session(base_asset_id=base_asset_id))
+        return vars(studio.start_session(base_asset_id=base_asset_id, user=user_of(request)))
 
     @user_errors
-    def save_versions(version_ids: list[str]) -> list[str]:
+    def save_versions(version_ids: list[str], request: gr.Request) -> list[str]:
         """Add versions to the library; returns their asset ids."""
-        return [a.id for a in studio.save_versions(version_ids).added]
+        return [a.id for a in studio.save_versions(version_ids, user=user_of(request)).added]
 
     @user_errors
-    def save_generated(paths: list[str]) -> list[str]:
+    def save_generated(paths: list[str], request: gr.Request) -> list[str]:
         """Add generated images (paths from /generate) to the library; returns their asset ids."""
-        return [a.id for a in studio.save_generated(paths).added]
+        versions = studio.versions_at(paths, user=user_of(request))
+        return [a.id for a in studio.save_versions([v.id for v in versions], user=user_of(request)).added]
 
     @user_errors
     def models() -> list[dict[str, Any]]:

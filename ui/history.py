@@ -13,7 +13,8 @@ import pandas as pd
 from rag.sessions import Attempt
 from rag.studio import Studio
 
-from .common import user_errors
+from .common import api_record, user_errors
+from .session_view import user_of
 
 COLUMNS = ["made", "when", "user", "outcome", "model", "size", "prompt", "refs", "images", "cost_usd", "reason"]
 TOTAL_COLUMNS = ["day", "user", "requests", "images", "cost_usd"]
@@ -51,33 +52,30 @@ def _budget_md(spend: dict[str, Any]) -> str:
 def build(studio: Studio) -> dict[str, Any]:
     """The tab; returns ``load`` for the app to run when the tab opens."""
     budget = gr.Markdown(elem_id="history-budget")
-    with gr.Row():
-        mine = gr.Checkbox(label="Only my requests", value=False, visible=bool(studio.settings.auth))
-        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
-    totals = gr.Dataframe(label="Spend per day and user (last 30 days)", interactive=False, headers=TOTAL_COLUMNS)
+    refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+    totals = gr.Dataframe(label="Spend per day (last 30 days)", interactive=False, headers=TOTAL_COLUMNS)
     table = gr.Dataframe(label=f"Requests, newest first (last {LIMIT})", interactive=False, wrap=True, max_height=520,
                          headers=COLUMNS, datatype=["markdown"] + ["str"] * (len(COLUMNS) - 1), elem_id="history-table",
                          column_widths=["96px", "140px", "80px", "90px", "190px", "60px", "240px", "56px", "70px", "80px",
                                         "220px"])
 
     @user_errors
-    def load(only_mine: bool, request: gr.Request) -> tuple[Any, ...]:
-        user = getattr(request, "username", None) if only_mine else None
-        spend = studio.spend()
+    def load(request: gr.Request) -> tuple[Any, ...]:
+        user = user_of(request) or None  # with sign-in, each user sees their own requests
+        spend = studio.spend(user=user)
         totals = pd.DataFrame(spend["totals"], columns=TOTAL_COLUMNS).replace({"user": {"": "-"}})
-        return (_budget_md(spend), totals,
-                _rows(studio, studio.history(LIMIT, user=user)))
+        return (_budget_md(spend), totals, _rows(studio, studio.history(LIMIT, user=user)))
 
     outputs = [budget, totals, table]
-    refresh.click(load, [mine], outputs, api_name=False, queue=False)
-    mine.change(load, [mine], outputs, api_name=False, queue=False)
+    refresh.click(load, None, outputs, api_name=False, queue=False)
 
     @user_errors
-    def history(limit: int = LIMIT, user: str = "", day: str = "") -> dict[str, Any]:
+    def history(request: gr.Request, limit: int = LIMIT, user: str = "", day: str = "") -> dict[str, Any]:
         """Requests newest first (when, user, model, image_size, prompt, references, images, cost_usd, outcome,
-        reason), and spend per day and user with today's total and the daily cap."""
-        attempts = studio.history(limit, user=user or None, day=day or None)
-        return {"attempts": [vars(a) for a in attempts], **studio.spend()}
+        reason), and spend per day and user with today's total and the daily cap. With sign-in, your own only."""
+        user = user_of(request) or user or None
+        attempts = studio.history(limit, user=user, day=day or None)
+        return {"attempts": [api_record(vars(a)) for a in attempts], **studio.spend(user=user)}
 
     gr.api(history, api_name="history")
-    return {"load": (load, [mine], outputs)}
+    return {"load": (load, None, outputs)}

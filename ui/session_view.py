@@ -28,7 +28,7 @@ REFINE_HINT = "e.g. now make the cape red (Ctrl+Enter)"
 
 
 def user_of(request: gr.Request | None) -> str:
-    """The signed-in user (``--auth``), else empty: History groups spend by it."""
+    """The signed-in user (``--auth``/``--users``), else empty: the owner of what a request makes and opens."""
     return getattr(request, "username", None) or ""
 
 
@@ -61,10 +61,10 @@ def recent_choices(studio: Studio, user: str) -> list[tuple[str, str]]:
              f"{s.n_versions} version{'s' if s.n_versions != 1 else ''}", s.id) for s in sessions]
 
 
-def show(studio: Studio, session_id: str, current_id: str, reply: str, *, enabled: bool,
+def show(studio: Studio, session_id: str, current_id: str, reply: str, *, enabled: bool, user: str,
          clear_refine: bool = False) -> tuple[Any, ...]:
     """New values for :func:`shown_outputs`: the session's strip with ``current_id`` large, ``reply`` beside it."""
-    versions = studio.open_session(session_id)[1] if session_id else []
+    versions = studio.open_session(session_id, user=user)[1] if session_id else []
     current = next((v for v in versions if v.id == current_id), None)
     pictures, ids = [], []
     for v in versions:
@@ -96,9 +96,9 @@ def shown_outputs(c: Any) -> list[Any]:
     return [c.session, c.versions, c.current, c.strip, c.view, c.reply, c.save, c.save_all, c.refine_box, c.refine_btn]
 
 
-def saved_md(studio: Studio, version_ids: list[str], report: Any) -> str:
+def saved_md(studio: Studio, version_ids: list[str], report: Any, user: str) -> str:
     """What Save did, and where each saved version comes from (its parents)."""
-    versions = [studio.sessions.version(v) for v in version_ids]
+    versions = [studio.version(v, user=user) for v in version_ids]
     labels = {v.id: v.label for v in versions}
     lines = []
     for v in versions:
