@@ -68,4 +68,5 @@ def sign_in_options(accounts: Accounts | None, throttle: LoginThrottle | None = 
         await asyncio.sleep(FAILED_DELAY_S)
         return False
 
-    return {"auth": check, "app_kwargs": {"middleware": [Middleware(_GuardLogin, throttle=throttle)]}}
+    return {"auth": check, "auth_message": "Banana Studio: sign in with the account your team gave you.",
+            "app_kwargs": {"middleware": [Middleware(_GuardLogin, throttle=throttle)]}}
