@@ -193,7 +193,7 @@ class MilvusStore:
         stored = str((info.get("properties") or {}).get(MODEL_PROPERTY) or "")
         if model_name and stored and stored != model_name:
             log.warning(
-                "collection %s was embedded with %s but the app now uses %s: run `python -m rag reindex`",
+                "collection %s was embedded with %s but the app now uses %s: re-index it (python -m rag reindex)",
                 self.collection, stored, model_name,
             )
         self._model = stored
