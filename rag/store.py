@@ -99,6 +99,7 @@ class MilvusStore:
         self._model = self._current_model = model_name
         self.strict = strict  # refuse a collection of another vector size (reindex opens it anyway)
         self.full_text = False
+        self._version = ""
         self._listeners: list[Listener] = []
         uri = settings.milvus_uri
         lite.quiet_logs()
@@ -219,11 +220,17 @@ class MilvusStore:
         props = self.client.describe_collection(name).get("properties") or {}
         return str(props.get(COMPLETE_PROPERTY) or "") == "yes"
 
+    def server_version(self) -> str:
+        """What the database says it is ("v2.3.5-lite", "milvus_lite-3.2.2"), asked once."""
+        if not self._version:
+            self._version = str(self.client.get_server_version() or "")
+        return self._version
+
     def _server_has_full_text(self) -> bool:
         """Milvus Lite and servers from 2.5 run BM25 functions; a 2.3 or 2.4 server has none."""
         if not self.is_server:
             return True
-        found = re.search(r"(\d+)\.(\d+)", str(self.client.get_server_version() or ""))
+        found = re.search(r"(\d+)\.(\d+)", self.server_version())
         return bool(found) and (int(found.group(1)), int(found.group(2))) >= FULL_TEXT_SINCE
 
     def _create_collection(self, model_name: str) -> None:
@@ -237,8 +244,7 @@ class MilvusStore:
         if self.full_text:
             return ""
         if not self._server_has_full_text():
-            version = self.client.get_server_version()
-            return (f"Word search needs Milvus 2.5 or newer; this server runs {version}, so search matches "
+            return (f"Word search needs Milvus 2.5 or newer; this server runs {self.server_version()}, so search matches "
                     "pictures (CLIP) only.")
         return REINDEX_FOR_WORDS
 

@@ -267,3 +267,26 @@ def test_query_carries_the_word_options() -> None:
     q = Query.of({"text": "x", "words": False, "min_score": "0.25"})
     assert (q.words, q.min_score) == (False, 0.25)
     assert Query().words is True and Query().min_score == 0.0
+
+
+def test_a_swap_interrupted_after_the_first_rename_is_finished_on_open(tmp_path: Path, embedder: ClipEmbedder) -> None:
+    """reindex renames the old collection aside, then the new one in: a crash between the two
+    leaves no collection under the library's name; the next open completes the swap."""
+    studio = old_library(tmp_path, embedder)
+    name = studio.settings.collection
+    store = studio.store
+    rebuilt = store.sibling(name + "__rebuild")
+    assets = studio.get([h.asset.id for h in studio.search("x", k=9, words=False)])
+    vectors = store.vectors([a.id for a in assets])
+    rebuilt.upsert(assets, np.stack([vectors[a.id] for a in assets]))
+    rebuilt.mark_complete()
+    store.client.release_collection(name)
+    store.client.rename_collection(name, name + "__old")  # the crash comes here
+    studio.close()
+    again = Studio(studio.settings, embedder=embedder)
+    try:
+        assert again.store.client.list_collections() == [name]
+        assert again.count() == 9 and again.words_notice() == ""
+        assert again.search("acme campaign", k=1)[0].asset.filename == "brand.png"
+    finally:
+        again.close()
