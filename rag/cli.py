@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|delete|export|import|reindex ...``.
+"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|delete|export|import|reindex|caption ...``.
 
 Exit codes: 0 success, 1 a user-facing error (or, for ingest, at least one file failed), 2 usage.
 ``--json`` prints one JSON document on stdout for scripts; humans get a short table.
@@ -177,6 +177,25 @@ def cmd_reindex(studio: Studio, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_caption(studio: Studio, args: argparse.Namespace) -> int:
+    chosen = studio.caption_plan(limit=args.limit)
+    if args.dry_run or not chosen.ids:
+        if args.json:
+            _print_json({"images": len(chosen.ids), "model": chosen.model, "estimate_usd": chosen.estimate_usd})
+        else:
+            print(chosen.summary())
+        return EXIT_OK
+    if not args.json:
+        print(chosen.summary())
+    bar = None if args.json or args.quiet else _progress_bar("captioning")
+    done = studio.caption(chosen, progress=(lambda d, total: bar(d, total, "")) if bar else None)
+    if args.json:
+        _print_json({"captioned": done, "model": chosen.model, "estimate_usd": chosen.estimate_usd})
+    else:
+        print(f"{done} images captioned (recorded in History).")
+    return EXIT_OK
+
+
 def cmd_backup(studio: Studio, args: argparse.Namespace) -> int:
     path = studio.backup()
     if args.json:
@@ -239,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("reindex", cmd_reindex, "rebuild the collection in place (word search; a new CLIP_MODEL re-embeds)")
     p.add_argument("--re-embed", action="store_true", help="embed every file again even if the model is the same")
     p.add_argument("--batch", type=int, default=256, help="records per batch (default 256)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("caption", cmd_caption, "describe images that have no words with CAPTION_MODEL (costs money; see --dry-run)")
+    p.add_argument("--dry-run", action="store_true", help="only say how many images and what it would cost")
+    p.add_argument("--limit", type=int, default=0, help="caption at most this many images")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     add("backup", cmd_backup, "write a dated backup of the library index into the data folder's backups/")

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from . import assets as asset_pages
+from . import captions
 from . import library as lib
 from .backup import backups, write_backup
 from .collect import collect_files
@@ -194,6 +195,14 @@ class Studio(SessionsMixin, AssetPagesMixin):
         with self._ingest_lock:
             self.close()  # Milvus Lite lets one client hold the database
             return reindex(self.settings, self.embedder, re_embed=re_embed, batch=batch, progress=progress)
+
+    def caption_plan(self, *, limit: int = 0) -> captions.CaptionPlan:
+        """Which images have no words, and what captioning them with CAPTION_MODEL should cost."""
+        return captions.plan(self.store, self.settings, limit)
+
+    def caption(self, chosen: captions.CaptionPlan, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Caption the planned images with Gemini (recorded in History); returns how many."""
+        return captions.run(chosen, self.store, self.generator, self.sessions, self.settings, progress=progress)
 
     # -- library ----------------------------------------------------------------------------
     def get(self, ids: Sequence[str]) -> list[Asset]:
