@@ -175,6 +175,10 @@ def test_tag_edits_and_moves_keep_words_current(studio: Studio, tmp_path: Path) 
     assert studio.search("zanzibar", k=3)[0].asset.id == target.id
     studio.move([report.added[2].id], "hats/fedora")
     assert studio.search("fedora", k=3)[0].asset.id == report.added[2].id
+    studio.delete([target.id])
+    assert not any(h.words for h in studio.search("zanzibar", k=8))
+    studio.restore([target.id])  # from the Trash, with its tags
+    assert studio.search("zanzibar", k=3)[0].asset.id == target.id
     studio.set_tags(target.id, [])
     assert not any(h.words for h in studio.search("zanzibar", k=8))
 
