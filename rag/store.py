@@ -383,7 +383,7 @@ class MilvusStore:
         sparse = AnnSearchRequest([text], SPARSE_FIELD, {"metric_type": "BM25"}, side, expr=filter or None)
         with self._call("search"):
             fused = self.client.hybrid_search(self.collection, [dense, sparse], ranker=RRFRanker(RRF_K), limit=limit,
-                                              output_fields=list(SCALAR_FIELDS))[0]
+                                              output_fields=[*SCALAR_FIELDS, "vector"])[0]
             ids = [str(row["id"]) for row in fused]
             if not ids:
                 return []
@@ -391,10 +391,9 @@ class MilvusStore:
             matched = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=len(ids),
                                          filter=within, search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
         words = {str(row["id"]) for row in matched}
-        vectors = self.vectors(ids)
         q = np.asarray(vector, dtype=np.float32)
-        hits = [Hit(asset=asset_from_row(row), score=float(np.dot(vectors[i], q)), words=i in words)
-                for i, row in zip(ids, fused) if i in vectors]
+        hits = [Hit(asset=asset_from_row(row), score=float(np.dot(np.asarray(row["entity"]["vector"], dtype=np.float32), q)),
+                    words=i in words) for i, row in zip(ids, fused)]
         return [h for h in hits if h.score >= min_score] if min_score > 0 else hits
 
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
