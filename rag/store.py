@@ -39,7 +39,8 @@ PRECISION_PROPERTY = "banana.embedding_precision"  # "bf16", or "bf16+fp32" for 
 COMPLETE_PROPERTY = "banana.reindex_complete"  # set on a rebuilt collection once every record is in
 REBUILD_SUFFIX, OLD_SUFFIX = "__rebuild", "__old"  # rag/reindex.py: the new collection, the old one while they swap
 FULL_TEXT_SINCE = (2, 5)  # Milvus server version with BM25 functions
-REINDEX_FOR_WORDS = "This library was indexed before word search: run `python -m rag reindex` to enable it (re-index to enable word search)."
+REINDEX_FOR_WORDS = ("This library was indexed before word search: re-index to enable word search "
+                     "(`python -m rag reindex`, which keeps the vectors).")
 Listener = Callable[[Sequence[Asset], Sequence[str]], None]  # (assets stored, ids deleted)
 
 
@@ -199,7 +200,6 @@ class MilvusStore:
             )
         self._model = stored
         self._precision = str((info.get("properties") or {}).get(PRECISION_PROPERTY) or "")
-        self.properties = dict(info.get("properties") or {})
         self.full_text = has_full_text(info)
         self._index = self._existing_index()
         self.client.load_collection(self.collection)

@@ -223,13 +223,16 @@ def test_an_old_library_says_reindex_then_reindex_enables_words(tmp_path: Path, 
     studio = old_library(tmp_path, embedder)
     try:
         assert "re-index to enable word search" in studio.words_notice()
+        from ui.search import words_notice_md  # what the Search tab shows on each page load
+
+        assert "re\\-index to enable word search" in words_notice_md(studio)
         found = studio.search_results("acme campaign", k=9)
         assert len(found.hits) == 9 and not any(h.words for h in found.hits)
         assert "reindex" in found.notice
         before = studio.store.vectors([h.asset.id for h in found.hits])
         report = studio.reindex()
         assert report.copied == 9 and report.word_search and not report.embedded
-        assert studio.words_notice() == ""
+        assert studio.words_notice() == "" and words_notice_md(studio) == ""
         top = studio.search("acme campaign", k=3)[0]
         assert top.asset.filename == "brand.png" and top.words
         after = studio.store.vectors(list(before))

@@ -38,7 +38,7 @@ def cue(score: float, top: float, low: float) -> str:
     return "best match" if score >= top - 1e-9 else "close match" if share >= 0.66 else "related" if share >= 0.33 else "loose match"
 
 
-def _notice(studio: Studio) -> str:
+def words_notice_md(studio: Studio) -> str:
     try:
         notice = studio.words_notice()
     except BananaError as exc:
@@ -78,7 +78,7 @@ def _render(studio: Studio) -> SimpleNamespace:
     c.controls = {"text": text, "image": image, "image_weight": image_weight, "k": k, "folders": folders,
                   "sources": sources, "words": words, "min_score": min_score, "dedupe": dedupe, "tags": tags}
     # Shown on each page load: word search off on an old Milvus server, or a library to re-index.
-    c.words_notice = gr.Markdown(lambda: _notice(studio), elem_id="words-notice")
+    c.words_notice = gr.Markdown(lambda: words_notice_md(studio), elem_id="words-notice")
     c.go = gr.Button("Search", variant="primary")
     with gr.Row(equal_height=True, elem_id="reference-tray"):
         with gr.Column(scale=2, min_width=200):
@@ -111,7 +111,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         if not hits:
             message = EMPTY_LIBRARY if not studio.count() else "**Nothing matches.** Loosen the filters or try other words."
             return [], [], [], message + (f" {note}" if note else "")
-        top, low = hits[0].score, hits[-1].score
+        top, low = max(h.score for h in hits), min(h.score for h in hits)  # word matches may rank above closer pictures
         found = [[h.asset.id, cue(h.score, top, low) + (f" · {WORDS_MARK}" if h.words else "")] for h in hits]
         pictures, ids = results_view(found, chosen)
         missing = len(hits) - len(pictures)
