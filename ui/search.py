@@ -71,7 +71,7 @@ def _render(studio: Studio) -> SimpleNamespace:
         folders = gr.Dropdown(label="Folders", multiselect=True, choices=[])
         sources = gr.CheckboxGroup(label="Source", choices=list(SOURCES))
     with gr.Row():
-        words = gr.Checkbox(label="Match words too (names, tags, text in the file, prompts)", value=True)
+        words = gr.Checkbox(label="Match words too (names, tags, text in files)", value=True)
         min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum similarity (0 = off)")
         dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
         tags = gr.Dropdown(label="Tags", multiselect=True, choices=[])
