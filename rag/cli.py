@@ -165,7 +165,7 @@ def cmd_import(studio: Studio, args: argparse.Namespace) -> int:
 
 def cmd_reindex(studio: Studio, args: argparse.Namespace) -> int:
     bar = None if args.json or args.quiet else _progress_bar("re-indexing")
-    report = studio.reindex(re_embed=args.re_embed, batch=args.batch,
+    report = studio.reindex(re_embed=args.re_embed, batch=args.batch, drop_missing=args.drop_missing,
                             progress=(lambda done, total: bar(done, total, "")) if bar else None)
     if args.json:
         _print_json({"copied": report.copied, "embedded": report.embedded, "word_search": report.word_search,
@@ -257,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("reindex", cmd_reindex, "rebuild the collection in place (word search; a new CLIP_MODEL re-embeds)")
     p.add_argument("--re-embed", action="store_true", help="embed every file again even if the model is the same")
+    p.add_argument("--drop-missing", action="store_true", help="when re-embedding, leave out records whose files are gone")
     p.add_argument("--batch", type=int, default=256, help="records per batch (default 256)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

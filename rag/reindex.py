@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import Settings
 from .embedder import Embedder
-from .errors import ImageError
+from .errors import BananaError, ImageError
 from .images import decode, file_text
 from .schema import asset_from_row
 from .store import REBUILD_SUFFIX, MilvusStore
@@ -78,8 +78,18 @@ def _copy(new: MilvusStore, rows: list[dict[str, Any]], embed: Callable[..., Any
         new.upsert(assets, vectors)
 
 
+def _refuse_partial(report: ReindexReport) -> None:
+    """Re-embedding cannot keep a record whose file is unreadable (its old vector is another model's):
+    rather than drop records because a drive is unmounted, stop before the swap unless told to."""
+    path, reason = report.left_out[0]
+    raise BananaError(
+        f"{len(report.left_out)} files could not be read to re-embed them (e.g. {path}: {reason}); the library is "
+        "unchanged. Make them readable and run reindex again, or add --drop-missing to leave those records out."
+    )
+
+
 def reindex(settings: Settings, embedder: Embedder, *, re_embed: bool = False, batch: int = 256,
-            progress: Progress | None = None) -> ReindexReport:
+            drop_missing: bool = False, progress: Progress | None = None) -> ReindexReport:
     """Rebuild ``settings.collection`` with a text field and, when the model changed (or
     ``re_embed``), with vectors from ``embedder``; swap it in once complete."""
     start, report = time.perf_counter(), ReindexReport()
@@ -97,6 +107,8 @@ def reindex(settings: Settings, embedder: Embedder, *, re_embed: bool = False, b
             if progress:
                 progress(done, total)
         new.flush()
+        if report.left_out and not drop_missing:
+            _refuse_partial(report)
         for precision in (embedder.precision if re_embed else old.precision).split("+"):
             new.record_precision(precision)
         new.mark_complete()

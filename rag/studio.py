@@ -189,12 +189,13 @@ class Studio(SessionsMixin, AssetPagesMixin):
         """Why word search is off (an old Milvus server, a library to re-index), or ""."""
         return self.store.words_notice
 
-    def reindex(self, *, re_embed: bool = False, batch: int = 256,
+    def reindex(self, *, re_embed: bool = False, batch: int = 256, drop_missing: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> ReindexReport:
         """Rebuild the collection (word search, a new CLIP model) beside the old one, then swap."""
         with self._ingest_lock:
             self.close()  # Milvus Lite lets one client hold the database
-            return reindex(self.settings, self.embedder, re_embed=re_embed, batch=batch, progress=progress)
+            return reindex(self.settings, self.embedder, re_embed=re_embed, batch=batch, drop_missing=drop_missing,
+                           progress=progress)
 
     def caption_plan(self, *, limit: int = 0) -> captions.CaptionPlan:
         """Which images have no words, and what captioning them with CAPTION_MODEL should cost."""

@@ -250,6 +250,13 @@ def test_a_new_model_is_refused_for_ingest_then_reindex_re_embeds(tmp_path: Path
     try:
         with pytest.raises(BananaError, match="reindex"):
             renamed.ingest_files([tmp_path / "images" / "brand.png"])
+        gone = tmp_path / "images" / "img_00.png"
+        kept = gone.read_bytes()
+        gone.unlink()
+        with pytest.raises(BananaError, match="1 files could not be read.*img_00.png.*--drop-missing"):
+            renamed.reindex()
+        assert renamed.count() == 9 and renamed.store.model == embedder.name  # unchanged
+        gone.write_bytes(kept)
         report = renamed.reindex()
         assert report.embedded == 9 and not report.copied
         assert renamed.store.model == "other/model" and renamed.count() == 9
