@@ -345,6 +345,10 @@ def words_on_server(studio: Studio) -> None:
     assert found.notice == notice and notice in found.summary()
     assert all(not h.words for h in found.hits) and all(h.score >= 0.0001 for h in found.hits)
     assert len(studio.search("a tool", k=5, words=False)) == len(studio.search("a tool", k=5))
+    before, report = studio.count(), studio.reindex()  # rebuilds and swaps by renaming there too
+    assert report.copied == before and not report.word_search and studio.count() == before
+    assert studio.store.client.list_collections().count(studio.settings.collection) == 1
+    assert not any(c.startswith(studio.settings.collection + "__") for c in studio.store.client.list_collections())
 
 
 def test_children_come_from_one_filtered_query_and_tags_filter_on_meta(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:

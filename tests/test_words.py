@@ -99,6 +99,17 @@ def test_words_are_stemmed_and_file_names_split() -> None:
     assert q.filter() == 'text like "% spring campaign %" and not (text like "% red %")'
 
 
+def test_embedded_words_are_read_from_png_xmp_and_iptc(tmp_path: Path) -> None:
+    from rag.images import decode, file_text
+
+    png = png_with_text(tmp_path / "a.png", 1, "Acme  spring\ncampaign")
+    assert file_text(png) == decode(png).text == "Acme spring campaign"
+    assert file_text(jpeg_with_xmp(tmp_path / "x.jpg", 2, "Acme &amp; Co")) == "Acme & Co"
+    assert file_text(jpeg_with_iptc(tmp_path / "i.jpg", 3, ["Acme", "spring"])) == "Acme spring"
+    picture(4).save(tmp_path / "plain.png")
+    assert file_text(tmp_path / "plain.png") == "" and file_text(tmp_path / "gone.png") == ""
+
+
 @pytest.mark.parametrize("name", ["p1.png", "x1.jpg", "i1.jpg"])
 def test_embedded_words_find_an_unrelated_picture_first(library: Studio, name: str) -> None:
     """PNG text, an XMP title and IPTC keywords each say "Acme spring campaign"."""
