@@ -107,7 +107,7 @@ def test_search_options_reach_the_backend(served) -> None:
     plain = client.predict("chevrolet", 50, [], [], "", 0.5, False, 0.0, False, api_name="/search")
     assert len(deduped) < len(plain)  # the random model sees many near-identical vectors
     gallery, message = client.predict("chevrolet", None, 0.5, 4, [], [], api_name="/search_gallery")
-    assert "words matched" in gallery[0]["caption"] and "1 matching words" in message
+    assert "words matched" in gallery[0]["caption"] and "1 with matching words" in message
     assert not any("words matched" in item["caption"] for item in gallery[1:])
     gallery, message = client.predict("chevrolet", None, 0.5, 10, [], [], False, 0.999, api_name="/search_gallery")
     assert gallery == [] and "10 results under the cut" in message

@@ -1,6 +1,6 @@
 """Search tab: text, example image or both; words (BM25) fused with CLIP unless turned off, and a
-minimum-similarity cut-off. Results whose words matched say so in their caption. A click on a result opens its page; picking a reference
-is the page's "Add to references" button, so looking never changes the tray. Picked results carry
+minimum-similarity cut-off. Results whose words matched say so in their caption. A click on a
+result opens its page; picking a reference is the page's "Add to references" button, so looking never changes the tray. Picked results carry
 a ✓, and the tray stays in view above the results."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .common import counted, gallery_items, md_escape, query_endpoint, user_erro
 
 EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
 NO_QUERY = "Type what you are looking for, or drop an example image, then press **Search**."
+WORDS_MARK = "words matched"  # in the caption of a result whose words matched
 EMPTY_LIBRARY = "**The library is empty.** Add images on the Library tab (or its sample library) and search again."
 
 
@@ -39,14 +40,12 @@ def cue(score: float, top: float, low: float) -> str:
 
 
 def words_notice_md(studio: Studio) -> str:
+    """Why word search is off (an old Milvus server, a library to re-index), for the tab's notice."""
     try:
         notice = studio.words_notice()
     except BananaError as exc:
         notice = str(exc)
     return f"*{md_escape(notice)}*" if notice else ""
-
-
-WORDS_MARK = "words matched"
 
 
 def build(studio: Studio, selected: gr.State) -> SimpleNamespace:
@@ -116,7 +115,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         pictures, ids = results_view(found, chosen)
         missing = len(hits) - len(pictures)
         words = sum(h.words for h in hits)
-        return pictures, found, ids, (f"{len(hits)} results{what}" + (f", {words} matching words" if words else "")
+        return pictures, found, ids, (f"{len(hits)} results{what}" + (f", {words} with matching words" if words else "")
                                       + (f" ({missing} originals missing on disk)" if missing else "") + (f". {note}" if note else ""))
 
     @user_errors
