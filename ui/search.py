@@ -1,7 +1,7 @@
 """Search tab: text, example image or both; words (BM25) fused with CLIP unless turned off, and a
 minimum-similarity cut-off. Results whose words matched say so in their caption. A click on a
-result opens its page; picking a reference is the page's "Add to references" button, so looking never changes the tray. Picked results carry
-a ✓, and the tray stays in view above the results."""
+result opens its page; picking a reference is the page's "Add to references" button, so looking
+never changes the tray. Picked results carry a ✓, and the tray stays in view above the results."""
 
 from __future__ import annotations
 
