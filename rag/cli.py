@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|delete|export|import ...``.
+"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|delete|export|import|reindex|caption ...``.
 
 Exit codes: 0 success, 1 a user-facing error (or, for ingest, at least one file failed), 2 usage.
 ``--json`` prints one JSON document on stdout for scripts; humans get a short table.
@@ -70,14 +70,18 @@ def cmd_search(studio: Studio, args: argparse.Namespace) -> int:
         raise BananaError("Give a text query, --image PATH or --id ASSET_ID.")
     if query.image is not None and not Path(str(query.image)).is_file():
         raise BananaError(f"--image {query.image} is not a file.")
-    hits = studio.search(query)
+    found = studio.search_results(query)
+    hits = found.hits
     if args.json:
-        _print_json({"query": query.text, "image": query.image, "results": [h.to_dict() for h in hits]})
+        _print_json({"query": query.text, "image": query.image, "results": [h.to_dict() for h in hits],
+                     "below_cutoff": found.below_cutoff, "notice": found.notice})
     elif not hits:
-        print("No results: the library is empty or nothing matches the filters.")
+        print("No results: the library is empty or nothing matches the filters. " + found.summary())
     else:
-        frame = hits_frame(hits)[["rank", "score", "filename", "folder", "path"]]
+        frame = hits_frame(hits)[["rank", "score", "words", "filename", "folder", "path"]]
         print(frame.to_string(index=False))
+        if found.summary():
+            print(found.summary())
     return EXIT_OK
 
 
@@ -90,7 +94,7 @@ def add_query_options(parser: argparse.ArgumentParser) -> None:
             continue
         extra = dict(f.metadata["cli"])
         if isinstance(f.default, bool):
-            extra["action"] = "store_true"
+            extra["action"] = "store_false" if f.default else "store_true"
         elif isinstance(f.default, tuple):
             extra["action"] = "append"
         elif f.default is not None:
@@ -98,7 +102,8 @@ def add_query_options(parser: argparse.ArgumentParser) -> None:
         if "choices" not in extra and extra.get("action", "append") == "append":
             extra.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
         default = f" (default {f.default})" if isinstance(f.default, (int, float)) and not isinstance(f.default, bool) else ""
-        parser.add_argument(flag, dest=f.name, help=f.metadata["help"] + default, **extra)
+        off = "turn off: " if f.default is True else ""
+        parser.add_argument(flag, dest=f.name, help=off + f.metadata["help"] + default, **extra)
 
 
 def cmd_stats(studio: Studio, args: argparse.Namespace) -> int:
@@ -107,6 +112,7 @@ def cmd_stats(studio: Studio, args: argparse.Namespace) -> int:
         _print_json(stats)
     else:
         print(f"{stats['count']} images in {stats['collection']} at {stats['milvus_uri']} (model {stats['model']}, {stats['precision']})")
+        print(stats["words_notice"] or "Word search is on (BM25 over names, tags, embedded text and prompts).")
         for key in ("by_folder", "by_source"):
             for name, n in stats[key].items():
                 print(f"  {key[3:]:>6} {name}: {n}")
@@ -154,6 +160,39 @@ def cmd_import(studio: Studio, args: argparse.Namespace) -> int:
                      "count": studio.count()})
     else:
         print(f"{n} records imported into {studio.settings.collection}; it now holds {studio.count()}.")
+    return EXIT_OK
+
+
+def cmd_reindex(studio: Studio, args: argparse.Namespace) -> int:
+    bar = None if args.json or args.quiet else _progress_bar("re-indexing")
+    report = studio.reindex(re_embed=args.re_embed, batch=args.batch, drop_missing=args.drop_missing,
+                            progress=(lambda done, total: bar(done, total, "")) if bar else None)
+    if args.json:
+        _print_json({"copied": report.copied, "embedded": report.embedded, "word_search": report.word_search,
+                     "left_out": [{"path": p, "reason": r} for p, r in report.left_out], "summary": report.summary()})
+    else:
+        print(report.summary())
+        for path, reason in report.left_out:
+            print(f"  left out: {path}: {reason}")
+    return EXIT_OK
+
+
+def cmd_caption(studio: Studio, args: argparse.Namespace) -> int:
+    chosen = studio.caption_plan(limit=args.limit)
+    if args.dry_run or not chosen.ids:
+        if args.json:
+            _print_json({"images": len(chosen.ids), "model": chosen.model, "estimate_usd": chosen.estimate_usd})
+        else:
+            print(chosen.summary())
+        return EXIT_OK
+    if not args.json:
+        print(chosen.summary())
+    bar = None if args.json or args.quiet else _progress_bar("captioning")
+    done = studio.caption(chosen, progress=(lambda d, total: bar(d, total, "")) if bar else None)
+    if args.json:
+        _print_json({"captioned": done, "model": chosen.model, "estimate_usd": chosen.estimate_usd})
+    else:
+        print(f"{done} images captioned (recorded in History).")
     return EXIT_OK
 
 
@@ -214,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1000, help="records per batch (default 1000)")
     p.add_argument("--force", action="store_true", help="import even if the file was embedded with another model")
     p.add_argument("--rebase", metavar="OLD=NEW", help="rewrite image paths starting with OLD to start with NEW")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("reindex", cmd_reindex, "rebuild the collection in place (word search; a new CLIP_MODEL re-embeds)")
+    p.add_argument("--re-embed", action="store_true", help="embed every file again even if the model is the same")
+    p.add_argument("--drop-missing", action="store_true", help="when re-embedding, leave out records whose files are gone")
+    p.add_argument("--batch", type=int, default=256, help="records per batch (default 256)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("caption", cmd_caption, "describe images that have no words with CAPTION_MODEL (costs money; see --dry-run)")
+    p.add_argument("--dry-run", action="store_true", help="only say how many images and what it would cost")
+    p.add_argument("--limit", type=int, default=0, help="caption at most this many images")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     add("backup", cmd_backup, "write a dated backup of the library index into the data folder's backups/")

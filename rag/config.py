@@ -126,6 +126,9 @@ class Settings:
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
     # USD a day (all users together); a request whose estimate would pass it is refused before any call.
     gemini_daily_budget_usd: float | None = _env("GEMINI_DAILY_BUDGET_USD", parse=_float, minimum=0.0)
+    # A Gemini text model that writes a one-line description and tags for images with no words
+    # (python -m rag caption); empty: off.
+    caption_model: str = _env("CAPTION_MODEL", default="")
     backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
     # Requests waiting beyond this are refused at once ("busy, try again") rather than left spinning.
     max_queue: int = _env("MAX_QUEUE", default=64, parse=_int, minimum=1)

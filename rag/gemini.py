@@ -161,6 +161,16 @@ class GeminiGenerator:
             replies=replies,
         )
 
+    def describe(self, asset: Asset, instruction: str, model: str, *, max_side: int = 768) -> str:
+        """A text model's answer about one image (captions): the same client, retries and errors."""
+        data, mime = encode_reference(asset.path, max_side=max_side, max_bytes=MAX_REFERENCE_BYTES,
+                                      max_pixels=self._max_pixels)
+        t = self._types
+        contents = [t.Content(role="user", parts=[t.Part.from_bytes(data=data, mime_type=mime),
+                                                  t.Part.from_text(text=instruction)])]
+        config = t.GenerateContentConfig(response_modalities=["TEXT"])
+        return read_reply(self._call(contents, config, model, None)).text
+
     def models(self) -> list[ModelInfo]:
         """The models ``models.list`` names that make images through generateContent, with their caps."""
         try:

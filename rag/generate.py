@@ -82,6 +82,10 @@ class ImageGenerator(Protocol):
         """``history`` is the conversation so far (user and model turns, oldest first); empty for a first turn."""
         ...
 
+    def describe(self, asset: Asset, instruction: str, model: str) -> str:
+        """A text model's answer about one image (captions for word search)."""
+        ...
+
     def models(self) -> list[ModelInfo]:
         """The image models the service offers now; raises :class:`rag.errors.GenerationError` when it cannot say."""
         ...

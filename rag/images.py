@@ -25,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Settings
 from .errors import ImageError
 from .files import os_error_text
+from .image_text import embedded_text
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Decoded:
     width: int
     height: int
     format: str
+    text: str = ""  # titles, descriptions and keywords embedded in the file (rag/image_text.py)
 
 
 def is_image_name(path: str | Path) -> bool:
@@ -263,6 +265,7 @@ def decode(
         big = img.width * img.height > BIG_PIXELS
         with _big_decode if big else nullcontext():
             img.load()  # the first frame only, for animations
+            text = embedded_text(img)  # after load(): a PNG's late text chunks are read with its pixels
             orientation = _orientation(img)  # after load(): reading a PNG's EXIF decodes it
             if img.width * img.height > max_pixels:  # a decoder that grew the picture while loading
                 raise _too_large(img.width * img.height, max_pixels, f"{img.width}×{img.height}")
@@ -272,7 +275,17 @@ def decode(
             if orientation >= 5:
                 width, height = height, width
         flat = _flatten(img, background)
-    return Decoded(image=flat, width=width, height=height, format=fmt)
+    return Decoded(image=flat, width=width, height=height, format=fmt, text=text)
+
+
+def file_text(source: str | Path) -> str:
+    """The words embedded in an image file (XMP, IPTC, PNG text), for a record made before they
+    were read; "" for a file that is gone or unreadable. Only the header is read, no pixel decoded."""
+    try:
+        with _open(source, None) as img:
+            return embedded_text(img)
+    except ImageError:
+        return ""
 
 
 def encode_reference(source: str | Path, *, max_side: int, max_bytes: int, max_pixels: int) -> tuple[bytes, str]:

@@ -18,7 +18,7 @@ from typing import Any
 from .collect import MAX_FOLDER_BYTES, MAX_PATH_BYTES, display_name, is_utf8, shown_path
 from .config import Settings
 from .embedder import Embedder
-from .errors import ImageError
+from .errors import BananaError, ImageError
 from .files import atomic_write, os_error_text, sha256_bytes, sha256_file
 from .images import decode
 from .pipeline import chunked, prefetch_map
@@ -74,6 +74,7 @@ class _Item:
     format: str = ""
     size: int = 0
     pixels: Any = None
+    text: str = ""  # words embedded in the file (XMP, IPTC, PNG text)
 
 
 def library_path(library_dir: Path, asset_id: str, fmt: str) -> Path:
@@ -104,6 +105,10 @@ class Ingestor:
         report: IngestReport | None = None,
     ) -> IngestReport:
         """Ingest ``(path, folder)`` pairs. ``copy`` puts each file into the library folder first."""
+        stored = self.store.model
+        if stored and stored != self.embedder.name:
+            raise BananaError(f"This library was embedded with {stored} and the app now uses {self.embedder.name}; "
+                              "vectors of two models must not mix. Run `python -m rag reindex` to re-embed it.")
         report = report or IngestReport()
         start = time.perf_counter()
         writer = _Writer(self, report, source=source, copy=copy, meta=meta or {}, names=names or {}, progress=progress, total=len(files))
@@ -163,6 +168,7 @@ class Ingestor:
             item.error = f"the file cannot be read ({os_error_text(exc)})"
             return item
         item.width, item.height, item.format, item.size = decoded.width, decoded.height, decoded.format, len(data)
+        item.text = decoded.text
         item.data = data if keep_bytes else None
         return item
 
@@ -253,7 +259,7 @@ class _Writer:
         return Asset(
             id=it.id, path=str(path), filename=display_name(self.names.get(it.path, it.path.name)), folder=it.folder,
             width=it.width, height=it.height, format=it.format, bytes=it.size, created=time.time(),
-            source=self.source, meta=dict(self.meta),
+            source=self.source, meta={**self.meta, **({"embedded": it.text} if it.text else {})},
         )
 
     def place(self, it: _Item) -> tuple[Path | None, str]:

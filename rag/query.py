@@ -15,7 +15,7 @@ from .embedder import ImageInput
 from .rank import DEDUPE_COSINE
 from .types import SOURCES
 
-POOL = 100  # vector candidates that hybrid ranking and near-duplicate collapsing work over
+POOL = 100  # candidates each side of a hybrid search, and near-duplicate collapsing, work over
 
 
 def _option(default: Any, help: str, flag: str = "", **cli: Any) -> Any:
@@ -25,7 +25,8 @@ def _option(default: Any, help: str, flag: str = "", **cli: Any) -> Any:
 
 @dataclass(frozen=True)
 class Query:
-    """What the user asked for. All ranking options are off by default: one plain vector search.
+    """What the user asked for. By default a text query runs CLIP and BM25 together (``words``);
+    the other ranking options are off. The text may hold ``"exact phrases"`` and ``-words``.
 
     See bench/eval_retrieval.py for what each option measured.
     """
@@ -37,13 +38,14 @@ class Query:
     sources: tuple[str, ...] = _option((), "only this source (repeatable)", "--source", choices=SOURCES)
     image_id: str = _option("", "use a library asset as the example image", "--id")
     image_weight: float = _option(0.5, "weight of the image in text+image queries (0-1)", "--image-weight")
-    hybrid: bool = _option(
-        False, "also match words in file and folder names (BM25 fused with the vector ranking)", "--hybrid"
+    words: bool = _option(
+        True, "also match words (file name, folder, tags, embedded text, prompt) by BM25, fused with CLIP", "--no-words"
     )
+    min_score: float = _option(0.0, "minimum similarity (cosine, 0-1): results under it are not fetched (0 = off)", "--min-score")
     dedupe: bool = _option(False, "collapse near-duplicate images in the results", "--dedupe")
     ensemble: bool = _option(False, "average several prompt templates for the text (CLIP's zero-shot recipe)", "--ensemble")
     dedupe_threshold: float = _option(DEDUPE_COSINE, "cosine at which two results count as near-duplicates")
-    pool: int = _option(POOL, "vector candidates that hybrid ranking and collapsing work over")
+    pool: int = _option(POOL, "candidates each side of a hybrid search, and collapsing, work over")
     tags: tuple[str, ...] = _option((), "only images with this tag (repeatable; any of them)", "--tag")
 
     @classmethod

@@ -10,10 +10,34 @@ import json
 from typing import Any
 
 from .types import Asset
+from .words import STOP_WORDS
+
+TEXT_FIELD, SPARSE_FIELD = "text", "sparse"
+TEXT_MAX_LENGTH = 16384
+# Milvus' standard tokenizer and stop filter (Lite has no other filter); words arrive stemmed (rag/words.py).
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": list(STOP_WORDS)}]}
 
 
-def create_collection(client: Any, name: str, dim: int, index_type: str, is_server: bool, properties: dict[str, str]) -> None:
-    """An explicit schema (Lite answers a quick-setup collection row by row in Python), COSINE, Strong."""
+def has_full_text(info: dict[str, Any]) -> bool:
+    """Whether a described collection has the analysed text field and its BM25 function."""
+    return any(f["name"] == SPARSE_FIELD for f in info.get("fields", []))
+
+
+def _add_full_text(schema: Any, index: Any) -> None:
+    """A text field analysed by Milvus and a BM25 function that fills a sparse field from it."""
+    from pymilvus import DataType, Function, FunctionType
+
+    schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=TEXT_MAX_LENGTH, enable_analyzer=True, analyzer_params=ANALYZER)
+    schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
+                                 input_field_names=[TEXT_FIELD], output_field_names=[SPARSE_FIELD]))
+    index.add_index(SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+
+
+def create_collection(client: Any, name: str, dim: int, index_type: str, is_server: bool, properties: dict[str, str],
+                      *, full_text: bool = True) -> None:
+    """An explicit schema (Lite answers a quick-setup collection row by row in Python), COSINE, Strong;
+    with ``full_text``, the BM25 text field too (servers before 2.5 have none)."""
     from pymilvus import DataType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -38,6 +62,8 @@ def create_collection(client: Any, name: str, dim: int, index_type: str, is_serv
     # Lite ignores index parameters unless they are nested under "params".
     nested = {"params": params} if params and not is_server else params
     index.add_index("vector", index_type=index_type, metric_type="COSINE", params=nested)
+    if full_text:
+        _add_full_text(schema, index)
     client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong", properties=properties)
 
 

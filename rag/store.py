@@ -7,7 +7,9 @@ absorbs it so callers never branch on the back end.
 
 from __future__ import annotations
 
+import copy
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,17 +22,25 @@ from . import lite
 from .backup import damaged_message
 from .config import Settings
 from .errors import BananaError, LibraryDamaged, StoreError
-from .schema import asset_from_row, create_collection
+from .filters import quote
+from .schema import SPARSE_FIELD, TEXT_FIELD, asset_from_row, create_collection, has_full_text
 from .types import Asset, Hit
+from .words import asset_text
 
 log = logging.getLogger(__name__)
 
 
 SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "bytes", "created", "source", "meta")
+RRF_K = 60  # the usual reciprocal-rank-fusion constant
 QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
 QUERY_WINDOW = 16384  # a Milvus server refuses offset+limit (query) and top-k (search) beyond this
 MODEL_PROPERTY = "banana.embedding_model"
 PRECISION_PROPERTY = "banana.embedding_precision"  # "bf16", or "bf16+fp32" for a mixed library
+COMPLETE_PROPERTY = "banana.reindex_complete"  # set on a rebuilt collection once every record is in
+REBUILD_SUFFIX, OLD_SUFFIX = "__rebuild", "__old"  # rag/reindex.py: the new collection, the old one while they swap
+FULL_TEXT_SINCE = (2, 5)  # Milvus server version with BM25 functions
+REINDEX_FOR_WORDS = ("This library was indexed before word search: re-index to enable word search "
+                     "(`python -m rag reindex`, which keeps the vectors).")
 Listener = Callable[[Sequence[Asset], Sequence[str]], None]  # (assets stored, ids deleted)
 
 
@@ -56,7 +66,11 @@ class VectorStore(Protocol):
     def get(self, ids: Sequence[str]) -> list[Asset]: ...
     def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
-    def search(self, vector: np.ndarray, k: int, filter: str = "") -> list[Hit]: ...
+    def search(self, vector: np.ndarray, k: int, filter: str = "", *, min_score: float = 0.0) -> list[Hit]: ...
+    def hybrid_search(self, vector: np.ndarray, text: str, k: int, filter: str = "", *, min_score: float = 0.0,
+                      pool: int = 100) -> list[Hit]: ...
+    @property
+    def words_notice(self) -> str: ...  # why word search is off ("" when it is on)
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]: ...
     def iter_records(
         self, batch: int = QUERY_PAGE, with_vectors: bool = False, fields: Sequence[str] | None = None
@@ -74,7 +88,7 @@ def _first_line(exc: BaseException) -> str:
 class MilvusStore:
     """Milvus collection of assets. Calls are serialised: Milvus Lite is not built for concurrent writers."""
 
-    def __init__(self, settings: Settings, dim: int, model_name: str = "") -> None:
+    def __init__(self, settings: Settings, dim: int, model_name: str = "", *, strict: bool = True) -> None:
         lite.import_pymilvus()
         from pymilvus import MilvusClient
 
@@ -83,7 +97,10 @@ class MilvusStore:
         self.dim = dim
         self.is_server = settings.is_server
         self._lock = threading.RLock()
-        self._model = model_name
+        self._model = self._current_model = model_name
+        self.strict = strict  # refuse a collection of another vector size (reindex opens it anyway)
+        self.full_text = False
+        self._version = ""
         self._listeners: list[Listener] = []
         uri = settings.milvus_uri
         lite.quiet_logs()
@@ -164,29 +181,100 @@ class MilvusStore:
         return kind.upper() or self.index_type()
 
     def _ensure_collection(self, model_name: str) -> None:
+        self._finish_swap()
         if not self.client.has_collection(self.collection):
             self._create_collection(model_name)
         info = self.client.describe_collection(self.collection)
         dims = [f["params"].get("dim") for f in info["fields"] if f["name"] == "vector"]
-        if dims and int(dims[0]) != self.dim:
+        if dims and int(dims[0]) != self.dim and self.strict:
             raise StoreError(
                 f"Collection {self.collection!r} holds {dims[0]}-d vectors but the model makes "
-                f"{self.dim}-d ones. Use another MILVUS_COLLECTION or re-index."
+                f"{self.dim}-d ones. Run `python -m rag reindex` to re-embed it, or use another MILVUS_COLLECTION."
             )
+        self.stored_dim = int(dims[0]) if dims else self.dim
         stored = str((info.get("properties") or {}).get(MODEL_PROPERTY) or "")
         if model_name and stored and stored != model_name:
             log.warning(
-                "collection %s was embedded with %s but the app now uses %s: re-index for good results",
+                "collection %s was embedded with %s but the app now uses %s: re-index it (python -m rag reindex)",
                 self.collection, stored, model_name,
             )
         self._model = stored
         self._precision = str((info.get("properties") or {}).get(PRECISION_PROPERTY) or "")
+        self.full_text = has_full_text(info)
         self._index = self._existing_index()
         self.client.load_collection(self.collection)
 
+    def _finish_swap(self) -> None:
+        """Complete (or undo) a swap that ``reindex`` began and a crash interrupted: a finished new
+        collection takes the name; an unfinished one leaves the old collection where it was."""
+        names = set(self.client.list_collections())
+        new, old = self.collection + REBUILD_SUFFIX, self.collection + OLD_SUFFIX
+        if self.collection not in names and new in names and self._complete(new):
+            self.client.rename_collection(new, self.collection)
+        elif self.collection not in names and old in names:
+            self.client.rename_collection(old, self.collection)
+        if old in names and self.collection in set(self.client.list_collections()):
+            self.client.drop_collection(old)
+
+    def _complete(self, name: str) -> bool:
+        props = self.client.describe_collection(name).get("properties") or {}
+        return str(props.get(COMPLETE_PROPERTY) or "") == "yes"
+
+    def server_version(self) -> str:
+        """What the database says it is ("v2.3.5-lite", "milvus_lite-3.2.2"), asked once."""
+        if not self._version:
+            self._version = str(self.client.get_server_version() or "")
+        return self._version
+
+    def _server_has_full_text(self) -> bool:
+        """Milvus Lite and servers from 2.5 run BM25 functions; a 2.3 or 2.4 server has none."""
+        if not self.is_server:
+            return True
+        found = re.search(r"(\d+)\.(\d+)", self.server_version())
+        return bool(found) and (int(found.group(1)), int(found.group(2))) >= FULL_TEXT_SINCE
+
     def _create_collection(self, model_name: str) -> None:
         properties = {MODEL_PROPERTY: model_name} if model_name else {}
-        create_collection(self.client, self.collection, self.dim, self.index_type(), self.is_server, properties)
+        create_collection(self.client, self.collection, self.dim, self.index_type(), self.is_server, properties,
+                          full_text=self._server_has_full_text())
+
+    @property
+    def words_notice(self) -> str:
+        """Why word search is off, in one sentence ("" when it is on)."""
+        if self.full_text:
+            return ""
+        if not self._server_has_full_text():
+            return (f"Word search needs Milvus 2.5 or newer; this server runs {self.server_version()}, so search matches "
+                    "pictures (CLIP) only.")
+        return REINDEX_FOR_WORDS
+
+    def sibling(self, collection: str) -> MilvusStore:
+        """The same database's ``collection`` (created if missing), sharing this store's connection."""
+        other = copy.copy(self)
+        other.collection, other._listeners, other.strict = collection, [], True
+        with other._call("open the new collection"):
+            other._ensure_collection(self._current_model)
+        return other
+
+    def mark_complete(self) -> None:
+        """Note on a rebuilt collection that every record is in (a crash after this still swaps)."""
+        with self._call("mark the rebuilt collection complete"):
+            self.client.alter_collection_properties(self.collection, properties={COMPLETE_PROPERTY: "yes"})
+
+    def drop_collection(self, name: str) -> None:
+        with self._call(f"drop the collection {name}"):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+
+    def swap_in(self, rebuilt: str) -> None:
+        """Make ``rebuilt`` this store's collection: the old one is renamed aside, then dropped."""
+        old = self.collection + OLD_SUFFIX
+        with self._call("switch to the rebuilt collection"):
+            self.client.release_collection(self.collection)
+            self.client.rename_collection(self.collection, old)
+            self.client.rename_collection(rebuilt, self.collection)
+            self.client.drop_collection(old)
+            self._ensure_collection(self._current_model)
 
     # -- writes -----------------------------------------------------------------------------
     def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None:
@@ -197,7 +285,8 @@ class MilvusStore:
         # A server keeps every copy of a key repeated within one upsert (Lite keeps the last one).
         last = {a.id: i for i, a in enumerate(assets)}
         rows = [
-            {"id": a.id, "vector": np.asarray(v, dtype=np.float32).tolist(), **{k: getattr(a, k) for k in SCALAR_FIELDS}}
+            {"id": a.id, "vector": np.asarray(v, dtype=np.float32).tolist(), **{k: getattr(a, k) for k in SCALAR_FIELDS},
+             **({TEXT_FIELD: asset_text(a)} if self.full_text else {})}
             for i, (a, v) in enumerate(zip(assets, vectors))
             if last[a.id] == i
         ]
@@ -258,13 +347,19 @@ class MilvusStore:
             rows = self.client.get(self.collection, ids=ids, output_fields=["id", "vector"])
         return {str(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in rows}
 
-    def search(self, vector: np.ndarray, k: int, filter: str = "") -> list[Hit]:
-        limit = min(max(1, int(k)), QUERY_WINDOW)
-        search_params: dict[str, Any] = {"metric_type": "COSINE"}
+    def _dense_params(self, limit: int, min_score: float) -> dict[str, Any]:
+        """Search parameters for the vector field; ``min_score`` > 0 makes it a range search."""
+        params: dict[str, Any] = {}
         if self._index == "HNSW":
-            search_params["params"] = {"ef": max(64, limit)}  # HNSW needs ef >= k
+            params["ef"] = max(64, limit)  # HNSW needs ef >= k
         elif self._index.startswith("IVF"):
-            search_params["params"] = {"nprobe": 32}
+            params["nprobe"] = 32
+        if min_score > 0:
+            params["radius"] = float(min_score) - 1e-6  # COSINE: results closer than this (score >= min_score)
+        return {"metric_type": "COSINE", **({"params": params} if params else {})}
+
+    def search(self, vector: np.ndarray, k: int, filter: str = "", *, min_score: float = 0.0) -> list[Hit]:
+        limit = min(max(1, int(k)), QUERY_WINDOW)
         with self._call("search"):
             result = self.client.search(
                 self.collection,
@@ -272,9 +367,34 @@ class MilvusStore:
                 limit=limit,
                 filter=filter,
                 output_fields=list(SCALAR_FIELDS),
-                search_params=search_params,
+                search_params=self._dense_params(limit, min_score),
             )
             return [Hit(asset=asset_from_row(row), score=float(row["distance"])) for row in result[0]]
+
+    def hybrid_search(self, vector: np.ndarray, text: str, k: int, filter: str = "", *, min_score: float = 0.0,
+                      pool: int = 100) -> list[Hit]:
+        """CLIP and BM25 together, fused by Milvus with reciprocal rank fusion; each hit says whether
+        its words matched, and its score stays the cosine with ``vector`` (RRF scores mean little)."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        limit, side = min(max(1, int(k)), QUERY_WINDOW), min(max(int(k), int(pool)), QUERY_WINDOW)
+        dense = AnnSearchRequest([np.asarray(vector, dtype=np.float32).tolist()], "vector",
+                                 self._dense_params(side, min_score), side, expr=filter or None)
+        sparse = AnnSearchRequest([text], SPARSE_FIELD, {"metric_type": "BM25"}, side, expr=filter or None)
+        with self._call("search"):
+            fused = self.client.hybrid_search(self.collection, [dense, sparse], ranker=RRFRanker(RRF_K), limit=limit,
+                                              output_fields=[*SCALAR_FIELDS, "vector"])[0]
+            ids = [str(row["id"]) for row in fused]
+            if not ids:
+                return []
+            within = f"id in [{', '.join(quote(i) for i in ids)}]"
+            matched = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=len(ids),
+                                         filter=within, search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
+        words = {str(row["id"]) for row in matched}
+        q = np.asarray(vector, dtype=np.float32)
+        hits = [Hit(asset=asset_from_row(row), score=float(np.dot(np.asarray(row["entity"]["vector"], dtype=np.float32), q)),
+                    words=i in words) for i, row in zip(ids, fused)]
+        return [h for h in hits if h.score >= min_score] if min_score > 0 else hits
 
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
         offset, limit = max(0, int(offset)), max(0, int(limit))

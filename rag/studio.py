@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from . import assets as asset_pages
+from . import captions
 from . import library as lib
 from .backup import backups, write_backup
 from .collect import collect_files
@@ -29,7 +30,8 @@ from .ingest import Ingestor, IngestReport, Progress
 from .library import LibraryFilter, LibraryIndex
 from .models import ModelList, max_references_for
 from .query import Query
-from .search import search
+from .reindex import ReindexReport, reindex
+from .search import SearchResults, search_results
 from .sessions import SessionStore
 from .store import QUERY_PAGE, MilvusStore, VectorStore
 from .studio_assets import AssetPagesMixin
@@ -173,11 +175,35 @@ class Studio(SessionsMixin, AssetPagesMixin):
     # -- search -----------------------------------------------------------------------------
     def search(self, query: Query | str = "", /, **options: Any) -> list[Hit]:
         """Search the library with a :class:`Query`, or with text and the query's options as keywords."""
+        return self.search_results(query, **options).hits
+
+    def search_results(self, query: Query | str = "", /, **options: Any) -> SearchResults:
+        """:meth:`search`, with the cut-off count and the word-search notice a person should see."""
         if not isinstance(query, Query):
             query = Query.of({"text": query, **options})
         elif options:
             query = replace(query, **options)
-        return search(self.embedder, self.store, query)
+        return search_results(self.embedder, self.store, query)
+
+    def words_notice(self) -> str:
+        """Why word search is off (an old Milvus server, a library to re-index), or ""."""
+        return self.store.words_notice
+
+    def reindex(self, *, re_embed: bool = False, batch: int = 256, drop_missing: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> ReindexReport:
+        """Rebuild the collection (word search, a new CLIP model) beside the old one, then swap."""
+        with self._ingest_lock:
+            self.close()  # Milvus Lite lets one client hold the database
+            return reindex(self.settings, self.embedder, re_embed=re_embed, batch=batch, drop_missing=drop_missing,
+                           progress=progress)
+
+    def caption_plan(self, *, limit: int = 0) -> captions.CaptionPlan:
+        """Which images have no words, and what captioning them with CAPTION_MODEL should cost."""
+        return captions.plan(self.store, self.settings, limit)
+
+    def caption(self, chosen: captions.CaptionPlan, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Caption the planned images with Gemini (recorded in History); returns how many."""
+        return captions.run(chosen, self.store, self.generator, self.sessions, self.settings, progress=progress)
 
     # -- library ----------------------------------------------------------------------------
     def get(self, ids: Sequence[str]) -> list[Asset]:
@@ -196,6 +222,8 @@ class Studio(SessionsMixin, AssetPagesMixin):
             "collection": self.settings.collection,
             "model": self.embedder.name,
             "precision": store.precision or self.embedder.precision,  # recorded with the vectors, else the model's
+            "word_search": not store.words_notice,
+            "words_notice": store.words_notice,
         }
 
     def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0,

@@ -31,10 +31,12 @@ class Asset:
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: an asset and its similarity score (cosine, higher is closer)."""
+    """A search result: an asset, its similarity score (cosine, higher is closer) and whether its
+    words (file name, tags, embedded text, prompt) matched the query's."""
 
     asset: Asset
     score: float
+    words: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.asset.to_dict(), "score": self.score}
+        return {**self.asset.to_dict(), "score": self.score, "words": self.words}

@@ -43,7 +43,7 @@ def test_ingest_search_generate_save(served) -> None:
     assert stats["count"] == 4 and stats["by_folder"] == {"vehicles": 4}
 
     gallery, message = client.predict("a car", None, 0.5, 3, [], [], api_name="/search_gallery")
-    assert len(gallery) == 3 and message == "3 results"
+    assert len(gallery) == 3 and message.startswith("3 results")
     assert all(" · " in item["caption"] for item in gallery)
 
     hits = client.predict("a car", 3, ["vehicles"], [], api_name="/search")
@@ -97,9 +97,17 @@ def test_hostile_uploads_through_the_ui(served, tmp_path: Path) -> None:
 
 def test_search_options_reach_the_backend(served) -> None:
     studio, client, _ = served
-    # With a weightless model only the file-name match can put the chevrolet first.
-    by_name = client.predict("chevrolet", 4, [], [], "", 0.5, True, False, api_name="/search")
-    assert by_name[0]["filename"] == "_chevrolet_celebirt_.png"
-    deduped = client.predict("chevrolet", 50, [], [], "", 0.5, False, True, api_name="/search")
-    plain = client.predict("chevrolet", 50, [], [], "", 0.5, False, False, api_name="/search")
+    # With a weightless model only the file-name match can put the chevrolet first (words are on by default).
+    by_name = client.predict("chevrolet", 4, api_name="/search")
+    assert by_name[0]["filename"] == "_chevrolet_celebirt_.png" and by_name[0]["words"] is True
+    assert not any(h["words"] for h in client.predict("chevrolet", 4, [], [], "", 0.5, False, api_name="/search"))
+    cut = client.predict("chevrolet", 10, [], [], "", 0.5, False, 0.999, api_name="/search")
+    assert cut == []  # no picture is that close to the text with random weights
+    deduped = client.predict("chevrolet", 50, [], [], "", 0.5, False, 0.0, True, api_name="/search")
+    plain = client.predict("chevrolet", 50, [], [], "", 0.5, False, 0.0, False, api_name="/search")
     assert len(deduped) < len(plain)  # the random model sees many near-identical vectors
+    gallery, message = client.predict("chevrolet", None, 0.5, 4, [], [], api_name="/search_gallery")
+    assert "words matched" in gallery[0]["caption"] and "1 with matching words" in message
+    assert not any("words matched" in item["caption"] for item in gallery[1:])
+    gallery, message = client.predict("chevrolet", None, 0.5, 10, [], [], False, 0.999, api_name="/search_gallery")
+    assert gallery == [] and "10 results under the cut" in message

@@ -32,13 +32,18 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_search_json_ranks_results_with_scores(indexed: Path) -> None:
-    result = run(["search", "a red car", "-k", "5", "--json"], indexed)
+    result = run(["search", "a red car", "-k", "5", "--json", "--no-words"], indexed)
     assert result.returncode == 0, result.stderr
     results = json.loads(result.stdout)["results"]
     assert len(results) == 5
     assert all(Path(r["path"]).is_file() and len(r["id"]) == 64 for r in results)
     scores = [r["score"] for r in results]
-    assert scores == sorted(scores, reverse=True)
+    assert scores == sorted(scores, reverse=True) and not any(r["words"] for r in results)
+    # Words on (the default): files whose words match ("red_flower", "formula_one_car") come first and say so.
+    worded = json.loads(run(["search", "red car", "-k", "5", "--json"], indexed).stdout)["results"]
+    assert worded[0]["words"] and any(r["filename"] == "formula_one_car_gerald_g_01.png" and r["words"] for r in worded)
+    cut = json.loads(run(["search", "red car", "-k", "5", "--json", "--min-score", "0.99"], indexed).stdout)
+    assert cut["results"] == [] and cut["below_cutoff"] == 5
 
 
 def test_image_search_and_stats(indexed: Path) -> None:

@@ -217,3 +217,35 @@ def test_kill_between_flush_commit_and_log_cleanup_does_not_duplicate(tmp_path: 
                 assert studio.count() == 20
         finally:
             shut(studio)
+
+
+def test_reindex_killed_midway_leaves_the_old_collection_answering(tmp_path: Path, embedder) -> None:
+    """``reindex`` builds the new collection beside the old one: killed part-way, the old one still
+    answers every search; run again, it finishes and swaps (one collection left, words on)."""
+    images = make_images(tmp_path / "lib")
+    data = tmp_path / "data"
+    studio = Studio(test_settings(data, batch_size=BATCH), embedder=embedder)
+    studio.ingest_folder(tmp_path / "lib")
+    collection = studio.settings.collection
+    shut(studio)
+
+    args = [sys.executable, "-m", "rag", "reindex", "--re-embed", "--batch", "2"]
+    done, total = Watched(args, child_env(data), "stderr").kill_after(4)
+    assert total == N_IMAGES and done < total, "the reindex finished before it could be killed"
+    studio = Studio(test_settings(data, batch_size=BATCH), embedder=embedder)
+    try:
+        assert collection in studio.store.client.list_collections()
+        assert_one_record_per_image(studio, images)
+    finally:
+        shut(studio)
+
+    again = subprocess.run([*args, "-q"], cwd=ROOT, env=child_env(data), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and f"Re-indexed: {N_IMAGES} re-embedded" in again.stdout, again.stderr[-2000:]
+    studio = Studio(test_settings(data, batch_size=BATCH), embedder=embedder)
+    try:
+        assert studio.store.client.list_collections() == [collection]
+        assert_one_record_per_image(studio, images)
+        hits = studio.search("007", k=1)
+        assert hits[0].asset.filename == "img_007.png" and hits[0].words
+    finally:
+        shut(studio)

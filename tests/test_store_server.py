@@ -12,6 +12,7 @@ checks, which share one filled collection per back end: on the server every new 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from pathlib import Path
@@ -324,9 +325,30 @@ def test_studio_ingests_and_searches_on_a_server(
         assert len(studio.search("anything", k=20)) == 6
         assert studio.delete([hits[0].asset.id]) == 1 and studio.count() == 5
         assert len(studio.table()) == 5
+        words_on_server(studio)
     finally:
         studio.store.client.drop_collection(settings.collection)
         studio.close()
+
+
+def words_on_server(studio: Studio) -> None:
+    """A server before 2.5 has no BM25: the collection is made without the text field, a text search
+    is CLIP's alone and says so in one sentence (stats too); from 2.5 words are matched."""
+    version = studio.store.client.get_server_version()
+    found = studio.search_results('"fruit" -zebra', k=5, min_score=0.0001)
+    if tuple(map(int, re.findall(r"\d+", version)[:2])) >= (2, 5):
+        assert studio.stats()["word_search"] and not found.notice
+        return
+    assert "text" not in {f["name"] for f in studio.store.client.describe_collection(studio.settings.collection)["fields"]}
+    notice = f"Word search needs Milvus 2.5 or newer; this server runs {version}, so search matches pictures (CLIP) only."
+    assert studio.stats()["words_notice"] == notice and not studio.stats()["word_search"]
+    assert found.notice == notice and notice in found.summary()
+    assert all(not h.words for h in found.hits) and all(h.score >= 0.0001 for h in found.hits)
+    assert len(studio.search("a tool", k=5, words=False)) == len(studio.search("a tool", k=5))
+    before, report = studio.count(), studio.reindex()  # rebuilds and swaps by renaming there too
+    assert report.copied == before and not report.word_search and studio.count() == before
+    assert studio.store.client.list_collections().count(studio.settings.collection) == 1
+    assert not any(c.startswith(studio.settings.collection + "__") for c in studio.store.client.list_collections())
 
 
 def test_children_come_from_one_filtered_query_and_tags_filter_on_meta(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,11 +57,11 @@ def test_app_reads_host_and_port_through_settings() -> None:
 
 # -- the query ---------------------------------------------------------------------------------------
 def test_the_cli_offers_every_query_option_with_a_flag() -> None:
-    args = build_parser().parse_args(["search", "cape", "--hybrid", "--dedupe", "--folder", "a", "--folder", "b", "-k", "4"])
+    args = build_parser().parse_args(["search", "cape", "--no-words", "--min-score", "0.2", "--dedupe", "--folder", "a", "--folder", "b", "-k", "4"])
     flagged = {f.name for f in dataclasses.fields(Query) if f.metadata["flag"]}
     assert flagged | {"text"} <= set(vars(args))
     query = Query.of({f.name: getattr(args, f.name) for f in dataclasses.fields(Query) if hasattr(args, f.name)})
-    assert query == Query(text="cape", hybrid=True, dedupe=True, folders=("a", "b"), k=4)
+    assert query == Query(text="cape", words=False, min_score=0.2, dedupe=True, folders=("a", "b"), k=4)
 
 
 def test_query_of_refuses_unknown_options_and_fills_defaults() -> None:

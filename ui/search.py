@@ -1,6 +1,7 @@
-"""Search tab: text, example image or both. A click on a result opens its page; picking a reference
-is the page's "Add to references" button, so looking never changes the tray. Picked results carry
-a ✓, and the tray stays in view above the results."""
+"""Search tab: text, example image or both; words (BM25) fused with CLIP unless turned off, and a
+minimum-similarity cut-off. Results whose words matched say so in their caption. A click on a
+result opens its page; picking a reference is the page's "Add to references" button, so looking
+never changes the tray. Picked results carry a ✓, and the tray stays in view above the results."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .common import counted, gallery_items, md_escape, query_endpoint, user_erro
 
 EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
 NO_QUERY = "Type what you are looking for, or drop an example image, then press **Search**."
+WORDS_MARK = "words matched"  # in the caption of a result whose words matched
 EMPTY_LIBRARY = "**The library is empty.** Add images on the Library tab (or its sample library) and search again."
 
 
@@ -35,6 +37,15 @@ def cue(score: float, top: float, low: float) -> str:
     spread = top - low
     share = 1.0 if spread < 1e-6 else (score - low) / spread
     return "best match" if score >= top - 1e-9 else "close match" if share >= 0.66 else "related" if share >= 0.33 else "loose match"
+
+
+def words_notice_md(studio: Studio) -> str:
+    """Why word search is off (an old Milvus server, a library to re-index), for the tab's notice."""
+    try:
+        notice = studio.words_notice()
+    except BananaError as exc:
+        notice = str(exc)
+    return f"*{md_escape(notice)}*" if notice else ""
 
 
 def build(studio: Studio, selected: gr.State) -> SimpleNamespace:
@@ -59,11 +70,14 @@ def _render(studio: Studio) -> SimpleNamespace:
         folders = gr.Dropdown(label="Folders", multiselect=True, choices=[])
         sources = gr.CheckboxGroup(label="Source", choices=list(SOURCES))
     with gr.Row():
-        hybrid = gr.Checkbox(label="Also match file and folder names", value=False)
+        words = gr.Checkbox(label="Match words too (names, tags, text in files)", value=True)
+        min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum similarity (0 = off)")
         dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
         tags = gr.Dropdown(label="Tags", multiselect=True, choices=[])
     c.controls = {"text": text, "image": image, "image_weight": image_weight, "k": k, "folders": folders,
-                  "sources": sources, "hybrid": hybrid, "dedupe": dedupe, "tags": tags}
+                  "sources": sources, "words": words, "min_score": min_score, "dedupe": dedupe, "tags": tags}
+    # Shown on each page load: word search off on an old Milvus server, or a library to re-index.
+    c.words_notice = gr.Markdown(lambda: words_notice_md(studio), elem_id="words-notice")
     c.go = gr.Button("Search", variant="primary")
     with gr.Row(equal_height=True, elem_id="reference-tray"):
         with gr.Column(scale=2, min_width=200):
@@ -92,15 +106,17 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
 
         return gallery_items(studio, studio.get([i for i, _ in found]), caption=caption)
 
-    def shown(hits: list[Hit], chosen: list[str], what: str) -> tuple[Any, ...]:
+    def shown(hits: list[Hit], chosen: list[str], what: str, note: str = "") -> tuple[Any, ...]:
         if not hits:
             message = EMPTY_LIBRARY if not studio.count() else "**Nothing matches.** Loosen the filters or try other words."
-            return [], [], [], message
-        top, low = hits[0].score, hits[-1].score
-        found = [[h.asset.id, cue(h.score, top, low)] for h in hits]
+            return [], [], [], message + (f" {note}" if note else "")
+        top, low = max(h.score for h in hits), min(h.score for h in hits)  # word matches may rank above closer pictures
+        found = [[h.asset.id, cue(h.score, top, low) + (f" · {WORDS_MARK}" if h.words else "")] for h in hits]
         pictures, ids = results_view(found, chosen)
         missing = len(hits) - len(pictures)
-        return pictures, found, ids, f"{len(hits)} results{what}" + (f" ({missing} originals missing on disk)" if missing else "")
+        words = sum(h.words for h in hits)
+        return pictures, found, ids, (f"{len(hits)} results{what}" + (f", {words} with matching words" if words else "")
+                                      + (f" ({missing} originals missing on disk)" if missing else "") + (f". {note}" if note else ""))
 
     @user_errors
     def run_search(chosen: list[str], *values: Any) -> tuple[Any, ...]:
@@ -108,10 +124,10 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         if not query.text.strip() and query.image is None:
             return [], [], [], NO_QUERY
         try:
-            hits = studio.search(query)
+            found = studio.search_results(query)
         except BananaError as exc:
             return [], [], [], f"**{md_escape(exc)}**"
-        return shown(hits, chosen, "")
+        return shown(found.hits, chosen, "", md_escape(found.summary()))
 
     @user_errors
     def like(asset_id: str, k: float, chosen: list[str]) -> tuple[Any, ...]:
