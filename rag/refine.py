@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .errors import BananaError, GenerationBlocked
@@ -43,6 +44,7 @@ class Ask:
     image_size: str
     n: int
     user: str
+    provenance: dict[str, Any] = field(default_factory=dict)  # more facts for each image's record (a campaign, found references)
 
 
 def refine(store: SessionStore, generator: ImageGenerator, settings: Settings, models: ModelList, session_ref: str,
@@ -162,7 +164,7 @@ def _keep(store: SessionStore, settings: Settings, session: Session | None, pare
         if not reply.images:
             continue  # a text-only answer is not a version: there is nothing to refine
         seq += 1
-        saved = _save(settings, session, parent, result, reply, seq, parents)
+        saved = _save(settings, session, parent, result, reply, seq, parents, ask.provenance)
         versions += store.add_turn(
             session.id, parent.id if parent else None, user=ask.user, instruction=ask.prompt, model=result.model,
             aspect_ratio=result.aspect_ratio, image_size=result.image_size,
@@ -175,8 +177,8 @@ def _keep(store: SessionStore, settings: Settings, session: Session | None, pare
 
 
 def _save(settings: Settings, session: Session, parent: Version | None, result: GenerationResult,
-          reply: ModelReply, seq: int, parents: list[str]) -> list[Path]:
-    extra = {"session_id": session.id, "version": f"v{seq}", "parent_version_id": parent.id if parent else "",
+          reply: ModelReply, seq: int, parents: list[str], more: dict[str, Any]) -> list[Path]:
+    extra = {**more, "session_id": session.id, "version": f"v{seq}", "parent_version_id": parent.id if parent else "",
              "parents": parents}
     one = replace(result, images=reply.images, text=reply.text)
     stem = f"{readable_stem(session.title)}-v{seq}-{session.id[:6]}"  # the session's subject, then the version
