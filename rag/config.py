@@ -126,6 +126,8 @@ class Settings:
     gemini_retries: int = _env("GEMINI_RETRIES", default=3, parse=_int, minimum=0)
     # USD a day (all users together); a request whose estimate would pass it is refused before any call.
     gemini_daily_budget_usd: float | None = _env("GEMINI_DAILY_BUDGET_USD", parse=_float, minimum=0.0)
+    # Campaign requests sent at once ("now" mode); Gemini's rate limits answer 429 beyond what a key may send.
+    campaign_concurrency: int = _env("CAMPAIGN_CONCURRENCY", default=2, parse=_int, minimum=1)
     backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
     # Requests waiting beyond this are refused at once ("busy, try again") rather than left spinning.
     max_queue: int = _env("MAX_QUEUE", default=64, parse=_int, minimum=1)

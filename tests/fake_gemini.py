@@ -6,6 +6,10 @@ script, a queue of :class:`Reply` objects (status, JSON body, optional delay). W
 queue is empty the ``fallback`` reply is used (by default a 500 saying nothing was
 scripted), so a test that makes more calls than it planned fails loudly.
 
+``route`` answers by content (a campaign's items run in any order) before the queue is asked, and
+``answered`` lists the generateContent requests whose 200 reply was sent in full: what was generated
+(and paid for), where ``requests`` also holds calls the client gave up on.
+
 ``GET /{version}/models`` (the SDK's ``models.list``) answers from :attr:`FakeGemini.models`:
 ``None`` (the default) answers 404, as an API that cannot list would, so the app falls back to
 its catalogue; a list of names answers with those models, and then generateContent for any
@@ -23,7 +27,7 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -202,6 +206,8 @@ class FakeGemini:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.answered: list[Recorded] = []  # generateContent requests whose whole reply was sent
+        self.route: Callable[[Recorded], Reply | None] | None = None  # answers by content before the queue
         self.model_lists: list[Recorded] = []
         self.models: list[str] | None = None
         self.fallback = error_reply(500, "INTERNAL", "fake gemini: no scripted response left")
@@ -227,7 +233,8 @@ class FakeGemini:
             self.requests.append(recorded)
             if self.models is not None and recorded.model not in self.models:
                 return error_reply(404, "NOT_FOUND", f"models/{recorded.model} is not found for API version {recorded.version}")
-            return self._queue.popleft() if self._queue else self.fallback
+            routed = self.route(recorded) if self.route is not None else None
+            return routed or (self._queue.popleft() if self._queue else self.fallback)
 
     def _list(self, recorded: Recorded) -> Reply:
         with self._lock:
@@ -301,6 +308,10 @@ class FakeGemini:
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
+                    self.wfile.flush()
+                    if match is not None and match["method"] == "generateContent" and reply.status == 200:
+                        with fake._lock:
+                            fake.answered.append(recorded)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 
