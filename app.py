@@ -18,6 +18,7 @@ from rag.config import Settings
 from rag.errors import BananaError
 from rag.studio import Studio
 from ui import asset as asset_ui
+from ui import campaign as campaign_tab
 from ui import generate as generate_tab
 from ui import history as history_tab
 from ui import library as library_tab
@@ -68,6 +69,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Generate", id="generate") as generate_tab_ui:
                 generate = generate_tab.build(studio, selected)
                 recent = asset_ui.render_recent()
+            with gr.Tab("Campaigns", id="campaigns") as campaign_tab_ui:
+                campaigns = campaign_tab.build(studio, selected)
             with gr.Tab("History", id="history") as history_tab_ui:
                 history = history_tab.build(studio)
         show_refs, refs_in, refs_out = generate["show_refs"]
@@ -78,6 +81,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         for trigger in (demo.load, generate_tab_ui.select):
             trigger(*generate["refresh_sessions"], api_name=False, queue=False)
         history_tab_ui.select(*history["load"], api_name=False, queue=False)
+        campaign_tab_ui.select(*campaigns["load"], api_name=False, queue=False)
         _wire_asset_page(studio, demo, page, tabs, selected, library, search, generate, recent)
         generate_tab_ui.select(*recent.show, api_name=False)
         for trigger in (demo.load, library_tab_ui.select):  # the grid shows what was saved or moved elsewhere
