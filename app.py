@@ -42,7 +42,7 @@ CSS = """
 #reference-tray { position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
   border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
 /* Grids grow with the page instead of scrolling inside a box; result captions wrap instead of being cut. */
-#library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap { max-height: none !important; height: auto !important; }
+#library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap, #campaign-review .grid-wrap { max-height: none !important; height: auto !important; }
 /* A gallery's floating label no longer covers the top of its thumbnails (the reference strips). */
 .block:has(> label[data-testid="block-label"]) .gallery-container .grid-container { padding-top: 34px; }
 #search-results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }

@@ -14,7 +14,7 @@ from gradio_client import Client
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
-from tests.fake_gemini import FakeGemini, image_reply, png_bytes
+from tests.fake_gemini import FakeGemini, image_reply
 from tests.test_browser import SHOTS, browser  # noqa: F401  (browser: the module's Chromium)
 
 pytestmark = pytest.mark.browser
@@ -42,8 +42,8 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(url)
         page.get_by_role("tab", name="Campaigns").click()
-        page.locator("#campaign-name input").fill("Tea launch")
-        page.locator("#campaign-source input").fill("teas")
+        page.locator("#campaign-name textarea").fill("Tea launch")
+        page.locator("#campaign-source textarea").fill("teas")
         page.locator("#campaign-preview").click()
         page.get_by_text(re.compile(r"3 requests \(3 images\) on gemini-2.5-flash-image: about \$0\.12")).wait_for(timeout=30_000)
         assert fake_gemini.requests == []
@@ -63,7 +63,8 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         page.get_by_text("Saved 2 approved image(s) to the library.").wait_for(timeout=60_000)
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
         phone.goto(url)
-        phone.get_by_role("tab", name="Campaigns").click()
+        phone.locator(".overflow-menu button").first.click()  # five tabs: the last ones fold into a menu on a phone
+        phone.locator(".overflow-dropdown").get_by_text("Campaigns").click()
         phone.locator("#campaign-picker input").click()
         phone.get_by_role("option").first.click()
         phone.locator("#campaign-open").click()

@@ -24,16 +24,19 @@ from .session_view import model_choices, user_of
 KINDS = ("Folder", "Search", "Tag", "Picked images")
 TEMPLATE = "A premium ad photo of {name} on a marble counter, soft light"
 PLAN_COLUMNS = ["#", "image", "ratio", "prompt"]
+MIN_COLUMNS = 4  # rows of one source and one result would make tiles half the page wide
 
 
 def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
     """The tab; returns ``load`` (the campaigns to pick from) for the app to run when it opens."""
     c = _render(studio)
-    _listen(studio, selected, c)
-    _api(studio)
+
     def load(request: gr.Request) -> Any:
         return gr.Dropdown(choices=_choices(studio, user_of(request)))
 
+    c.load = load
+    _listen(studio, selected, c)
+    _api(studio)
     return {"load": (load, None, c.pick)}
 
 
@@ -105,7 +108,7 @@ def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
             label = f"#{item.seq} {item.asset_name} {item.aspect_ratio} v{k} · {_said(verdict)}"
             row.append((str(studio.version_preview(studio.sessions.version(vid)) or studio.placeholder()), label))
             choices.append((label, vid))
-    width = max(len(r) for r in rows.values())
+    width = max(MIN_COLUMNS, *(len(r) for r in rows.values()))
     tiles = [tile for r in rows.values() for tile in r + [(str(studio.placeholder()), "")] * (width - len(r))]
     return _status(studio, campaign), gr.Gallery(value=tiles, columns=width), gr.CheckboxGroup(choices=choices, value=[])
 
@@ -149,14 +152,15 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     review = [c.status, c.gallery, c.chosen]
 
     @user_errors
-    def preview(*values: Any) -> tuple[Any, ...]:
-        *form_values, request = values
-        return _plan_view(_plan(studio, *form_values, user_of(request)))
+    def preview(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
+                per_item: float, size: str, picked: list[str], request: gr.Request) -> tuple[Any, ...]:
+        return _plan_view(_plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked,
+                                user_of(request)))
 
     @user_errors
-    def start(*values: Any) -> tuple[Any, ...]:
-        *form_values, request = values
-        plan = _plan(studio, *form_values, user_of(request))
+    def start(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
+              per_item: float, size: str, picked: list[str], request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, user_of(request))
         campaign = studio.start_campaign(plan)
         return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
                 *_plan_view(plan))
@@ -203,7 +207,8 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
 
     paid = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
     c.preview.click(preview, form, [c.plan_md, c.plan], api_name=False, concurrency_id="search")
-    c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], review, **paid)
+    c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], review, **paid).then(
+        c.load, None, c.pick, api_name=False, queue=False)
     c.resume.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(run, [c.cid], review, **paid)
     c.cancel.click(cancel, c.cid, None, api_name=False, queue=False)
     c.open.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(show, c.cid, review,
