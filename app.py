@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from rag.backup import BackupSchedule
+from rag.batch import poll_forever
 from rag.config import Settings
 from rag.errors import BananaError
 from rag.studio import Studio
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
     threading.Thread(target=studio.library_page, name="library-index", daemon=True).start()  # the grid's first page
     BackupSchedule(settings, studio.export).start()
+    threading.Thread(target=poll_forever, args=(studio.poll_batches, settings.campaign_poll_s), name="batch-poll",
+                     daemon=True).start()  # campaigns in Batch mode: their results land when they come
     demo = build_app(studio)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, **launch_options(settings))
     return 0

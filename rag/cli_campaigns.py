@@ -40,8 +40,10 @@ def _report(studio: Studio, campaign_id: str, args: argparse.Namespace) -> int:
         for i in items:
             why = f" ({i.error[:120]})" if i.error else ""
             print(f"#{i.seq:<3} {i.status:<8} {i.asset_name} {i.aspect_ratio} {len(i.version_ids)} image(s){why}")
-        print(f"campaign {campaign.id} {campaign.name!r}: {campaign.status}")
-    return EXIT_OK if all(i.status == "done" for i in items) else EXIT_ERROR
+        job = f" (Batch job {campaign.batch_job}: {campaign.batch_state.partition(' attempt:')[0]})" if campaign.batch_job else ""
+        print(f"campaign {campaign.id} {campaign.name!r}: {campaign.status}{job}")
+    waiting = campaign.status == "batch"  # submitted: the results come later (`campaign --resume ID` asks)
+    return EXIT_OK if waiting or all(i.status == "done" for i in items) else EXIT_ERROR
 
 
 def cmd_campaign(studio: Studio, args: argparse.Namespace) -> int:
@@ -64,8 +66,10 @@ def cmd_campaign(studio: Studio, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"campaign {campaign.id}: {plan.summary()}")
     progress = None if args.json or args.quiet else _progress_bar("campaign")
-    if campaign.mode == "batch":
-        studio.submit_campaign_batch(campaign.id)
+    if campaign.mode == "batch" and campaign.batch_job:
+        campaign = studio.poll_campaign_batch(campaign.id)
+    elif campaign.mode == "batch":
+        campaign = studio.submit_campaign_batch(campaign.id)
     else:
         studio.run_campaign(campaign.id, progress=progress)
     return _report(studio, campaign.id, args)

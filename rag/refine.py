@@ -115,7 +115,7 @@ def run_turn(store: SessionStore, generator: ImageGenerator, settings: Settings,
         try:
             one = generator.generate(ask.prompt, refs, aspect_ratio=ask.aspect_ratio, n=1, model=ask.model.name,
                                      image_size=ask.image_size, history=history, notify=notify)
-            session, kept, saved = _keep(store, settings, session, parent, ask, one)
+            session, kept, saved = keep_images(store, settings, session, parent, ask, one)
         except BaseException as exc:
             if not versions or not isinstance(exc, BananaError):
                 blocked = isinstance(exc, GenerationBlocked)
@@ -148,7 +148,7 @@ def _combined(results: list[GenerationResult], notes: list[str]) -> GenerationRe
     return replace(results[0], images=[i for r in replies for i in r.images], text=text, replies=replies)
 
 
-def _keep(store: SessionStore, settings: Settings, session: Session | None, parent: Version | None, ask: Ask,
+def keep_images(store: SessionStore, settings: Settings, session: Session | None, parent: Version | None, ask: Ask,
           result: GenerationResult) -> tuple[Session | None, list[Version], list[Path]]:
     """Each reply's images written with provenance, then recorded as versions (one reply at a time)."""
     if session is None and any(r.images for r in result.replies):

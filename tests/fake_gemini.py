@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 _PATH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
+_BATCH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/batches/(?P<name>[^/:]+)$")
 _LIST_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/?$")
 
 
@@ -208,6 +209,8 @@ class FakeGemini:
         self.requests: list[Recorded] = []
         self.answered: list[Recorded] = []  # generateContent requests whose whole reply was sent
         self.route: Callable[[Recorded], Reply | None] | None = None  # answers by content before the queue
+        self.batches: dict[str, list[dict[str, Any]]] = {}  # Batch jobs: name -> their inlined requests
+        self.batch_states: list[str] = []  # what the next polls of a job say; the last one stays
         self.model_lists: list[Recorded] = []
         self.models: list[str] | None = None
         self.fallback = error_reply(500, "INTERNAL", "fake gemini: no scripted response left")
@@ -242,6 +245,34 @@ class FakeGemini:
             if self.models is None:
                 return error_reply(404, "NOT_FOUND", "fake gemini: models.list is not scripted")
             return Reply(200, models_body(self.models))
+
+    # -- Batch mode
+    def _create_batch(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(recorded)
+            name = f"batches/job{len(self.batches) + 1}"
+            config = ((recorded.body or {}).get("batch") or {}).get("inputConfig") or {}
+            self.batches[name] = (config.get("requests") or {}).get("requests") or []
+        return Reply(200, {"name": name, "metadata": {"state": "BATCH_STATE_PENDING", "model": recorded.model}})
+
+    def _batch(self, name: str) -> Reply:
+        """A job's state (the next of ``batch_states``); once SUCCEEDED, each request answered by ``route``."""
+        with self._lock:
+            requests = self.batches.get(f"batches/{name}")
+            state = (self.batch_states.pop(0) if len(self.batch_states) > 1 else
+                     (self.batch_states or ["BATCH_STATE_SUCCEEDED"])[0])
+        if requests is None:
+            return error_reply(404, "NOT_FOUND", f"fake gemini: no batch {name}")
+        metadata: dict[str, Any] = {"state": state}
+        if state == "BATCH_STATE_SUCCEEDED":
+            answers = []
+            for entry in requests:
+                one = Recorded("POST", "", {}, b"", entry.get("request"))
+                reply = (self.route(one) if self.route is not None else None) or self.fallback
+                answers.append({"metadata": entry.get("metadata"), **({"response": reply.body} if reply.status == 200
+                                                                       else {"error": reply.body.get("error")})})
+            metadata["output"] = {"inlinedResponses": {"inlinedResponses": answers}}
+        return Reply(200, {"name": f"batches/{name}", "metadata": metadata})
 
     # -- lifecycle
     @property
@@ -285,6 +316,10 @@ class FakeGemini:
                 )
                 if self.command == "GET" and _LIST_RE.match(path):
                     reply = fake._list(recorded)
+                elif match is not None and match["method"] == "batchGenerateContent":
+                    reply = fake._create_batch(recorded)
+                elif self.command == "GET" and (job := _BATCH_RE.match(path)):
+                    reply = fake._batch(job["name"])
                 elif match is None or match["method"] != "generateContent" or self.command != "POST":
                     with fake._lock:
                         fake.requests.append(recorded)

@@ -1,0 +1,76 @@
+"""Campaigns in Gemini's Batch mode through the real SDK: the job is created with every request inline,
+polled (after a restart too), its inlined responses land as the items' versions; a job that fails or
+expires is shown with its state. The fake server speaks batchGenerateContent and batches/{name}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.studio import Studio
+from tests.conftest import test_settings
+from tests.fake_gemini import FakeGemini, b64decode_any
+from tests.test_auto_refs import sent
+from tests.test_campaigns import KEY, PRODUCTS, TEMPLATE, answer, name_of, product_library
+
+
+def open_studio(tmp_path: Path, embedder, fake: FakeGemini) -> Studio:
+    return Studio(test_settings(tmp_path / "data", gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_retries=0),
+                  embedder=embedder)
+
+
+@pytest.fixture
+def batch_line(tmp_path: Path, embedder, fake_gemini: FakeGemini) -> Studio:
+    studio = open_studio(tmp_path, embedder, fake_gemini)
+    studio.ingest_folder(product_library(tmp_path / "lib"))
+    yield studio
+    studio.close()
+
+
+def test_a_batch_job_is_created_polled_and_lands(batch_line: Studio, fake_gemini: FakeGemini, tmp_path: Path,
+                                                  embedder) -> None:
+    fake_gemini.route = answer(fail=name_of(PRODUCTS[1]))
+    fake_gemini.batch_states = ["BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED"]
+    logo = batch_line.campaign_assets(folder="brand")[0][0]
+    plan = batch_line.plan_campaign(TEMPLATE, folder="products", refs=[logo.id], aspect_ratios=["1:1", "4:5"],
+                                    batch=True, name="Batch line")
+    assert plan.estimate_usd == pytest.approx(0.195) and "Batch mode" in plan.summary()
+    campaign = batch_line.submit_campaign_batch(batch_line.start_campaign(plan).id)
+    assert (campaign.status, campaign.batch_job) == ("batch", "batches/job1")
+    (create,) = fake_gemini.requests
+    sent_requests = fake_gemini.batches["batches/job1"]
+    assert create.path.endswith("models/gemini-2.5-flash-image:batchGenerateContent") and len(sent_requests) == 10
+    first = sent_requests[0]["request"]
+    images = [b64decode_any(p["inlineData"]["data"]) for p in first["contents"][0]["parts"] if "inlineData" in p]
+    assert first["contents"][0]["parts"][0]["text"] == TEMPLATE.format(name=name_of(PRODUCTS[0]))
+    assert images == [sent(str(PRODUCTS[0]).replace(str(PRODUCTS[0].parent), str(tmp_path / "lib" / "products"))),
+                      sent(logo.path)]
+    assert batch_line.poll_campaign_batch(campaign.id).batch_state.startswith("JOB_STATE_RUNNING")
+    batch_line.close()  # a restart: the job is picked up again by its id
+    again = open_studio(tmp_path, embedder, fake_gemini)
+    try:
+        assert [c.id for c in again.poll_batches()] == [campaign.id]
+        campaign, items = again.open_campaign(campaign.id)
+        assert (campaign.status, campaign.batch_state) == ("stopped", "JOB_STATE_SUCCEEDED")
+        assert [i.status for i in items].count("done") == 8 and all(len(i.version_ids) == 1 for i in items if i.status == "done")
+        assert {i.asset_name for i in items if i.status == "failed"} == {PRODUCTS[1].name}
+        (attempt,) = again.history()
+        assert (attempt.outcome, attempt.images, attempt.cost_usd) == ("ok", 8, pytest.approx(0.156))
+        version = again.sessions.version(items[0].version_ids[0])
+        assert Path(version.path).is_file() and again.poll_batches() == []
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("state", ["BATCH_STATE_EXPIRED", "BATCH_STATE_FAILED"])
+def test_a_job_that_ends_badly_is_shown_with_its_state(batch_line: Studio, fake_gemini: FakeGemini, state: str) -> None:
+    fake_gemini.batch_states = [state]
+    plan = batch_line.plan_campaign(TEMPLATE, folder="products", batch=True)
+    campaign = batch_line.poll_campaign_batch(batch_line.submit_campaign_batch(batch_line.start_campaign(plan).id).id)
+    shown = state.replace("BATCH", "JOB")
+    assert (campaign.status, campaign.batch_state) == ("stopped", shown)
+    items = batch_line.open_campaign(campaign.id)[1]
+    assert all(i.status == "failed" and shown in i.error for i in items)
+    (attempt,) = batch_line.history()
+    assert (attempt.outcome, attempt.cost_usd) == ("failed", 0.0)
