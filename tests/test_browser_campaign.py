@@ -94,3 +94,10 @@ def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:
         assert [c["id"] for c in client.predict(api_name="/campaigns")] == [made["id"]]
         with pytest.raises(Exception, match="not a campaign here"):
             client.predict("nope", api_name="/campaign")
+        fake_gemini.batch_states = ["BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED"]
+        job = client.predict("{name}, batch", "teas", "", "", [], [], ["4:5"], 1, "", "API batch",
+                             api_name="/submit_campaign_batch")
+        assert (job["status"], job["batch_job"], len(fake_gemini.batches[job["batch_job"]])) == ("batch", "batches/job1", 3)
+        assert client.predict(job["id"], api_name="/resume_campaign")["status"] == "batch"  # still running
+        landed = client.predict(job["id"], api_name="/resume_campaign")
+        assert landed["status"] == "done" and all(len(i["version_ids"]) == 1 for i in landed["items"])

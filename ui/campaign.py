@@ -1,5 +1,6 @@
 """Campaigns tab: one prompt template over a folder, a search, a tag or the picked images; its cost before
-it runs; then one row per source image with its results side by side, to approve, reject, regenerate and save.
+it runs, now or as a Batch job; then one row per source image with its results side by side, to approve,
+reject, regenerate and save. Resume continues a "now" campaign, or asks how a Batch job is doing.
 
 Wiring only: every action is a :class:`rag.studio.Studio` call. A run is two events, record then send,
 so Cancel knows the campaign while it runs; a second tab or a restart picks a campaign up from the list.
@@ -64,6 +65,7 @@ def _render(studio: Studio) -> SimpleNamespace:
             with gr.Row():
                 c.preview = gr.Button("Preview cost", elem_id="campaign-preview")
                 c.run = gr.Button("Run now", variant="primary", interactive=enabled, elem_id="campaign-run")
+                c.batch = gr.Button("Batch (½ price, ≤24 h)", interactive=enabled, elem_id="campaign-batch")
                 c.cancel = gr.Button("Cancel", elem_id="campaign-cancel")
             c.plan_md = gr.Markdown(elem_id="campaign-plan")
             c.plan = gr.Dataframe(headers=PLAN_COLUMNS, interactive=False, wrap=True, max_height=240)
@@ -126,19 +128,20 @@ def _status(studio: Studio, campaign: Campaign) -> str:
     counts = studio.campaign_store.counts(campaign.id)
     total = sum(counts.values())
     failed = [i for i in studio.open_campaign(campaign.id)[1] if i.status == "failed"]
-    lines = [f"**{md_escape(campaign.name)}** · {campaign.status} · {counts['done']} of {total} done"
+    job = f" · Batch job {campaign.batch_state.partition(' attempt:')[0]}" if campaign.batch_job else ""
+    lines = [f"**{md_escape(campaign.name)}** · {campaign.status}{job} · {counts['done']} of {total} done"
              f"{f' · {len(failed)} failed' if failed else ''} · about ${campaign.estimate_usd:.2f}"]
     lines += [f"- #{i.seq} {md_escape(i.asset_name)} {i.aspect_ratio}: {md_escape(i.error[:200])}" for i in failed[:10]]
     return "\n".join(lines)
 
 
 def _plan(studio: Studio, kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
-          per_item: float, size: str, picked: list[str], user: str) -> Plan:
+          per_item: float, size: str, picked: list[str], user: str, batch: bool = False) -> Plan:
     source = {"Folder": "folder", "Search": "query", "Tag": "tag"}
     chosen = {source[kind]: value or ""} if kind in source else {"ids": picked or []}
     return studio.plan_campaign(template or "", **chosen, refs=(picked or []) if shared else [], name=name or "",
                                 model=model, aspect_ratios=aspects or [], per_item=int(per_item or 1),
-                                image_size=size or "", user=user)
+                                image_size=size or "", user=user, batch=batch)
 
 
 def _plan_view(plan: Plan) -> tuple[str, pd.DataFrame]:
@@ -166,9 +169,22 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
                 *_plan_view(plan))
 
     @user_errors
+    def submit(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
+               per_item: float, size: str, picked: list[str], request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, user_of(request),
+                     batch=True)
+        campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id)
+        return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
+                *_plan_view(plan), *_view(studio, campaign.id, user_of(request)))
+
+    @user_errors
     def run(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        if cid:
-            studio.run_campaign(cid, user=user_of(request) or None, progress=progress_callback(progress))
+        """Run (or resume) a campaign now; a Batch campaign is asked how its job is doing instead."""
+        user = user_of(request) or None
+        if cid and studio.open_campaign(cid, user=user)[0].batch_job:
+            studio.poll_campaign_batch(cid, user=user)
+        elif cid:
+            studio.run_campaign(cid, user=user, progress=progress_callback(progress))
         return _view(studio, cid, user_of(request))
 
     @user_errors
@@ -205,10 +221,11 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         return (f"Saved {len(report.added) + len(report.duplicates)} approved image(s) to the library.",
                 *_view(studio, cid, user_of(request)))
 
-    paid = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
+    paid: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
     c.preview.click(preview, form, [c.plan_md, c.plan], api_name=False, concurrency_id="search")
     c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], review, **paid).then(
         c.load, None, c.pick, api_name=False, queue=False)
+    c.batch.click(submit, form, [c.cid, c.pick, c.plan_md, c.plan, *review], **paid)
     c.resume.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(run, [c.cid], review, **paid)
     c.cancel.click(cancel, c.cid, None, api_name=False, queue=False)
     c.open.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(show, c.cid, review,
@@ -223,10 +240,10 @@ def _api(studio: Studio) -> None:
     """Endpoints for gradio_client, the same operations as the tab and the CLI."""
 
     def planned(template: str, folder: str, query: str, tag: str, ids: list[str], refs: list[str], aspect_ratios: list[str],
-                per_item: int, model: str, name: str, user: str) -> Plan:
+                per_item: int, model: str, name: str, user: str, batch: bool = False) -> Plan:
         return studio.plan_campaign(template, folder=folder, query=query, tag=tag, ids=ids or [], refs=refs or [],
                                     aspect_ratios=aspect_ratios or ["1:1"], per_item=per_item, model=model, name=name,
-                                    user=user)
+                                    user=user, batch=batch)
 
     @user_errors
     def plan_campaign(template: str, folder: str = "", query: str = "", tag: str = "", ids: list[str] | None = None,
@@ -248,9 +265,24 @@ def _api(studio: Studio) -> None:
 
     @user_errors
     def resume_campaign(campaign_id: str, request: gr.Request = None) -> dict[str, Any]:
-        """Continue a campaign from its first unfinished item."""
-        studio.run_campaign(campaign_id, user=user_of(request) or None)
+        """Continue a campaign from its first unfinished item; for a Batch campaign, ask how its job is doing."""
+        user = user_of(request) or None
+        if studio.open_campaign(campaign_id, user=user)[0].batch_job:
+            studio.poll_campaign_batch(campaign_id, user=user)
+        else:
+            studio.run_campaign(campaign_id, user=user)
         return _record(studio, campaign_id, user_of(request))
+
+    @user_errors
+    def submit_campaign_batch(template: str, folder: str = "", query: str = "", tag: str = "",
+                              ids: list[str] | None = None, refs: list[str] | None = None,
+                              aspect_ratios: list[str] | None = None, per_item: int = 1, model: str = "", name: str = "",
+                              request: gr.Request = None) -> dict[str, Any]:
+        """Plan and record a campaign, then submit it as one Gemini Batch job; /resume_campaign polls it."""
+        plan = planned(template, folder, query, tag, ids or [], refs or [], aspect_ratios or [], per_item, model, name,
+                       user_of(request), batch=True)
+        campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id, user=user_of(request) or None)
+        return _record(studio, campaign.id, user_of(request))
 
     @user_errors
     def campaigns(request: gr.Request = None) -> list[dict[str, Any]]:
@@ -274,7 +306,7 @@ def _api(studio: Studio) -> None:
         report = studio.save_approved(campaign_id, user=user_of(request) or None)
         return [a.id for a in report.added] + [i for _, i in report.duplicates]
 
-    for fn in (run_campaign, resume_campaign):
+    for fn in (run_campaign, resume_campaign, submit_campaign_batch):
         gr.api(fn, api_name=fn.__name__, concurrency_id="generate", concurrency_limit=2)
     gr.api(save_approved, api_name="save_approved", concurrency_id="ingest", concurrency_limit=1)
     for fn in (plan_campaign, campaigns, campaign, review_campaign):
