@@ -1,8 +1,9 @@
 """Gemini Batch mode for campaigns: submit every unfinished item as one job, poll it, keep what it returns.
 
 A job costs about half the interactive price and answers within 24 hours. Its requests go inline
-(``client.batches.create(src=[...])``) up to the API's inline size; a bigger campaign is refused
-with a sentence (split it, or run it now). The whole job is one attempt in History, checked
+(``client.batches.create(src=[...])``) up to the API's inline size, and above it as a JSONL file
+through the Files API (``client.files.upload``; the results come back as a file too). The whole
+job is one attempt in History, checked
 against the budget at its estimate before it is submitted; its id is kept on the campaign, so a
 restarted app or CLI picks the job up again. Results become versions exactly as a "now" run's do
 (:func:`rag.refine.keep_images`), one session per item.
@@ -10,9 +11,12 @@ restarted app or CLI picks the job up again. Results become versions exactly as 
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .campaign_store import Campaign, CampaignStore, Item
@@ -60,24 +64,61 @@ def submit(store: CampaignStore, generator: Any, settings: Settings, models: Mod
     for item in todo:
         refs = [known[i] for i in [item.asset_id, *campaign.shared_refs] if i in known]
         contents, turn, config = generator.prepared(item.prompt, refs, item.aspect_ratio, info.size(campaign.image_size))
-        size += len(str(turn))
+        size += len(json.dumps(turn)) * campaign.per_item
         requests += [{"contents": contents, "config": config, "metadata": {"key": _key(item, k)}}
                      for k in range(1, campaign.per_item + 1)]
-    if size * campaign.per_item > INLINE_LIMIT_BYTES:
-        raise BananaError(f"This campaign's requests add up to about {size * campaign.per_item / 2**20:.0f} MB, over "
-                          "Batch mode's inline limit; split it into smaller campaigns, or run it now.")
     estimate = round(info.estimate(len(requests), info.size(campaign.image_size)) * BATCH_DISCOUNT, 4)
     attempt = store.sessions.begin_attempt(
         user=campaign.user, session_id="", parent_id="", model=info.name, image_size=info.size(campaign.image_size),
         prompt=f"[batch] {campaign.template}", references=[], requested=len(requests), estimate=estimate,
         budget=settings.gemini_daily_budget_usd)
     try:
-        job = generator.client.batches.create(model=info.name, src=requests, config={"display_name": campaign.name[:100]})
+        src = requests if size <= INLINE_LIMIT_BYTES else _uploaded(generator, requests, campaign.name)
+        job = generator.client.batches.create(model=info.name, src=src, config={"display_name": campaign.name[:100]})
     except Exception as exc:  # noqa: BLE001 - the SDK's APIError or a transport error: the job was not made
         store.sessions.end_attempt(attempt, outcome="failed", images=0, cost=0.0, reason=str(exc)[:300])
         raise GenerationError(f"Gemini did not accept the Batch job ({type(exc).__name__}: {str(exc)[:200]}).") from None
     store.set_status(campaign.id, "batch", batch_job=job.name, batch_state=f"{_state(job)} attempt:{attempt}")
     return str(job.name)
+
+
+def _uploaded(generator: Any, requests: list[dict[str, Any]], name: str) -> str:
+    """The requests as a JSONL file in the Files API (``{"key", "request"}`` a line); returns the file's name."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", prefix="banana-batch-", delete=False) as out:
+        for r in requests:
+            request = {"contents": [c.model_dump(mode="json", exclude_none=True, by_alias=True) for c in r["contents"]],
+                       "generationConfig": r["config"].model_dump(mode="json", exclude_none=True, by_alias=True)}
+            out.write(json.dumps({"key": r["metadata"]["key"], "request": request}) + "\n")
+    try:
+        uploaded = generator.client.files.upload(file=out.name, config={"mime_type": "jsonl", "display_name": name[:100]})
+    finally:
+        Path(out.name).unlink(missing_ok=True)
+    return str(uploaded.name)
+
+
+def _answers(generator: Any, job: Any) -> list[tuple[str, Any, str]]:
+    """``(key, response, error)`` per request: inline, or read from the job's results file."""
+    dest = job.dest
+    if dest is not None and dest.inlined_responses:
+        return [(str((a.metadata or {}).get("key", "")), a.response, _error(a.error)) for a in dest.inlined_responses]
+    if dest is None or not dest.file_name:
+        return []
+    from google.genai import types
+
+    try:
+        rows = [json.loads(line) for line in generator.client.files.download(file=dest.file_name).decode().splitlines()
+                if line.strip()]
+        return [(str(r.get("key", "")), types.GenerateContentResponse.model_validate(r["response"])
+                 if r.get("response") else None, _error(r.get("error"))) for r in rows]
+    except ValueError as exc:
+        raise GenerationError(f"The Batch job's results file {dest.file_name} could not be read ({str(exc)[:200]}).") from None
+
+
+def _error(error: Any) -> str:
+    if error is None:
+        return ""
+    message = error.get("message") if isinstance(error, dict) else getattr(error, "message", None)
+    return f"Gemini could not make it: {message or error}"
 
 
 def poll(store: CampaignStore, generator: Any, settings: Settings, models: ModelList, campaign: Campaign,
@@ -90,7 +131,7 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
     if state not in ENDED:
         store.set_status(campaign.id, "batch", batch_state=f"{state} attempt:{attempt}")
         return state
-    made = _land(store, settings, models, campaign, get, job) if state == "JOB_STATE_SUCCEEDED" else 0
+    made = _land(store, settings, models, campaign, get, job, _answers(generator, job)) if state == "JOB_STATE_SUCCEEDED" else 0
     if state != "JOB_STATE_SUCCEEDED":
         for item in store.items(campaign.id):
             if item.status != "done":
@@ -106,22 +147,23 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
 
 
 def _land(store: CampaignStore, settings: Settings, models: ModelList, campaign: Campaign,
-          get: Callable[[Sequence[str]], list[Asset]], job: Any) -> int:
-    """Each inlined response kept as a version of its item's session; an error stays with its item."""
+          get: Callable[[Sequence[str]], list[Asset]], job: Any, answers: list[tuple[str, Any, str]]) -> int:
+    """Each response kept as a version of its item's session; an error stays with its item."""
     items = {i.seq: i for i in store.items(campaign.id)}
     known = {a.id: a for a in get(list({i.asset_id for i in items.values()} | set(campaign.shared_refs)))}
     info, made = models.get(campaign.model), 0
-    for answer in (job.dest.inlined_responses if job.dest and job.dest.inlined_responses else []):
-        seq = int(str((answer.metadata or {}).get("key", "0-0")).partition("-")[0])
+    finished = {seq for seq, i in items.items() if i.status == "done"}  # a job polled twice lands once
+    for key, response, error in answers:
+        seq = int(key.partition("-")[0]) if key.partition("-")[0].isdigit() else 0
         item = items.get(seq)
-        if item is None or item.status == "done":
+        if item is None or seq in finished:
             continue
         try:
-            if answer.error is not None:
-                raise GenerationError(f"Gemini could not make it: {getattr(answer.error, 'message', answer.error)}")
-            reply = read_reply(answer.response)
-        except BananaError as exc:
-            store.update_item(campaign.id, seq, status="failed", error=str(exc))
+            if error or response is None:
+                raise GenerationError(error or "Gemini sent no response for it.")
+            reply = read_reply(response)
+        except BananaError as exc:  # one of per_item images: the item keeps the others
+            store.update_item(campaign.id, seq, status="done" if item.version_ids else "failed", error=str(exc))
             continue
         refs = [known[i] for i in [item.asset_id, *campaign.shared_refs] if i in known]
         ask = Ask(item.prompt, refs, info, item.aspect_ratio, info.size(campaign.image_size), 1, campaign.user,

@@ -36,6 +36,8 @@ import pytest
 
 _PATH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
 _BATCH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/batches/(?P<name>[^/:]+)$")
+_UPLOAD_RE = re.compile(r"^/upload/(?P<version>v1beta|v1|v1alpha)/files$")
+_DOWNLOAD_RE = re.compile(r"^(?:/download)?/(?P<version>v1beta|v1|v1alpha)/files/(?P<name>[^/:]+):download$")
 _LIST_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/?$")
 
 
@@ -211,6 +213,8 @@ class FakeGemini:
         self.route: Callable[[Recorded], Reply | None] | None = None  # answers by content before the queue
         self.batches: dict[str, list[dict[str, Any]]] = {}  # Batch jobs: name -> their inlined requests
         self.batch_states: list[str] = []  # what the next polls of a job say; the last one stays
+        self.files: dict[str, bytes] = {}  # the Files API: uploaded JSONL requests and results files, by name
+        self._uploads: dict[str, bytes] = {}
         self.model_lists: list[Recorded] = []
         self.models: list[str] | None = None
         self.fallback = error_reply(500, "INTERNAL", "fake gemini: no scripted response left")
@@ -246,13 +250,35 @@ class FakeGemini:
                 return error_reply(404, "NOT_FOUND", "fake gemini: models.list is not scripted")
             return Reply(200, models_body(self.models))
 
+    # -- the Files API's resumable upload (start, then one "upload, finalize" chunk)
+    def _upload(self, headers: Any, url: str, raw: bytes) -> Reply:
+        command = (headers.get("X-Goog-Upload-Command") or "").lower()
+        with self._lock:
+            if command == "start":
+                upload_id = str(len(self._uploads) + 1)
+                self._uploads[upload_id] = b""
+                return Reply(200, {}, headers={"X-Goog-Upload-URL": f"{self.base_url}/upload/v1beta/files?upload_id={upload_id}"})
+            upload_id = url.partition("upload_id=")[2]
+            self._uploads[upload_id] += raw
+            if "finalize" not in command:
+                return Reply(200, {}, headers={"X-Goog-Upload-Status": "active"})
+            name = f"files/upload{upload_id}"
+            self.files[name] = self._uploads.pop(upload_id)
+        return Reply(200, {"file": {"name": name, "mimeType": "jsonl", "sizeBytes": str(len(self.files[name]))}},
+                     headers={"X-Goog-Upload-Status": "final"})
+
     # -- Batch mode
     def _create_batch(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
             name = f"batches/job{len(self.batches) + 1}"
             config = ((recorded.body or {}).get("batch") or {}).get("inputConfig") or {}
-            self.batches[name] = (config.get("requests") or {}).get("requests") or []
+            if config.get("fileName"):  # JSONL lines {"key", "request"} from the Files API
+                lines = self.files[config["fileName"]].decode().splitlines()
+                self.batches[name] = [{"metadata": {"key": row["key"]}, "request": row["request"], "file": True}
+                                      for row in map(json.loads, filter(str.strip, lines))]
+            else:
+                self.batches[name] = (config.get("requests") or {}).get("requests") or []
         return Reply(200, {"name": name, "metadata": {"state": "BATCH_STATE_PENDING", "model": recorded.model}})
 
     def _batch(self, name: str) -> Reply:
@@ -271,7 +297,13 @@ class FakeGemini:
                 reply = (self.route(one) if self.route is not None else None) or self.fallback
                 answers.append({"metadata": entry.get("metadata"), **({"response": reply.body} if reply.status == 200
                                                                        else {"error": reply.body.get("error")})})
-            metadata["output"] = {"inlinedResponses": {"inlinedResponses": answers}}
+            if requests and requests[0].get("file"):  # file in, file out: a JSONL of {"key", "response"|"error"}
+                out = f"files/results-{name}"
+                self.files[out] = "\n".join(json.dumps({"key": a["metadata"]["key"], **{k: v for k, v in a.items()
+                                                          if k != "metadata"}}) for a in answers).encode()
+                metadata["output"] = {"responsesFile": out}
+            else:
+                metadata["output"] = {"inlinedResponses": {"inlinedResponses": answers}}
         return Reply(200, {"name": f"batches/{name}", "metadata": metadata})
 
     # -- lifecycle
@@ -316,6 +348,11 @@ class FakeGemini:
                 )
                 if self.command == "GET" and _LIST_RE.match(path):
                     reply = fake._list(recorded)
+                elif self.command == "POST" and _UPLOAD_RE.match(path):
+                    reply = fake._upload(self.headers, self.path, raw)
+                elif self.command == "GET" and (wanted := _DOWNLOAD_RE.match(path)):
+                    found = fake.files.get(f"files/{wanted['name']}")
+                    reply = Reply(200, found) if found is not None else error_reply(404, "NOT_FOUND", "no such file")
                 elif match is not None and match["method"] == "batchGenerateContent":
                     reply = fake._create_batch(recorded)
                 elif self.command == "GET" and (job := _BATCH_RE.match(path)):

@@ -4,6 +4,7 @@ expires is shown with its state. The fake server speaks batchGenerateContent and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,21 @@ def test_a_job_that_ends_badly_is_shown_with_its_state(batch_line: Studio, fake_
     assert all(i.status == "failed" and shown in i.error for i in items)
     (attempt,) = batch_line.history()
     assert (attempt.outcome, attempt.cost_usd) == ("failed", 0.0)
+
+
+def test_above_the_inline_limit_the_requests_go_as_a_jsonl_file(batch_line: Studio, fake_gemini: FakeGemini,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rag.batch.INLINE_LIMIT_BYTES", 1000)  # the real limit is 20 MB
+    fake_gemini.route = answer(fail=name_of(PRODUCTS[4]))
+    plan = batch_line.plan_campaign(TEMPLATE, folder="products", aspect_ratios=["9:16"], per_item=2, batch=True)
+    campaign = batch_line.submit_campaign_batch(batch_line.start_campaign(plan).id)
+    (uploaded,) = [n for n in fake_gemini.files if n.startswith("files/upload")]
+    lines = [json.loads(x) for x in fake_gemini.files[uploaded].decode().splitlines()]
+    assert [x["key"] for x in lines] == [f"{i}-{k}" for i in range(1, 6) for k in (1, 2)]
+    assert lines[0]["request"]["generationConfig"]["imageConfig"]["aspectRatio"] == "9:16"
+    assert lines[0]["request"]["contents"][0]["parts"][0]["text"] == TEMPLATE.format(name=name_of(PRODUCTS[0]))
+    assert len(fake_gemini.batches[campaign.batch_job]) == 10 and "inlinedRequests" not in str(fake_gemini.requests[0].body)
+    campaign, items = batch_line.open_campaign(batch_line.poll_campaign_batch(campaign.id).id)
+    assert campaign.batch_state == "JOB_STATE_SUCCEEDED"
+    assert [len(i.version_ids) for i in items] == [2, 2, 2, 2, 0] and items[4].status == "failed"
+    assert "fake outage" in items[4].error
