@@ -68,7 +68,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Search", id="search") as search_tab_ui:
                 search = search_tab.build(studio, selected)
             with gr.Tab("Generate", id="generate") as generate_tab_ui:
-                generate = generate_tab.build(studio, selected)
+                generate = generate_tab.build(studio, selected, search.controls)
                 recent = asset_ui.render_recent()
             with gr.Tab("Campaigns", id="campaigns") as campaign_tab_ui:
                 campaigns = campaign_tab.build(studio, selected)

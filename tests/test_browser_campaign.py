@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from rag.provenance import read_provenance
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
@@ -101,3 +102,24 @@ def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:
         assert client.predict(job["id"], api_name="/resume_campaign")["status"] == "batch"  # still running
         landed = client.predict(job["id"], api_name="/resume_campaign")
         assert landed["status"] == "done" and all(len(i["version_ids"]) == 1 for i in landed["items"])
+
+
+def test_find_references_fills_the_tray_and_the_provenance_says_so(browser, three: Studio,  # noqa: F811
+                                                                     fake_gemini: FakeGemini) -> None:
+    prompt = "a hot cup of tea on a table"
+    top = [h.asset.id for h in three.search(prompt, k=3)]
+    with running_app(three) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(url)
+        page.get_by_role("tab", name="Generate").click()
+        page.locator("#prompt textarea").fill(prompt)
+        page.locator("#find-references").click()
+        page.get_by_text(re.compile(r"3 of 3 references from the library")).wait_for(timeout=30_000)
+        page.locator("#generate-button").click()
+        page.get_by_text("Versions of this session (1)").wait_for(timeout=60_000)
+        page.close()
+    (request,) = fake_gemini.requests
+    assert len(request.inline()) == 3
+    (session,) = three.recent_sessions()
+    (version,) = three.open_session(session.id)[1]
+    assert read_provenance(version.path)["references_found"] == {"query": prompt, "ids": top}

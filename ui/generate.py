@@ -16,6 +16,7 @@ import gradio as gr
 
 from rag.errors import BananaError
 from rag.models import MAX_IMAGES_PER_RUN
+from rag.query import Query
 from rag.studio import Studio
 
 from .common import OnePerUser, api_record, gallery_items, progress_callback, user_errors
@@ -55,9 +56,12 @@ if (!window.bananaShortcuts) {
 """
 
 
-def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
-    """The tab; returns the hooks other tabs wire: show the references, refresh the sessions, "Edit this"."""
+def build(studio: Studio, selected: gr.State, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The tab; returns the hooks other tabs wire: show the references, refresh the sessions, "Edit this".
+
+    ``filters`` are the Search tab's controls by :class:`Query` field: "Find references" searches with them."""
     c = _render(studio)
+    c.filters = {k: v for k, v in (filters or {}).items() if k not in ("text", "image", "image_id", "image_weight", "k")}
     _listen(studio, selected, c)
     _api(studio)
     return {
@@ -253,14 +257,15 @@ def _listen_session(studio: Studio, selected: gr.State, c: SimpleNamespace) -> N
     c.refs.select(remove_ref, [selected, c.model], [selected, c.refs, c.refs_md], api_name=False, queue=False)
 
     @user_errors
-    def find(text: str, ids: list[str], model: str) -> tuple[Any, ...]:
+    def find(text: str, ids: list[str], model: str, *filters: Any) -> tuple[Any, ...]:
         """RAG proper: the prompt's best matches join the references (up to the model's cap), to swap or drop."""
-        found = [a.id for a in studio.find_references(text or "", model=model, keep=ids or [])]
+        query = Query.of(dict(zip(c.filters, filters)))  # the Search tab's filters and ranking options
+        found = [a.id for a in studio.find_references(text or "", model=model, keep=ids or [], query=query)]
         if not found:
             gr.Info("No more references fit, or nothing in the library matches.")
         return (*c.show_refs([*(ids or []), *found], model), {"query": (text or "").strip(), "ids": found})
 
-    c.find.click(find, [c.prompt, selected, c.model], [selected, c.refs, c.refs_md, c.found], api_name=False,
+    c.find.click(find, [c.prompt, selected, c.model, *c.filters.values()], [selected, c.refs, c.refs_md, c.found], api_name=False,
                  concurrency_id="search")
     def save_shown(current: str, progress: gr.Progress = gr.Progress()) -> str:
         return save([current], progress)
