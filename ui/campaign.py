@@ -25,7 +25,6 @@ from .session_view import model_choices, user_of
 KINDS = ("Folder", "Search", "Tag", "Picked images")
 TEMPLATE = "A premium ad photo of {name} on a marble counter, soft light"
 PLAN_COLUMNS = ["#", "image", "ratio", "prompt"]
-MIN_COLUMNS = 4  # rows of one source and one result would make tiles half the page wide
 
 
 def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
@@ -110,7 +109,7 @@ def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
             label = f"#{item.seq} {item.asset_name} {item.aspect_ratio} v{k} · {_said(verdict)}"
             row.append((str(studio.version_preview(studio.sessions.version(vid)) or studio.placeholder()), label))
             choices.append((label, vid))
-    width = max(MIN_COLUMNS, *(len(r) for r in rows.values()))
+    width = max(len(r) for r in rows.values())  # a row a source; the app's CSS keeps tiles small
     tiles = [tile for r in rows.values() for tile in r + [(str(studio.placeholder()), "")] * (width - len(r))]
     return _status(studio, campaign), gr.Gallery(value=tiles, columns=width), gr.CheckboxGroup(choices=choices, value=[])
 
