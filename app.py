@@ -73,7 +73,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 generate = generate_tab.build(studio, selected, search.controls)
                 recent = asset_ui.render_recent()
             with gr.Tab("Campaigns", id="campaigns") as campaign_tab_ui:
-                campaigns = campaign_tab.build(studio, selected)
+                campaigns = campaign_tab.build(studio, selected, library.table.marked)
             with gr.Tab("History", id="history") as history_tab_ui:
                 history = history_tab.build(studio)
         show_refs, refs_in, refs_out = generate["show_refs"]

@@ -135,3 +135,15 @@ def test_another_users_campaign_is_not_found(line: Studio, fake_gemini: FakeGemi
     with pytest.raises(BananaError, match="is not a campaign here"):
         line.run_campaign(campaign.id, user="bo")
     assert fake_gemini.requests == []
+
+
+def test_a_search_tag_or_chosen_rows_choose_the_images(line: Studio) -> None:
+    products = line.campaign_assets(folder="products")[0]
+    chosen = line.plan_campaign(TEMPLATE, ids=[products[3].id, products[0].id], aspect_ratios=["1:1", "9:16"])
+    assert [(a.id, r) for a, r, _ in chosen.requests] == [(products[3].id, "1:1"), (products[3].id, "9:16"),
+                                                          (products[0].id, "1:1"), (products[0].id, "9:16")]
+    found = line.plan_campaign(TEMPLATE, query="a bowl of fruit", limit=3)
+    assert [a.id for a, _, _ in found.requests] == [h.asset.id for h in line.search("a bowl of fruit", k=3)]
+    line.add_tags([products[1].id], "hero")
+    tagged = line.plan_campaign("{name} ({tags}) from {folder}", tag="hero")
+    assert [p for _, _, p in tagged.requests] == [f"{name_of(Path(products[1].path))} (hero) from products"]

@@ -22,19 +22,23 @@ from rag.studio import Studio
 from .common import md_escape, progress_callback, user_errors
 from .session_view import model_choices, user_of
 
-KINDS = ("Folder", "Search", "Tag", "Picked images")
+KINDS = ("Folder", "Search", "Tag", "Marked rows", "Picked images")
 TEMPLATE = "A premium ad photo of {name} on a marble counter, soft light"
 PLAN_COLUMNS = ["#", "image", "ratio", "prompt"]
 
 
-def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
-    """The tab; returns ``load`` (the campaigns to pick from) for the app to run when it opens."""
+def build(studio: Studio, selected: gr.State, marked: gr.State | None = None) -> dict[str, Any]:
+    """The tab; returns ``load`` (the campaigns to pick from) for the app to run when it opens.
+
+    ``selected`` is the reference tray ("Picked images", shared references), ``marked`` the Library
+    table's marked rows."""
     c = _render(studio)
 
     def load(request: gr.Request) -> Any:
         return gr.Dropdown(choices=_choices(studio, user_of(request)))
 
     c.load = load
+    c.marked = marked if marked is not None else gr.State([])
     _listen(studio, selected, c)
     _api(studio)
     return {"load": (load, None, c.pick)}
@@ -135,9 +139,10 @@ def _status(studio: Studio, campaign: Campaign) -> str:
 
 
 def _plan(studio: Studio, kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
-          per_item: float, size: str, picked: list[str], user: str, batch: bool = False) -> Plan:
+          per_item: float, size: str, picked: list[str], marked: list[str], user: str, batch: bool = False) -> Plan:
     source = {"Folder": "folder", "Search": "query", "Tag": "tag"}
-    chosen = {source[kind]: value or ""} if kind in source else {"ids": picked or []}
+    rows = marked if kind == "Marked rows" else picked
+    chosen = {source[kind]: value or ""} if kind in source else {"ids": rows or []}
     return studio.plan_campaign(template or "", **chosen, refs=(picked or []) if shared else [], name=name or "",
                                 model=model, aspect_ratios=aspects or [], per_item=int(per_item or 1),
                                 image_size=size or "", user=user, batch=batch)
@@ -150,27 +155,30 @@ def _plan_view(plan: Plan) -> tuple[str, pd.DataFrame]:
 
 
 def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
-    form = [c.kind, c.value, c.template, c.name, c.shared, c.model, c.aspects, c.per_item, c.size, selected]
+    form = [c.kind, c.value, c.template, c.name, c.shared, c.model, c.aspects, c.per_item, c.size, selected, c.marked]
     review = [c.status, c.gallery, c.chosen]
 
     @user_errors
     def preview(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
-                per_item: float, size: str, picked: list[str], request: gr.Request) -> tuple[Any, ...]:
+                per_item: float, size: str, picked: list[str], marked: list[str],
+                request: gr.Request) -> tuple[Any, ...]:
         return _plan_view(_plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked,
-                                user_of(request)))
+                                marked, user_of(request)))
 
     @user_errors
     def start(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
-              per_item: float, size: str, picked: list[str], request: gr.Request) -> tuple[Any, ...]:
-        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, user_of(request))
+              per_item: float, size: str, picked: list[str], marked: list[str],
+                request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked, user_of(request))
         campaign = studio.start_campaign(plan)
         return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
                 *_plan_view(plan))
 
     @user_errors
     def submit(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
-               per_item: float, size: str, picked: list[str], request: gr.Request) -> tuple[Any, ...]:
-        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, user_of(request),
+               per_item: float, size: str, picked: list[str], marked: list[str],
+                request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked, user_of(request),
                      batch=True)
         campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id)
         return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
