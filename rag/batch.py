@@ -78,7 +78,7 @@ def submit(store: CampaignStore, generator: Any, settings: Settings, models: Mod
     except Exception as exc:  # noqa: BLE001 - the SDK's APIError or a transport error: the job was not made
         store.sessions.end_attempt(attempt, outcome="failed", images=0, cost=0.0, reason=str(exc)[:300])
         raise GenerationError(f"Gemini did not accept the Batch job ({type(exc).__name__}: {str(exc)[:200]}).") from None
-    store.set_status(campaign.id, "batch", batch_job=job.name, batch_state=f"{_state(job)} attempt:{attempt}")
+    store.set_status(campaign.id, "batch", batch_job=str(job.name), batch_state=_state(job), batch_attempt=attempt)
     return str(job.name)
 
 
@@ -127,9 +127,9 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
     if not campaign.batch_job:
         raise BananaError(f"Campaign {campaign.name!r} has no Batch job.")
     job = generator.client.batches.get(name=campaign.batch_job)
-    state, attempt = _state(job), int(campaign.batch_state.rpartition("attempt:")[2] or 0)
+    state, attempt = _state(job), campaign.batch_attempt
     if state not in ENDED:
-        store.set_status(campaign.id, "batch", batch_state=f"{state} attempt:{attempt}")
+        store.set_status(campaign.id, "batch", batch_state=state)
         return state
     made = _land(store, settings, models, campaign, get, job, _answers(generator, job)) if state == "JOB_STATE_SUCCEEDED" else 0
     if state != "JOB_STATE_SUCCEEDED":
@@ -137,7 +137,7 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
             if item.status != "done":
                 store.update_item(campaign.id, item.seq, status="failed", error=f"the Batch job ended {state}")
     info = models.get(campaign.model)
-    if attempt:
+    if attempt and campaign.status == "batch":  # ended once, even when polled again
         store.sessions.end_attempt(attempt, outcome="ok" if made else "failed", images=made,
                                    cost=round(info.estimate(made, info.size(campaign.image_size)) * BATCH_DISCOUNT, 4),
                                    reason="" if made else f"Batch job {state}")

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, created REAL NOT NULL
     name TEXT NOT NULL, source TEXT NOT NULL, template TEXT NOT NULL, model TEXT NOT NULL, image_size TEXT NOT NULL,
     aspect_ratios TEXT NOT NULL, per_item INTEGER NOT NULL, shared_refs TEXT NOT NULL, mode TEXT NOT NULL,
     status TEXT NOT NULL, batch_job TEXT NOT NULL DEFAULT '', batch_state TEXT NOT NULL DEFAULT '',
-    estimate_usd REAL NOT NULL DEFAULT 0);
+    estimate_usd REAL NOT NULL DEFAULT 0, batch_attempt INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS campaigns_by_user ON campaigns(user, created);
 CREATE TABLE IF NOT EXISTS campaign_items (campaign_id TEXT NOT NULL REFERENCES campaigns(id), seq INTEGER NOT NULL,
     asset_id TEXT NOT NULL, asset_name TEXT NOT NULL, aspect_ratio TEXT NOT NULL, prompt TEXT NOT NULL,
@@ -55,6 +55,7 @@ class Campaign:
     batch_job: str = ""
     batch_state: str = ""
     estimate_usd: float = 0.0
+    batch_attempt: int = 0  # the History attempt a Batch job is billed to, ended when the job ends
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,12 @@ class CampaignStore:
                                    (campaign_id,))
         return {state: 0 for state in ITEM_STATES} | {r[0]: r[1] for r in rows}
 
-    def set_status(self, campaign_id: str, status: str, **batch: str) -> None:
-        """The campaign's state; ``batch_job`` and ``batch_state`` too when given."""
-        sets = ["status = ?", *(f"{k} = ?" for k in batch if k in ("batch_job", "batch_state"))]
+    def set_status(self, campaign_id: str, status: str, **batch: str | int) -> None:
+        """The campaign's state; ``batch_job``, ``batch_state`` and ``batch_attempt`` too when given."""
+        unknown = set(batch) - {"batch_job", "batch_state", "batch_attempt"}
+        if unknown:
+            raise TypeError(f"unknown campaign field(s): {', '.join(sorted(unknown))}")
+        sets = ["status = ?", *(f"{k} = ?" for k in batch)]
         with self.sessions._write("update the campaign") as db:
             db.execute(f"UPDATE campaigns SET {', '.join(sets)} WHERE id = ?", (status, *batch.values(), campaign_id))
 

@@ -152,10 +152,12 @@ class Runner:
         if self.cancel.is_set() or self._halt:
             return
         sessions = self.store.sessions
-        made = [v.id for v in sessions.versions(item.session_id) if v.turn_id] if item.session_id else []
-        if made and item.status == "running":  # the image arrived before the process stopped: paid, keep it
-            self.store.update_item(campaign.id, item.seq, status="done", version_ids=made)
-            return
+        if item.status == "running" and item.session_id:  # the process stopped while this item ran
+            made = [v.id for v in sessions.versions(item.session_id) if v.turn_id]
+            self._interrupted(campaign, item)
+            if made:  # its image arrived first: paid for, kept, not asked again
+                self.store.update_item(campaign.id, item.seq, status="done", version_ids=made)
+                return
         source, shared = known.get(item.asset_id), [known[i] for i in campaign.shared_refs if i in known]
         if source is None or len(shared) < len(campaign.shared_refs):
             self.store.update_item(campaign.id, item.seq, status="failed",
@@ -180,3 +182,10 @@ class Runner:
         status, why = ("done", "") if run.versions else ("failed", f"no image: {run.result.text or 'the model said nothing'}")
         self.store.update_item(campaign.id, item.seq, status=status, error=why,
                                version_ids=[*item.version_ids, *(v.id for v in run.versions)])
+
+    def _interrupted(self, campaign: Campaign, item: Item) -> None:
+        """An attempt left pending by a stopped process ends as "interrupted", at its estimate: it may have been paid."""
+        for attempt in self.store.sessions.attempts(1000, user=campaign.user):
+            if attempt.session_id == item.session_id and attempt.outcome == "pending":
+                self.store.sessions.end_attempt(attempt.id, outcome="interrupted", images=0, cost=attempt.cost_usd,
+                                                reason="the process stopped while this request ran; it may have been paid")

@@ -40,7 +40,7 @@ def _report(studio: Studio, campaign_id: str, args: argparse.Namespace) -> int:
         for i in items:
             why = f" ({i.error[:120]})" if i.error else ""
             print(f"#{i.seq:<3} {i.status:<8} {i.asset_name} {i.aspect_ratio} {len(i.version_ids)} image(s){why}")
-        job = f" (Batch job {campaign.batch_job}: {campaign.batch_state.partition(' attempt:')[0]})" if campaign.batch_job else ""
+        job = f" (Batch job {campaign.batch_job}: {campaign.batch_state})" if campaign.batch_job else ""
         print(f"campaign {campaign.id} {campaign.name!r}: {campaign.status}{job}")
     waiting = campaign.status == "batch"  # submitted: the results come later (`campaign --resume ID` asks)
     return EXIT_OK if waiting or all(i.status == "done" for i in items) else EXIT_ERROR

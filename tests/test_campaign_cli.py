@@ -91,3 +91,7 @@ def test_killed_campaign_resumes_and_generates_each_item_once(library: Path, fak
     assert len(fake_gemini.requests) == 11  # the one abandoned by the kill, never answered, went again
     shown = run(["campaigns"], library).stdout
     assert "done" in shown and "10/10 items" in shown
+    history = json.loads(run(["history", "--json"], library).stdout)["attempts"]
+    outcomes = Counter(a["outcome"] for a in history)
+    assert outcomes == {"ok": 10, "interrupted": 1}  # the killed request is History's, at its estimate
+    assert next(a for a in history if a["outcome"] == "interrupted")["cost_usd"] == pytest.approx(0.039)

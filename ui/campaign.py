@@ -131,7 +131,7 @@ def _status(studio: Studio, campaign: Campaign) -> str:
     counts = studio.campaign_store.counts(campaign.id)
     total = sum(counts.values())
     failed = [i for i in studio.open_campaign(campaign.id)[1] if i.status == "failed"]
-    job = f" · Batch job {campaign.batch_state.partition(' attempt:')[0]}" if campaign.batch_job else ""
+    job = f" · Batch job {campaign.batch_state}" if campaign.batch_job else ""
     lines = [f"**{md_escape(campaign.name)}** · {campaign.status}{job} · {counts['done']} of {total} done"
              f"{f' · {len(failed)} failed' if failed else ''} · about ${campaign.estimate_usd:.2f}"]
     lines += [f"- #{i.seq} {md_escape(i.asset_name)} {i.aspect_ratio}: {md_escape(i.error[:200])}" for i in failed[:10]]
