@@ -76,8 +76,9 @@ def submit(store: CampaignStore, generator: Any, settings: Settings, models: Mod
         src = requests if size <= INLINE_LIMIT_BYTES else _uploaded(generator, requests, campaign.name)
         job = generator.client.batches.create(model=info.name, src=src, config={"display_name": campaign.name[:100]})
     except Exception as exc:  # noqa: BLE001 - the SDK's APIError or a transport error: the job was not made
-        store.sessions.end_attempt(attempt, outcome="failed", images=0, cost=0.0, reason=str(exc)[:300])
-        raise GenerationError(f"Gemini did not accept the Batch job ({type(exc).__name__}: {str(exc)[:200]}).") from None
+        why = _said(exc, settings)
+        store.sessions.end_attempt(attempt, outcome="failed", images=0, cost=0.0, reason=why)
+        raise GenerationError(f"Gemini did not accept the Batch job ({why}).") from None
     store.set_status(campaign.id, "batch", batch_job=str(job.name), batch_state=_state(job), batch_attempt=attempt)
     return str(job.name)
 
@@ -96,7 +97,7 @@ def _uploaded(generator: Any, requests: list[dict[str, Any]], name: str) -> str:
     return str(uploaded.name)
 
 
-def _answers(generator: Any, job: Any) -> list[tuple[str, Any, str]]:
+def _answers(generator: Any, job: Any, settings: Settings) -> list[tuple[str, Any, str]]:
     """``(key, response, error)`` per request: inline, or read from the job's results file."""
     dest = job.dest
     if dest is not None and dest.inlined_responses:
@@ -110,8 +111,16 @@ def _answers(generator: Any, job: Any) -> list[tuple[str, Any, str]]:
                 if line.strip()]
         return [(str(r.get("key", "")), types.GenerateContentResponse.model_validate(r["response"])
                  if r.get("response") else None, _error(r.get("error"))) for r in rows]
-    except ValueError as exc:
-        raise GenerationError(f"The Batch job's results file {dest.file_name} could not be read ({str(exc)[:200]}).") from None
+    except Exception as exc:  # noqa: BLE001 - a download failure or a damaged line: nothing lands, the next poll retries
+        raise GenerationError(f"The Batch job's results file {dest.file_name} could not be read "
+                              f"({_said(exc, settings)}).") from None
+
+
+def _said(exc: BaseException, settings: Settings) -> str:
+    """An SDK or transport error in one line, the API key scrubbed (SDK errors are never chained: they carry it)."""
+    text = f"{type(exc).__name__}: {str(exc)[:200]}"
+    key = settings.gemini_api_key.strip()
+    return text.replace(key, "[redacted]") if key else text
 
 
 def _error(error: Any) -> str:
@@ -126,12 +135,16 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
     """Ask how the job is doing; when it has ended, keep its images as the items' versions. Returns its state."""
     if not campaign.batch_job:
         raise BananaError(f"Campaign {campaign.name!r} has no Batch job.")
-    job = generator.client.batches.get(name=campaign.batch_job)
+    try:
+        job = generator.client.batches.get(name=campaign.batch_job)
+    except Exception as exc:  # noqa: BLE001 - the SDK's APIError or a transport error: ask again later
+        raise GenerationError(f"Gemini could not say how Batch job {campaign.batch_job} is doing ({_said(exc, settings)}); "
+                              "it is asked again later.") from None
     state, attempt = _state(job), campaign.batch_attempt
     if state not in ENDED:
         store.set_status(campaign.id, "batch", batch_state=state)
         return state
-    made = _land(store, settings, models, campaign, get, job, _answers(generator, job)) if state == "JOB_STATE_SUCCEEDED" else 0
+    made = _land(store, settings, models, campaign, get, job, _answers(generator, job, settings)) if state == "JOB_STATE_SUCCEEDED" else 0
     if state != "JOB_STATE_SUCCEEDED":
         for item in store.items(campaign.id):
             if item.status != "done":

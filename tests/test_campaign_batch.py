@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.errors import GenerationError
 from rag.studio import Studio
 from tests.conftest import test_settings
 from tests.fake_gemini import FakeGemini, b64decode_any
@@ -93,3 +94,14 @@ def test_above_the_inline_limit_the_requests_go_as_a_jsonl_file(batch_line: Stud
     assert campaign.batch_state == "JOB_STATE_SUCCEEDED"
     assert [len(i.version_ids) for i in items] == [2, 2, 2, 2, 0] and items[4].status == "failed"
     assert "fake outage" in items[4].error
+
+
+def test_a_job_gemini_cannot_find_is_a_sentence_and_stays_waiting(batch_line: Studio, fake_gemini: FakeGemini) -> None:
+    plan = batch_line.plan_campaign(TEMPLATE, folder="products", batch=True)
+    campaign = batch_line.submit_campaign_batch(batch_line.start_campaign(plan).id)
+    fake_gemini.batches.clear()  # the job is gone (404)
+    with pytest.raises(GenerationError, match="could not say how Batch job batches/job1 is doing.*asked again later"):
+        batch_line.poll_campaign_batch(campaign.id)
+    assert KEY not in str(batch_line.history()[0].reason)
+    assert batch_line.open_campaign(campaign.id)[0].status == "batch" and batch_line.poll_batches() == [
+        batch_line.open_campaign(campaign.id)[0]]
