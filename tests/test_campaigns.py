@@ -4,6 +4,8 @@ the budget is checked before anything is sent, review and save. Real SDK against
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from rag.errors import BananaError, BudgetExceeded
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
-from tests.fake_gemini import FakeGemini, Recorded, error_reply, image_reply, png_bytes
+from tests.fake_gemini import FakeGemini, Recorded, Reply, error_reply, image_reply, png_bytes
 from tests.test_auto_refs import sent
 
 KEY = "campaign-key-41d"
@@ -147,3 +149,21 @@ def test_a_search_tag_or_chosen_rows_choose_the_images(line: Studio) -> None:
     line.add_tags([products[1].id], "hero")
     tagged = line.plan_campaign("{name} ({tags}) from {folder}", tag="hero")
     assert [p for _, _, p in tagged.requests] == [f"{name_of(Path(products[1].path))} (hero) from products"]
+
+
+def test_cancel_stops_between_items_and_resume_finishes(line: Studio, fake_gemini: FakeGemini) -> None:
+    line.settings = line.settings.with_(campaign_concurrency=1)
+    fake_gemini.route = lambda r: Reply(200, image_reply(png_bytes()).body, delay=0.5)
+    campaign = line.start_campaign(line.plan_campaign(TEMPLATE, folder="products"))
+    cancel = threading.Event()
+    worker = threading.Thread(target=line.run_campaign, args=(campaign.id,), kwargs={"cancel": cancel})
+    worker.start()
+    while not fake_gemini.requests:
+        time.sleep(0.02)
+    assert line.cancel_campaign(campaign.id) and cancel.is_set()
+    worker.join(timeout=30)
+    campaign = line.open_campaign(campaign.id)[0]
+    counts = line.campaign_store.counts(campaign.id)
+    assert campaign.status == "cancelled" and counts["done"] == 1 and counts["pending"] == 4
+    assert not line.cancel_campaign(campaign.id)  # no longer running
+    assert line.run_campaign(campaign.id).status == "done" and len(fake_gemini.requests) == 5
