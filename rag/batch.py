@@ -144,7 +144,8 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
     if state not in ENDED:
         store.set_status(campaign.id, "batch", batch_state=state)
         return state
-    made = _land(store, settings, models, campaign, get, job, _answers(generator, job, settings)) if state == "JOB_STATE_SUCCEEDED" else 0
+    answers = _answers(generator, job, settings) if state == "JOB_STATE_SUCCEEDED" else []
+    made = _land(store, generator, settings, models, campaign, get, answers) if answers else 0
     if state != "JOB_STATE_SUCCEEDED":
         for item in store.items(campaign.id):
             if item.status != "done":
@@ -159,8 +160,8 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
     return state
 
 
-def _land(store: CampaignStore, settings: Settings, models: ModelList, campaign: Campaign,
-          get: Callable[[Sequence[str]], list[Asset]], job: Any, answers: list[tuple[str, Any, str]]) -> int:
+def _land(store: CampaignStore, generator: Any, settings: Settings, models: ModelList, campaign: Campaign,
+          get: Callable[[Sequence[str]], list[Asset]], answers: list[tuple[str, Any, str]]) -> int:
     """Each response kept as a version of its item's session; an error stays with its item."""
     items = {i.seq: i for i in store.items(campaign.id)}
     known = {a.id: a for a in get(list({i.asset_id for i in items.values()} | set(campaign.shared_refs)))}
@@ -179,13 +180,15 @@ def _land(store: CampaignStore, settings: Settings, models: ModelList, campaign:
             store.update_item(campaign.id, seq, status="done" if item.version_ids else "failed", error=str(exc))
             continue
         refs = [known[i] for i in [item.asset_id, *campaign.shared_refs] if i in known]
-        ask = Ask(item.prompt, refs, info, item.aspect_ratio, info.size(campaign.image_size), 1, campaign.user,
-                  {"campaign": campaign.name, "campaign_id": campaign.id, "campaign_item": seq, "batch_job": job.name})
+        size = info.size(campaign.image_size)
+        ask = Ask(item.prompt, refs, info, item.aspect_ratio, size, 1, campaign.user,
+                  {"campaign": campaign.name, "campaign_id": campaign.id, "campaign_item": seq,
+                   "batch_job": campaign.batch_job})
         session = store.sessions.session(item.session_id) if item.session_id else None
+        turn = generator.prepared(item.prompt, refs, item.aspect_ratio, size)[1]  # what a refinement sends again
         result = GenerationResult(images=reply.images, text=reply.text, prompt=item.prompt, model=info.name,
                                   aspect_ratio=item.aspect_ratio, references=refs, created=time.time(),
-                                  image_size=info.size(campaign.image_size), replies=[reply],
-                                  request={"role": "user", "parts": [{"text": item.prompt}]})
+                                  image_size=size, replies=[reply], request=turn)
         session, versions, _ = keep_images(store.sessions, settings, session, None, ask, result)
         made += len(versions)
         ids = [*item.version_ids, *(v.id for v in versions)]

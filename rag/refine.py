@@ -149,8 +149,9 @@ def _combined(results: list[GenerationResult], notes: list[str]) -> GenerationRe
 
 
 def keep_images(store: SessionStore, settings: Settings, session: Session | None, parent: Version | None, ask: Ask,
-          result: GenerationResult) -> tuple[Session | None, list[Version], list[Path]]:
-    """Each reply's images written with provenance, then recorded as versions (one reply at a time)."""
+                result: GenerationResult) -> tuple[Session | None, list[Version], list[Path]]:
+    """Each reply's images written with provenance, then recorded as versions (one reply at a time); Batch mode
+    keeps its results through here too."""
     if session is None and any(r.images for r in result.replies):
         session = store.new_session(user=ask.user, title=ask.prompt)
     if session is None:

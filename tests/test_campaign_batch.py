@@ -61,6 +61,8 @@ def test_a_batch_job_is_created_polled_and_lands(batch_line: Studio, fake_gemini
         assert (attempt.outcome, attempt.images, attempt.cost_usd) == ("ok", 8, pytest.approx(0.156))
         version = again.sessions.version(items[0].version_ids[0])
         assert Path(version.path).is_file() and again.poll_batches() == []
+        sent_turn = again.sessions.history(version.id)[0]  # a refinement sends the source and the logo again
+        assert sum("inline_data" in p or "inlineData" in p for p in sent_turn["parts"]) == 2
     finally:
         again.close()
 
