@@ -163,11 +163,16 @@ class Runner:
             self.store.update_item(campaign.id, item.seq, status="failed",
                                    error="its source image or a shared reference is no longer in the library")
             return
+        self._send(campaign, item, [source, *shared])
+
+    def _send(self, campaign: Campaign, item: Item, refs: list[Asset]) -> None:
+        """The item's turn in its own session, marked running (with the session) before anything is sent."""
+        sessions = self.store.sessions
         session = sessions.session(item.session_id) if item.session_id else sessions.new_session(
             user=campaign.user, title=item.prompt)
         self.store.update_item(campaign.id, item.seq, status="running", session_id=session.id)
         info = self.models.get(campaign.model)
-        ask = Ask(item.prompt, [source, *shared], info, item.aspect_ratio, info.size(campaign.image_size),
+        ask = Ask(item.prompt, refs, info, item.aspect_ratio, info.size(campaign.image_size),
                   campaign.per_item, campaign.user, {"campaign": campaign.name, "campaign_id": campaign.id,
                                                      "campaign_item": item.seq})
         try:
