@@ -95,3 +95,17 @@ def test_killed_campaign_resumes_and_generates_each_item_once(library: Path, fak
     outcomes = Counter(a["outcome"] for a in history)
     assert outcomes == {"ok": 10, "interrupted": 1}  # the killed request is History's, at its estimate
     assert next(a for a in history if a["outcome"] == "interrupted")["cost_usd"] == pytest.approx(0.039)
+
+
+def test_batch_from_the_cli_submits_then_resume_polls(library: Path, fake_gemini: FakeGemini) -> None:
+    fake_gemini.route = lambda r: image_reply(png_bytes())
+    fake_gemini.batch_states = ["BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED"]
+    env = gemini_env(fake_gemini)
+    made = run(campaign_args("--batch", "--name", "CLI batch", "--json"), library, **env)
+    assert made.returncode == 0, made.stderr
+    campaign = json.loads(made.stdout)["campaign"]
+    assert (campaign["status"], campaign["batch_state"]) == ("batch", "JOB_STATE_PENDING")
+    waiting = run(["campaign", "--resume", campaign["id"]], library, **env)
+    assert waiting.returncode == 0 and "JOB_STATE_RUNNING" in waiting.stdout
+    landed = json.loads(run(["campaign", "--resume", campaign["id"], "--json"], library, **env).stdout)
+    assert landed["campaign"]["status"] == "done" and all(len(i["version_ids"]) == 1 for i in landed["items"])
