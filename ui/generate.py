@@ -287,11 +287,12 @@ def _api(studio: Studio) -> None:
 
     @user_errors
     def generate(prompt: str, reference_ids: list[str], aspect_ratio: str = "1:1", n: int = 1, model: str = "",
-                 image_size: str = "", session_id: str = "") -> dict[str, Any]:
+                 image_size: str = "", session_id: str = "", auto_refs: int = 0) -> dict[str, Any]:
         """Generate from library references (a new session, or new versions in ``session_id``): output paths,
-        the model's text, the session and version ids."""
+        the model's text, the session and version ids. ``auto_refs`` adds the prompt's best search matches."""
         return _run_record(studio.generate(prompt, reference_ids=reference_ids, aspect_ratio=aspect_ratio, n=n,
-                                           model=model, image_size=image_size, session_id=session_id))
+                                           model=model, image_size=image_size, session_id=session_id,
+                                           auto_refs=int(auto_refs or 0)))
 
     @user_errors
     def find_references(prompt: str, n: int = 0, model: str = "") -> list[dict[str, Any]]:
