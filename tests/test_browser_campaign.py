@@ -83,6 +83,11 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
 def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:
     with running_app(three) as url:
         client = Client(url, verbose=False)
+        found = client.predict("a cup of tea", 2, "", api_name="/find_references")
+        assert [f["id"] for f in found] == [h.asset.id for h in three.search("a cup of tea", k=2)]
+        made = client.predict("a cup of tea", [], "1:1", 1, "", "", "", 2, api_name="/generate")
+        assert len(fake_gemini.requests[-1].inline()) == 2 and len(made["images"]) == 1
+        fake_gemini.requests.clear()
         plan = client.predict("{name}, ad", "teas", "", "", [], [], ["1:1", "9:16"], 1, "", "API line",
                               api_name="/plan_campaign")
         assert len(plan["requests"]) == 6 and fake_gemini.requests == []
