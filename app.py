@@ -14,11 +14,13 @@ from typing import Any
 import gradio as gr
 
 from rag.backup import BackupSchedule
+from rag.batch import poll_forever
 from rag.config import Settings
 from rag.errors import BananaError
 from rag.studio import Studio
 from rag.users import Accounts
 from ui import asset as asset_ui
+from ui import campaign as campaign_tab
 from ui import generate as generate_tab
 from ui import history as history_tab
 from ui import library as library_tab
@@ -43,9 +45,11 @@ CSS = """
 #reference-tray { position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
   border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
 /* Grids grow with the page instead of scrolling inside a box; result captions wrap instead of being cut. */
-#library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap { max-height: none !important; height: auto !important; }
+#library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap, #campaign-review .grid-wrap { max-height: none !important; height: auto !important; }
 /* A gallery's floating label no longer covers the top of its thumbnails (the reference strips). */
 .block:has(> label[data-testid="block-label"]) .gallery-container .grid-container { padding-top: 34px; }
+/* A campaign's review grid: one row per source image, tiles no wider than a thumbnail. */
+#campaign-review .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 180px)) !important; }
 #search-results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
 @media (max-width: 640px) {
   #asset-page { top: 0; left: 0; width: 100vw; max-height: 100vh; border-radius: 0; padding: 10px; }
@@ -68,8 +72,10 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Search", id="search") as search_tab_ui:
                 search = search_tab.build(studio, selected)
             with gr.Tab("Generate", id="generate") as generate_tab_ui:
-                generate = generate_tab.build(studio, selected)
+                generate = generate_tab.build(studio, selected, search.controls)
                 recent = asset_ui.render_recent()
+            with gr.Tab("Campaigns", id="campaigns") as campaign_tab_ui:
+                campaigns = campaign_tab.build(studio, selected, library.table.marked)
             with gr.Tab("History", id="history") as history_tab_ui:
                 history = history_tab.build(studio)
         show_refs, refs_in, refs_out = generate["show_refs"]
@@ -80,6 +86,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         for trigger in (demo.load, generate_tab_ui.select):
             trigger(*generate["refresh_sessions"], api_name=False, queue=False)
         history_tab_ui.select(*history["load"], api_name=False, queue=False)
+        campaign_tab_ui.select(*campaigns["load"], api_name=False, queue=False)
         _wire_asset_page(studio, demo, page, tabs, selected, library, search, generate, recent)
         generate_tab_ui.select(*recent.show, api_name=False)
         for trigger in (demo.load, library_tab_ui.select):  # the grid shows what was saved or moved elsewhere
@@ -168,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
     threading.Thread(target=studio.library_page, name="library-index", daemon=True).start()  # the grid's first page
     BackupSchedule(settings, studio.export).start()
+    threading.Thread(target=poll_forever, args=(studio.poll_batches, settings.campaign_poll_s), name="batch-poll",
+                     daemon=True).start()  # campaigns in Batch mode: their results land when they come
     demo = build_app(studio)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **options)
     return 0

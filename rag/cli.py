@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|delete|export|import|reindex|caption ...``.
+"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|campaign|campaigns|delete|export|import|reindex|caption ...``.
 
 Exit codes: 0 success, 1 a user-facing error (or, for ingest, at least one file failed), 2 usage.
 ``--json`` prints one JSON document on stdout for scripts; humans get a short table.
@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_sessions import add_generation_commands  # here: it uses this module's helpers
 
     add_generation_commands(add)
+    from .cli_campaigns import add_campaign_commands
+
+    add_campaign_commands(add)
 
     p = add("delete", cmd_delete, "remove assets by id")
     p.add_argument("ids", nargs="+")

@@ -70,7 +70,7 @@ def cmd_generate(studio: Studio, args: argparse.Namespace) -> int:
     files = [r for r in args.ref if r not in ids]
     generation = studio.generate(args.prompt, reference_ids=ids, reference_files=files, aspect_ratio=args.aspect, n=args.n,
                                  model=args.model or "", image_size=args.size or "", session_id=args.session or "",
-                                 user=_cli_user())
+                                 user=_cli_user(), auto_refs=args.auto_refs)
     return _report_generation(studio, args, generation)
 
 
@@ -143,6 +143,8 @@ def add_generation_commands(add: Add) -> None:
     p = add("generate", cmd_generate, "generate images with Gemini from a prompt and reference images (starts a session)")
     p.add_argument("prompt")
     p.add_argument("--ref", action="append", default=[], help="a reference image: a file path or a library asset id (repeatable)")
+    p.add_argument("--auto-refs", type=int, default=0, metavar="N",
+                   help="also send the N library images the prompt's search ranks first (within the model's cap)")
     p.add_argument("--model", help="image model (default GEMINI_MODEL)")
     p.add_argument("--session", help="add to this session instead of starting one")
     _generation_options(p, aspect_default="1:1")

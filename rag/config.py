@@ -129,6 +129,9 @@ class Settings:
     # A Gemini text model that writes a one-line description and tags for images with no words
     # (python -m rag caption); empty: off.
     caption_model: str = _env("CAPTION_MODEL", default="")
+    # Campaign requests sent at once ("now" mode); Gemini's rate limits answer 429 beyond what a key may send.
+    campaign_concurrency: int = _env("CAMPAIGN_CONCURRENCY", default=2, parse=_int, minimum=1)
+    campaign_poll_s: float = _env("CAMPAIGN_POLL_S", default=60.0, parse=_float, minimum=1.0)  # the app asks Batch jobs
     backup_every_hours: float = _env("BACKUP_EVERY_HOURS", default=0.0, parse=_float)  # 0: no scheduled backups
     # Requests waiting beyond this are refused at once ("busy, try again") rather than left spinning.
     max_queue: int = _env("MAX_QUEUE", default=64, parse=_int, minimum=1)

@@ -132,12 +132,7 @@ class GeminiGenerator:
         info = model_info(model or self.model)
         refs = self._check(prompt, references, aspect_ratio, n, info, image_size)
         size = (image_size or "1K") if info.sends_size else ""
-        contents, request = self._contents(prompt, refs, history)
-        t = self._types
-        config = t.GenerateContentConfig(
-            response_modalities=["IMAGE", "TEXT"],
-            image_config=t.ImageConfig(aspect_ratio=aspect_ratio or None, image_size=size or None),
-        )
+        contents, request, config = self.prepared(prompt, refs, aspect_ratio, size, history)
         replies: list[ModelReply] = []
         notes: list[str] = []
         for i in range(n):
@@ -170,6 +165,22 @@ class GeminiGenerator:
                                                   t.Part.from_text(text=instruction)])]
         config = t.GenerateContentConfig(response_modalities=["TEXT"])
         return read_reply(self._call(contents, config, model, None)).text
+
+    def prepared(self, prompt: str, refs: list[Asset], aspect_ratio: str, size: str,
+                 history: Sequence[Content] = ()) -> tuple[list[Any], Content, Any]:
+        """(contents, this turn as JSON, config) of one request: what a call and a Batch-mode request send."""
+        contents, request = self._contents(prompt, refs, history)
+        t = self._types
+        config = t.GenerateContentConfig(
+            response_modalities=["IMAGE", "TEXT"],
+            image_config=t.ImageConfig(aspect_ratio=aspect_ratio or None, image_size=size or None),
+        )
+        return contents, request, config
+
+    @property
+    def client(self) -> Any:
+        """The SDK client (Batch mode uses its ``batches``)."""
+        return self._client
 
     def models(self) -> list[ModelInfo]:
         """The models ``models.list`` names that make images through generateContent, with their caps."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .errors import BananaError, GenerationBlocked
@@ -43,6 +44,7 @@ class Ask:
     image_size: str
     n: int
     user: str
+    provenance: dict[str, Any] = field(default_factory=dict)  # more facts for each image's record (a campaign, found references)
 
 
 def refine(store: SessionStore, generator: ImageGenerator, settings: Settings, models: ModelList, session_ref: str,
@@ -113,7 +115,7 @@ def run_turn(store: SessionStore, generator: ImageGenerator, settings: Settings,
         try:
             one = generator.generate(ask.prompt, refs, aspect_ratio=ask.aspect_ratio, n=1, model=ask.model.name,
                                      image_size=ask.image_size, history=history, notify=notify)
-            session, kept, saved = _keep(store, settings, session, parent, ask, one)
+            session, kept, saved = keep_images(store, settings, session, parent, ask, one)
         except BaseException as exc:
             if not versions or not isinstance(exc, BananaError):
                 blocked = isinstance(exc, GenerationBlocked)
@@ -146,9 +148,10 @@ def _combined(results: list[GenerationResult], notes: list[str]) -> GenerationRe
     return replace(results[0], images=[i for r in replies for i in r.images], text=text, replies=replies)
 
 
-def _keep(store: SessionStore, settings: Settings, session: Session | None, parent: Version | None, ask: Ask,
-          result: GenerationResult) -> tuple[Session | None, list[Version], list[Path]]:
-    """Each reply's images written with provenance, then recorded as versions (one reply at a time)."""
+def keep_images(store: SessionStore, settings: Settings, session: Session | None, parent: Version | None, ask: Ask,
+                result: GenerationResult) -> tuple[Session | None, list[Version], list[Path]]:
+    """Each reply's images written with provenance, then recorded as versions (one reply at a time); Batch mode
+    keeps its results through here too."""
     if session is None and any(r.images for r in result.replies):
         session = store.new_session(user=ask.user, title=ask.prompt)
     if session is None:
@@ -162,7 +165,7 @@ def _keep(store: SessionStore, settings: Settings, session: Session | None, pare
         if not reply.images:
             continue  # a text-only answer is not a version: there is nothing to refine
         seq += 1
-        saved = _save(settings, session, parent, result, reply, seq, parents)
+        saved = _save(settings, session, parent, result, reply, seq, parents, ask.provenance)
         versions += store.add_turn(
             session.id, parent.id if parent else None, user=ask.user, instruction=ask.prompt, model=result.model,
             aspect_ratio=result.aspect_ratio, image_size=result.image_size,
@@ -175,8 +178,8 @@ def _keep(store: SessionStore, settings: Settings, session: Session | None, pare
 
 
 def _save(settings: Settings, session: Session, parent: Version | None, result: GenerationResult,
-          reply: ModelReply, seq: int, parents: list[str]) -> list[Path]:
-    extra = {"session_id": session.id, "version": f"v{seq}", "parent_version_id": parent.id if parent else "",
+          reply: ModelReply, seq: int, parents: list[str], more: dict[str, Any]) -> list[Path]:
+    extra = {**more, "session_id": session.id, "version": f"v{seq}", "parent_version_id": parent.id if parent else "",
              "parents": parents}
     one = replace(result, images=reply.images, text=reply.text)
     # The whole session id: a file name in the served outputs folder must not be guessable by another user.

@@ -35,6 +35,7 @@ from .search import SearchResults, search_results
 from .sessions import SessionStore
 from .store import QUERY_PAGE, MilvusStore, VectorStore
 from .studio_assets import AssetPagesMixin
+from .studio_campaigns import CampaignsMixin
 from .studio_sessions import SessionsMixin
 from .thumbs import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, thumbnail
 from .transfer import export_parquet, import_parquet, read_header
@@ -45,9 +46,9 @@ from .uploads import expand_uploads
 log = logging.getLogger(__name__)
 
 
-class Studio(SessionsMixin, AssetPagesMixin):
+class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
     """The one object the UI and the CLI call: ingest, search, library, generation; sessions and
-    asset pages come from the two mixins beside this module."""
+    asset pages and campaigns come from the mixins beside this module."""
 
     def __init__(
         self,
@@ -67,6 +68,8 @@ class Studio(SessionsMixin, AssetPagesMixin):
         # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
         self._ingest_lock = threading.Lock()
         self._sessions: SessionStore | None = None
+        self._campaigns = None  # opened with the sessions database (rag/studio_campaigns.py)
+        self._running: dict[str, threading.Event] = {}  # campaigns running in this process, by id
         self.model_list = ModelList(lambda: self.generator.models(), settings.gemini_model)
 
     @classmethod
@@ -81,7 +84,7 @@ class Studio(SessionsMixin, AssetPagesMixin):
                 self._store = None
             if self._sessions is not None:
                 self._sessions.close()
-                self._sessions = None
+                self._sessions, self._campaigns = None, None
 
     @property
     def store(self) -> VectorStore:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from .generate import Notify
 from .ingest import IngestReport, Progress
 from .models import ModelInfo
 from .provenance import read_provenance
+from .query import Query
 from .refine import Ask, Generation, refine, run_turn, start_from, version_asset
 from .sessions import Attempt, Session, SessionStore, Version
 from .types import Asset
@@ -45,6 +47,7 @@ class SessionsMixin:
         def generator(self) -> ImageGenerator: ...
         def ingest_files(self, paths: Sequence[str | Path], **kwargs: Any) -> IngestReport: ...
         def preview(self, asset: Asset, *, large: bool = False, make: bool = True) -> Path | None: ...
+        def search(self, query: Query | str = "", /, **options: Any) -> list[Any]: ...
 
     # -- generation -------------------------------------------------------------------------
     def references(self, ids: Sequence[str] = (), files: Sequence[str | Path] = ()) -> list[Asset]:
@@ -63,6 +66,19 @@ class SessionsMixin:
             )
         return found
 
+    def find_references(self, prompt: str, n: int = 0, *, model: str = "", keep: Sequence[str] = (),
+                        query: Query | None = None) -> list[Asset]:
+        """The library images the prompt's search ranks first, as many as the model takes beside ``keep``
+        (``n``: fewer). The Search tab's search, so its filters (``query``) and ranking apply."""
+        if not prompt.strip():
+            raise BananaError("Write a prompt first: the references are found by searching the library with it.")
+        room = self.model_list.get(model).max_references - len(keep)
+        wanted = min(n, room) if n > 0 else room
+        if wanted <= 0:
+            return []
+        hits = self.search(replace(query or Query(), text=prompt.strip(), k=wanted + len(keep)))
+        return [h.asset for h in hits if h.asset.id not in keep][:wanted]
+
     def generate(
         self,
         prompt: str,
@@ -76,13 +92,23 @@ class SessionsMixin:
         session_id: str = "",
         user: str = "",
         notify: Notify | None = None,
+        auto_refs: int = 0,
+        found: dict[str, Any] | None = None,
     ) -> Generation:
         """Generate from a prompt and references: a new root version in session ``session_id``, or a new
-        session. Images land in the outputs folder, never the library."""
+        session. Images land in the outputs folder, never the library.
+
+        ``auto_refs`` adds that many references found by the prompt; ``found`` (``{"query", "ids"}``) says which
+        chosen references a "Find references" search proposed, so the provenance can tell them apart."""
+        if auto_refs > 0:
+            extra = [a.id for a in self.find_references(prompt, auto_refs, model=model, keep=reference_ids)]
+            reference_ids, found = [*reference_ids, *extra], {"query": prompt.strip(), "ids": extra}
         refs = self.references(reference_ids, reference_files)
         generator, info = self.generator, self.model_list.get(model)
         session = self.sessions.session(session_id, user) if session_id else None
-        ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user)
+        kept = [i for i in (found or {}).get("ids", []) if i in reference_ids]
+        more = {"references_found": {"query": str(found.get("query", "")), "ids": kept}} if found and kept else {}
+        ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user, more)
         return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
 
     def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
@@ -93,6 +119,8 @@ class SessionsMixin:
             parents = provenance.get("parents") or [r["id"] for r in provenance.get("references", [])]
             meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
                     "provenance": provenance}
+            if provenance.get("campaign"):  # searchable and filterable later: a field, and a tag the grid filters on
+                meta |= {"campaign": provenance["campaign"], "tags": [f"campaign:{provenance['campaign']}"]}
             one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
             report.added += one.added
             report.duplicates += one.duplicates

@@ -6,6 +6,10 @@ script, a queue of :class:`Reply` objects (status, JSON body, optional delay). W
 queue is empty the ``fallback`` reply is used (by default a 500 saying nothing was
 scripted), so a test that makes more calls than it planned fails loudly.
 
+``route`` answers by content (a campaign's items run in any order) before the queue is asked, and
+``answered`` lists the generateContent requests whose 200 reply was sent in full: what was generated
+(and paid for), where ``requests`` also holds calls the client gave up on.
+
 ``GET /{version}/models`` (the SDK's ``models.list``) answers from :attr:`FakeGemini.models`:
 ``None`` (the default) answers 404, as an API that cannot list would, so the app falls back to
 its catalogue; a list of names answers with those models, and then generateContent for any
@@ -23,7 +27,7 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +35,9 @@ from typing import Any
 import pytest
 
 _PATH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
+_BATCH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/batches/(?P<name>[^/:]+)$")
+_UPLOAD_RE = re.compile(r"^/upload/(?P<version>v1beta|v1|v1alpha)/files$")
+_DOWNLOAD_RE = re.compile(r"^(?:/download)?/(?P<version>v1beta|v1|v1alpha)/files/(?P<name>[^/:]+):download$")
 _LIST_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/?$")
 
 
@@ -202,6 +209,12 @@ class FakeGemini:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.answered: list[Recorded] = []  # generateContent requests whose whole reply was sent
+        self.route: Callable[[Recorded], Reply | None] | None = None  # answers by content before the queue
+        self.batches: dict[str, list[dict[str, Any]]] = {}  # Batch jobs: name -> their inlined requests
+        self.batch_states: list[str] = []  # what the next polls of a job say; the last one stays
+        self.files: dict[str, bytes] = {}  # the Files API: uploaded JSONL requests and results files, by name
+        self._uploads: dict[str, bytes] = {}
         self.model_lists: list[Recorded] = []
         self.models: list[str] | None = None
         self.fallback = error_reply(500, "INTERNAL", "fake gemini: no scripted response left")
@@ -227,7 +240,8 @@ class FakeGemini:
             self.requests.append(recorded)
             if self.models is not None and recorded.model not in self.models:
                 return error_reply(404, "NOT_FOUND", f"models/{recorded.model} is not found for API version {recorded.version}")
-            return self._queue.popleft() if self._queue else self.fallback
+            routed = self.route(recorded) if self.route is not None else None
+            return routed or (self._queue.popleft() if self._queue else self.fallback)
 
     def _list(self, recorded: Recorded) -> Reply:
         with self._lock:
@@ -235,6 +249,62 @@ class FakeGemini:
             if self.models is None:
                 return error_reply(404, "NOT_FOUND", "fake gemini: models.list is not scripted")
             return Reply(200, models_body(self.models))
+
+    # -- the Files API's resumable upload (start, then one "upload, finalize" chunk)
+    def _upload(self, headers: Any, url: str, raw: bytes) -> Reply:
+        command = (headers.get("X-Goog-Upload-Command") or "").lower()
+        with self._lock:
+            if command == "start":
+                upload_id = str(len(self._uploads) + 1)
+                self._uploads[upload_id] = b""
+                return Reply(200, {}, headers={"X-Goog-Upload-URL": f"{self.base_url}/upload/v1beta/files?upload_id={upload_id}"})
+            upload_id = url.partition("upload_id=")[2]
+            self._uploads[upload_id] += raw
+            if "finalize" not in command:
+                return Reply(200, {}, headers={"X-Goog-Upload-Status": "active"})
+            name = f"files/upload{upload_id}"
+            self.files[name] = self._uploads.pop(upload_id)
+        return Reply(200, {"file": {"name": name, "mimeType": "jsonl", "sizeBytes": str(len(self.files[name]))}},
+                     headers={"X-Goog-Upload-Status": "final"})
+
+    # -- Batch mode
+    def _create_batch(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(recorded)
+            name = f"batches/job{len(self.batches) + 1}"
+            config = ((recorded.body or {}).get("batch") or {}).get("inputConfig") or {}
+            if config.get("fileName"):  # JSONL lines {"key", "request"} from the Files API
+                lines = self.files[config["fileName"]].decode().splitlines()
+                self.batches[name] = [{"metadata": {"key": row["key"]}, "request": row["request"], "file": True}
+                                      for row in map(json.loads, filter(str.strip, lines))]
+            else:
+                self.batches[name] = (config.get("requests") or {}).get("requests") or []
+        return Reply(200, {"name": name, "metadata": {"state": "BATCH_STATE_PENDING", "model": recorded.model}})
+
+    def _batch(self, name: str) -> Reply:
+        """A job's state (the next of ``batch_states``); once SUCCEEDED, each request answered by ``route``."""
+        with self._lock:
+            requests = self.batches.get(f"batches/{name}")
+            state = (self.batch_states.pop(0) if len(self.batch_states) > 1 else
+                     (self.batch_states or ["BATCH_STATE_SUCCEEDED"])[0])
+        if requests is None:
+            return error_reply(404, "NOT_FOUND", f"fake gemini: no batch {name}")
+        metadata: dict[str, Any] = {"state": state}
+        if state == "BATCH_STATE_SUCCEEDED":
+            answers = []
+            for entry in requests:
+                one = Recorded("POST", "", {}, b"", entry.get("request"))
+                reply = (self.route(one) if self.route is not None else None) or self.fallback
+                answers.append({"metadata": entry.get("metadata"), **({"response": reply.body} if reply.status == 200
+                                                                       else {"error": reply.body.get("error")})})
+            if requests and requests[0].get("file"):  # file in, file out: a JSONL of {"key", "response"|"error"}
+                out = f"files/results-{name}"
+                self.files[out] = "\n".join(json.dumps({"key": a["metadata"]["key"], **{k: v for k, v in a.items()
+                                                          if k != "metadata"}}) for a in answers).encode()
+                metadata["output"] = {"responsesFile": out}
+            else:
+                metadata["output"] = {"inlinedResponses": {"inlinedResponses": answers}}
+        return Reply(200, {"name": f"batches/{name}", "metadata": metadata})
 
     # -- lifecycle
     @property
@@ -278,6 +348,15 @@ class FakeGemini:
                 )
                 if self.command == "GET" and _LIST_RE.match(path):
                     reply = fake._list(recorded)
+                elif self.command == "POST" and _UPLOAD_RE.match(path):
+                    reply = fake._upload(self.headers, self.path, raw)
+                elif self.command == "GET" and (wanted := _DOWNLOAD_RE.match(path)):
+                    found = fake.files.get(f"files/{wanted['name']}")
+                    reply = Reply(200, found) if found is not None else error_reply(404, "NOT_FOUND", "no such file")
+                elif match is not None and match["method"] == "batchGenerateContent":
+                    reply = fake._create_batch(recorded)
+                elif self.command == "GET" and (job := _BATCH_RE.match(path)):
+                    reply = fake._batch(job["name"])
                 elif match is None or match["method"] != "generateContent" or self.command != "POST":
                     with fake._lock:
                         fake.requests.append(recorded)
@@ -301,6 +380,10 @@ class FakeGemini:
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
+                    self.wfile.flush()
+                    if match is not None and match["method"] == "generateContent" and reply.status == 200:
+                        with fake._lock:
+                            fake.answered.append(recorded)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 

@@ -16,6 +16,7 @@ import gradio as gr
 
 from rag.errors import BananaError
 from rag.models import MAX_IMAGES_PER_RUN
+from rag.query import Query
 from rag.studio import Studio
 
 from .common import OnePerUser, api_record, gallery_items, progress_callback, user_errors
@@ -55,9 +56,12 @@ if (!window.bananaShortcuts) {
 """
 
 
-def build(studio: Studio, selected: gr.State) -> dict[str, Any]:
-    """The tab; returns the hooks other tabs wire: show the references, refresh the sessions, "Edit this"."""
+def build(studio: Studio, selected: gr.State, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The tab; returns the hooks other tabs wire: show the references, refresh the sessions, "Edit this".
+
+    ``filters`` are the Search tab's controls by :class:`Query` field: "Find references" searches with them."""
     c = _render(studio)
+    c.filters = {k: v for k, v in (filters or {}).items() if k not in ("text", "image", "image_id", "image_weight", "k")}
     _listen(studio, selected, c)
     _api(studio)
     return {
@@ -89,6 +93,7 @@ def _render(studio: Studio) -> SimpleNamespace:
                                   placeholder="What should Nano Banana make from these references? Ctrl+Enter generates.")
             with gr.Row():
                 c.go = gr.Button(GO, variant="primary", interactive=enabled, elem_id="generate-button", scale=1)
+                c.find = gr.Button("Find references", elem_id="find-references", scale=1)
                 c.cost = gr.Markdown(cost_md(studio, default.name, default.size(), 1))
             with gr.Accordion("Upload extra references (not added to the library)", open=False):
                 c.extra = gr.File(label="Extra reference images", file_count="multiple", type="filepath")
@@ -115,6 +120,7 @@ def _render(studio: Studio) -> SimpleNamespace:
                     c.recent = gr.Dropdown([], label="Reopen a session to continue it", scale=4)
                     c.open = gr.Button("Open", scale=0, min_width=80)
     c.session, c.versions, c.current = gr.State(""), gr.State([]), gr.State("")
+    c.found = gr.State({})  # {"query", "ids"}: what the last "Find references" proposed, for the provenance
     _helpers(studio, c)
     return c
 
@@ -175,14 +181,14 @@ def _listen_runs(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None
                 gr.Button(interactive=False), "")
 
     def generate(text: str, ids: list[str], files: list[str] | None, model: str, ratio: str, size: str, count: float,
-                 session_id: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+                 session_id: str, found: dict[str, Any], request: gr.Request) -> Iterator[tuple[Any, ...]]:
         user = user_of(request)
 
         def work(notify: Callable[[str], None]) -> tuple[Any, ...]:
             with in_flight.hold(request):
                 run = studio.generate(text or "", reference_ids=ids or [], reference_files=files or [], aspect_ratio=ratio,
                                       n=int(count), model=model, image_size=size or "", session_id=session_id,
-                                      user=user, notify=notify)
+                                      user=user, notify=notify, found=found or None)
             return (*show(studio, run.session_id or session_id, run.versions[-1].id if run.versions else "", _said(run),
                           enabled=c.enabled, user=user), ready())
 
@@ -216,7 +222,7 @@ def _listen_runs(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None
             run, inputs, shown, api_name=False, concurrency_limit=2, concurrency_id="generate",
         ).then(*refresh, api_name=False, queue=False)
 
-    paid(c.go, generate, [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session])
+    paid(c.go, generate, [c.prompt, selected, c.extra, c.model, c.aspect, c.size, c.n, c.session, c.found])
     paid(c.refine_btn, refine, [c.refine_box, c.session, c.current, c.model, c.aspect, c.size])
 
 
@@ -258,6 +264,18 @@ def _listen_session(studio: Studio, selected: gr.State, c: SimpleNamespace) -> N
     for control in (c.n, c.size):
         control.change(lambda m, s, n: cost_md(studio, m, s, n), [c.model, c.size, c.n], c.cost, api_name=False, queue=False)
     c.refs.select(remove_ref, [selected, c.model], [selected, c.refs, c.refs_md], api_name=False, queue=False)
+
+    @user_errors
+    def find(text: str, ids: list[str], model: str, *filters: Any) -> tuple[Any, ...]:
+        """RAG proper: the prompt's best matches join the references (up to the model's cap), to swap or drop."""
+        query = Query.of(dict(zip(c.filters, filters)))  # the Search tab's filters and ranking options
+        found = [a.id for a in studio.find_references(text or "", model=model, keep=ids or [], query=query)]
+        if not found:
+            gr.Info("No more references fit, or nothing in the library matches.")
+        return (*c.show_refs([*(ids or []), *found], model), {"query": (text or "").strip(), "ids": found})
+
+    c.find.click(find, [c.prompt, selected, c.model, *c.filters.values()], [selected, c.refs, c.refs_md, c.found], api_name=False,
+                 concurrency_id="search")
     def save_shown(current: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> str:
         return save([current], request, progress)
 
@@ -278,12 +296,17 @@ def _api(studio: Studio) -> None:
 
     @user_errors
     def generate(prompt: str, reference_ids: list[str], request: gr.Request, aspect_ratio: str = "1:1", n: int = 1,
-                 model: str = "", image_size: str = "", session_id: str = "") -> dict[str, Any]:
+                 model: str = "", image_size: str = "", session_id: str = "", auto_refs: int = 0) -> dict[str, Any]:
         """Generate from library references (a new session, or new versions in ``session_id``): output paths,
-        the model's text, the session and version ids."""
+        the model's text, the session and version ids. ``auto_refs`` adds the prompt's best search matches."""
         return _run_record(studio.generate(prompt, reference_ids=reference_ids, aspect_ratio=aspect_ratio, n=n,
                                            model=model, image_size=image_size, session_id=session_id,
-                                           user=user_of(request)))
+                                           auto_refs=int(auto_refs or 0), user=user_of(request)))
+
+    @user_errors
+    def find_references(prompt: str, n: int = 0, model: str = "") -> list[dict[str, Any]]:
+        """The library images the prompt's search ranks first, within the model's reference cap (``n``: fewer)."""
+        return [api_record(a.to_dict()) for a in studio.find_references(prompt, n, model=model)]
 
     @user_errors
     def refine(session_id: str, instruction: str, request: gr.Request, from_version: str = "", n: int = 1) -> dict[str, Any]:
@@ -326,7 +349,7 @@ def _api(studio: Studio) -> None:
         gr.api(fn, api_name=fn.__name__, concurrency_id="generate", concurrency_limit=2)
     for fn in (save_versions, save_generated):
         gr.api(fn, api_name=fn.__name__, concurrency_id="ingest", concurrency_limit=1)
-    for fn in (sessions, session, start_session, models):
+    for fn in (sessions, session, start_session, models, find_references):
         gr.api(fn, api_name=fn.__name__)
 
 

@@ -1,0 +1,130 @@
+"""A campaign in a real browser: three products from a folder, the cost shown before it runs, review, approve
+two, save; they are in the library with their parents and the campaign's name. Also the API endpoints.
+Screenshots at 1280x720 and phone size go to test-artifacts/screenshots/ (docs/ with UPDATE_SCREENSHOTS=1)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from rag.provenance import read_provenance
+from rag.studio import Studio
+from tests.appserver import running_app
+from tests.conftest import SAMPLE, test_settings
+from tests.fake_gemini import FakeGemini, image_reply
+from tests.test_browser import SHOTS, browser  # noqa: F401  (browser: the module's Chromium)
+
+pytestmark = pytest.mark.browser
+PRODUCTS = sorted((SAMPLE / "food").iterdir())[:3]
+
+
+@pytest.fixture
+def three(tmp_path: Path, embedder, fake_gemini: FakeGemini) -> Studio:
+    (tmp_path / "lib" / "teas").mkdir(parents=True)
+    for p in PRODUCTS:
+        shutil.copy(p, tmp_path / "lib" / "teas" / p.name)
+    settings = test_settings(tmp_path / "data", gemini_api_key="browser-campaign-key", gemini_base_url=fake_gemini.base_url,
+                             gemini_retries=0)
+    studio = Studio(settings, embedder=embedder)
+    studio.ingest_folder(tmp_path / "lib")
+    art = sorted((SAMPLE / "transportation").iterdir())
+    fake_gemini.route = lambda r: image_reply(art[len(" ".join(r.texts())) % len(art)].read_bytes())
+    yield studio
+    studio.close()
+
+
+def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemini: FakeGemini) -> None:  # noqa: F811
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with running_app(three) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(url)
+        page.get_by_role("tab", name="Campaigns").click()
+        page.locator("#campaign-name textarea").fill("Tea launch")
+        page.locator("#campaign-source textarea").fill("teas")
+        page.locator("#campaign-preview").click()
+        page.get_by_text(re.compile(r"3 requests \(3 images\) on gemini-2.5-flash-image: about \$0\.12")).wait_for(timeout=30_000)
+        assert fake_gemini.requests == []
+        page.locator("#campaign-run").click()
+        page.get_by_text(re.compile(r"Tea launch\*\* · done · 3 of 3 done|Tea launch · done · 3 of 3 done")).wait_for(timeout=90_000)
+        results = page.locator("#campaign-results label")
+        assert results.count() == 3
+        results.nth(0).click()
+        results.nth(1).click()
+        page.locator("#campaign-approve").click()
+        page.get_by_text(re.compile(r"v1 · approved")).nth(1).wait_for(timeout=30_000)
+        page.locator("#campaign-results label").nth(2).click()
+        page.locator("#campaign-reject").click()
+        page.get_by_text(re.compile(r"v1 · rejected")).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(SHOTS / "campaign.png"), full_page=True)
+        page.locator("#campaign-save").click()
+        page.get_by_text("Saved 2 approved image(s) to the library.").wait_for(timeout=60_000)
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+        phone.goto(url)
+        phone.locator(".overflow-menu button").first.click()  # five tabs: the last ones fold into a menu on a phone
+        phone.locator(".overflow-dropdown").get_by_text("Campaigns").click()
+        phone.locator("#campaign-picker input").click()
+        phone.get_by_role("option").first.click()
+        phone.locator("#campaign-open").click()
+        phone.get_by_text(re.compile(r"v1 · saved")).first.wait_for(timeout=30_000)
+        phone.screenshot(path=str(SHOTS / "campaign-phone.png"), full_page=True)
+        phone.close()
+        page.close()
+    saved = three.campaign_assets(tag="campaign:Tea launch")[0]
+    sources = {a.id for a in three.campaign_assets(folder="teas")[0]}
+    assert len(saved) == 2 and all(a.meta["campaign"] == "Tea launch" for a in saved)
+    assert all(len(a.meta["parents"]) == 1 and a.meta["parents"][0] in sources for a in saved)
+    assert len(fake_gemini.requests) == 3
+
+
+def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:
+    with running_app(three) as url:
+        client = Client(url, verbose=False)
+        found = client.predict("a cup of tea", 2, "", api_name="/find_references")
+        assert [f["id"] for f in found] == [h.asset.id for h in three.search("a cup of tea", k=2)]
+        made = client.predict("a cup of tea", [], "1:1", 1, "", "", "", 2, api_name="/generate")
+        assert len(fake_gemini.requests[-1].inline()) == 2 and len(made["images"]) == 1
+        fake_gemini.requests.clear()
+        plan = client.predict("{name}, ad", "teas", "", "", [], [], ["1:1", "9:16"], 1, "", "API line",
+                              api_name="/plan_campaign")
+        assert len(plan["requests"]) == 6 and fake_gemini.requests == []
+        made = client.predict("{name}, ad", "teas", "", "", [], [], ["1:1"], 1, "", "API line", api_name="/run_campaign")
+        assert made["status"] == "done" and [i["status"] for i in made["items"]] == ["done"] * 3
+        first = made["items"][0]["version_ids"][0]
+        client.predict(made["id"], [first], "approved", api_name="/review_campaign")
+        ids = client.predict(made["id"], api_name="/save_approved")
+        assert three.get(ids)[0].meta["campaign"] == "API line"
+        assert [c["id"] for c in client.predict(api_name="/campaigns")] == [made["id"]]
+        with pytest.raises(Exception, match="not a campaign here"):
+            client.predict("nope", api_name="/campaign")
+        fake_gemini.batch_states = ["BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED"]
+        job = client.predict("{name}, batch", "teas", "", "", [], [], ["4:5"], 1, "", "API batch",
+                             api_name="/submit_campaign_batch")
+        assert (job["status"], job["batch_job"], len(fake_gemini.batches[job["batch_job"]])) == ("batch", "batches/job1", 3)
+        assert client.predict(job["id"], api_name="/resume_campaign")["status"] == "batch"  # still running
+        landed = client.predict(job["id"], api_name="/resume_campaign")
+        assert landed["status"] == "done" and all(len(i["version_ids"]) == 1 for i in landed["items"])
+
+
+def test_find_references_fills_the_tray_and_the_provenance_says_so(browser, three: Studio,  # noqa: F811
+                                                                     fake_gemini: FakeGemini) -> None:
+    prompt = "a hot cup of tea on a table"
+    top = [h.asset.id for h in three.search(prompt, k=3)]
+    with running_app(three) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(url)
+        page.get_by_role("tab", name="Generate").click()
+        page.locator("#prompt textarea").fill(prompt)
+        page.locator("#find-references").click()
+        page.get_by_text(re.compile(r"3 of 3 references from the library")).wait_for(timeout=30_000)
+        page.locator("#generate-button").click()
+        page.get_by_text("Versions of this session (1)").wait_for(timeout=60_000)
+        page.close()
+    (request,) = fake_gemini.requests
+    assert len(request.inline()) == 3
+    (session,) = three.recent_sessions()
+    (version,) = three.open_session(session.id)[1]
+    assert read_provenance(version.path)["references_found"] == {"query": prompt, "ids": top}

@@ -1,0 +1,327 @@
+"""Campaigns tab: one prompt template over a folder, a search, a tag or the picked images; its cost before
+it runs, now or as a Batch job; then one row per source image with its results side by side, to approve,
+reject, regenerate and save. Resume continues a "now" campaign, or asks how a Batch job is doing.
+
+Wiring only: every action is a :class:`rag.studio.Studio` call. A run is two events, record then send,
+so Cancel knows the campaign while it runs; a second tab or a restart picks a campaign up from the list.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from rag.campaign_store import Campaign
+from rag.campaigns import FIELDS, Plan
+from rag.models import MAX_IMAGES_PER_RUN
+from rag.studio import Studio
+
+from .common import md_escape, progress_callback, user_errors
+from .session_view import model_choices, user_of
+
+KINDS = ("Folder", "Search", "Tag", "Marked rows", "Picked images")
+TEMPLATE = "A premium ad photo of {name} on a marble counter, soft light"
+PLAN_COLUMNS = ["#", "image", "ratio", "prompt"]
+
+
+def build(studio: Studio, selected: gr.State, marked: gr.State | None = None) -> dict[str, Any]:
+    """The tab; returns ``load`` (the campaigns to pick from) for the app to run when it opens.
+
+    ``selected`` is the reference tray ("Picked images", shared references), ``marked`` the Library
+    table's marked rows."""
+    c = _render(studio)
+
+    def load(request: gr.Request) -> Any:
+        return gr.Dropdown(choices=_choices(studio, user_of(request)))
+
+    c.load = load
+    c.marked = marked if marked is not None else gr.State([])
+    _listen(studio, selected, c)
+    _api(studio)
+    return {"load": (load, None, c.pick)}
+
+
+def _render(studio: Studio) -> SimpleNamespace:
+    enabled, why = studio.generation_status()
+    default = studio.model_list.get(studio.model_list.default_choice())
+    c = SimpleNamespace(enabled=enabled)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            gr.Markdown(why if enabled else f"**{why}**")
+            c.name = gr.Textbox(label="Campaign name", placeholder="Spring launch", elem_id="campaign-name")
+            with gr.Row():
+                c.kind = gr.Radio(list(KINDS), value="Folder", label="Images", elem_id="campaign-kind", scale=2)
+                c.value = gr.Textbox(label="Folder, search words or tag", elem_id="campaign-source", scale=2)
+            c.template = gr.Textbox(TEMPLATE, label="Prompt template", lines=2, elem_id="campaign-template",
+                                    info=f"Placeholders: {' '.join('{' + f + '}' for f in FIELDS)}")
+            c.shared = gr.Checkbox(label="Send the picked references with every item (a style image, a logo)",
+                                   elem_id="campaign-shared")
+            with gr.Row():
+                c.model = gr.Dropdown(model_choices(studio.models()), value=default.name, label="Model", scale=3)
+                c.per_item = gr.Dropdown(list(range(1, MAX_IMAGES_PER_RUN + 1)), value=1, label="Per item", scale=1)
+                c.size = gr.Dropdown(list(default.sizes), value=default.size() or default.sizes[0], label="Size", scale=1)
+            c.aspects = gr.CheckboxGroup(list(default.aspect_ratios), value=["1:1"], label="Aspect ratios",
+                                         elem_id="campaign-aspects")
+            with gr.Row():
+                c.preview = gr.Button("Preview cost", elem_id="campaign-preview")
+                c.run = gr.Button("Run now", variant="primary", interactive=enabled, elem_id="campaign-run")
+                c.batch = gr.Button("Batch (½ price, ≤24 h)", interactive=enabled, elem_id="campaign-batch")
+                c.cancel = gr.Button("Cancel", elem_id="campaign-cancel")
+            c.plan_md = gr.Markdown(elem_id="campaign-plan")
+            c.plan = gr.Dataframe(headers=PLAN_COLUMNS, interactive=False, wrap=True, max_height=240)
+        with gr.Column(scale=7, min_width=320):
+            with gr.Row(equal_height=True):
+                c.pick = gr.Dropdown([], label="Campaign", elem_id="campaign-picker", scale=4)
+                c.open = gr.Button("Open", scale=0, min_width=80, elem_id="campaign-open")
+                c.resume = gr.Button("Resume", scale=0, min_width=90, interactive=enabled, elem_id="campaign-resume")
+            c.status = gr.Markdown(elem_id="campaign-status")
+            c.gallery = gr.Gallery(label="Each row: the source image, then its results", columns=3, height="auto",
+                                   object_fit="contain", allow_preview=False, elem_id="campaign-review")
+            c.chosen = gr.CheckboxGroup([], label="Results to approve or reject", elem_id="campaign-results")
+            with gr.Row():
+                c.approve = gr.Button("Approve", size="sm", elem_id="campaign-approve")
+                c.reject = gr.Button("Reject", size="sm", elem_id="campaign-reject")
+                c.again = gr.Button("Regenerate rejected", size="sm", interactive=enabled, elem_id="campaign-again")
+                c.save = gr.Button("Save approved to library", size="sm", variant="primary", elem_id="campaign-save")
+            c.saved = gr.Markdown(elem_id="campaign-saved")
+    c.cid = gr.State("")
+    return c
+
+
+def _choices(studio: Studio, user: str) -> list[tuple[str, str]]:
+    return [(f"{c.name} · {c.status}", c.id) for c in studio.campaigns(50, user=user or None)]
+
+
+def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
+    """Status, the review grid (source, then each result, per row) and the results to choose from."""
+    if not cid:
+        return "", gr.Gallery(value=[], columns=3), gr.CheckboxGroup(choices=[], value=[])
+    campaign, items = studio.open_campaign(cid, user=user or None)
+    verdicts = studio.campaign_store.verdicts(campaign.id)
+    rows: dict[str, list[tuple[str, str]]] = {}
+    choices: list[tuple[str, str]] = []
+    sources = {a.id: a for a in studio.get(list({i.asset_id for i in items}))}
+    for item in items:
+        row = rows.setdefault(item.asset_id, [_source(studio, sources.get(item.asset_id), item.asset_name)])
+        if item.status != "done":
+            row.append((str(studio.placeholder()), f"#{item.seq} {item.aspect_ratio} {item.status} {item.error[:60]}"))
+        for k, vid in enumerate(item.version_ids, start=1):
+            verdict = verdicts.get(vid, ("", ""))
+            label = f"#{item.seq} {item.asset_name} {item.aspect_ratio} v{k} · {_said(verdict)}"
+            row.append((str(studio.version_preview(studio.sessions.version(vid)) or studio.placeholder()), label))
+            choices.append((label, vid))
+    width = max(len(r) for r in rows.values())  # a row a source; the app's CSS keeps tiles small
+    tiles = [tile for r in rows.values() for tile in r + [(str(studio.placeholder()), "")] * (width - len(r))]
+    return _status(studio, campaign), gr.Gallery(value=tiles, columns=width), gr.CheckboxGroup(choices=choices, value=[])
+
+
+def _source(studio: Studio, asset: Any, name: str) -> tuple[str, str]:
+    preview = studio.preview(asset) if asset is not None else None
+    return str(preview or studio.placeholder()), f"source: {name}"
+
+
+def _said(verdict: tuple[str, str]) -> str:
+    return "saved" if verdict[1] else verdict[0] or "to review"
+
+
+def _status(studio: Studio, campaign: Campaign) -> str:
+    counts = studio.campaign_store.counts(campaign.id)
+    total = sum(counts.values())
+    failed = [i for i in studio.open_campaign(campaign.id)[1] if i.status == "failed"]
+    job = f" · Batch job {campaign.batch_state}" if campaign.batch_job else ""
+    lines = [f"**{md_escape(campaign.name)}** · {campaign.status}{job} · {counts['done']} of {total} done"
+             f"{f' · {len(failed)} failed' if failed else ''} · about ${campaign.estimate_usd:.2f}"]
+    lines += [f"- #{i.seq} {md_escape(i.asset_name)} {i.aspect_ratio}: {md_escape(i.error[:200])}" for i in failed[:10]]
+    return "\n".join(lines)
+
+
+def _plan(studio: Studio, kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
+          per_item: float, size: str, picked: list[str], marked: list[str], user: str, batch: bool = False) -> Plan:
+    source = {"Folder": "folder", "Search": "query", "Tag": "tag"}
+    rows = marked if kind == "Marked rows" else picked
+    chosen = {source[kind]: value or ""} if kind in source else {"ids": rows or []}
+    return studio.plan_campaign(template or "", **chosen, refs=(picked or []) if shared else [], name=name or "",
+                                model=model, aspect_ratios=aspects or [], per_item=int(per_item or 1),
+                                image_size=size or "", user=user, batch=batch)
+
+
+def _plan_view(plan: Plan) -> tuple[str, pd.DataFrame]:
+    rows = [[n, a.filename, r, p] for n, (a, r, p) in enumerate(plan.requests, start=1)]
+    warn = "" if plan.fits() else " **Over today's budget: it would not be sent.**"
+    return plan.summary() + warn, pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+
+def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
+    form = [c.kind, c.value, c.template, c.name, c.shared, c.model, c.aspects, c.per_item, c.size, selected, c.marked]
+    review = [c.status, c.gallery, c.chosen]
+
+    @user_errors
+    def preview(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
+                per_item: float, size: str, picked: list[str], marked: list[str],
+                request: gr.Request) -> tuple[Any, ...]:
+        return _plan_view(_plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked,
+                                marked, user_of(request)))
+
+    @user_errors
+    def start(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
+              per_item: float, size: str, picked: list[str], marked: list[str],
+                request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked, user_of(request))
+        campaign = studio.start_campaign(plan)
+        return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
+                *_plan_view(plan))
+
+    @user_errors
+    def submit(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
+               per_item: float, size: str, picked: list[str], marked: list[str],
+                request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked, user_of(request),
+                     batch=True)
+        campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id)
+        return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
+                *_plan_view(plan), *_view(studio, campaign.id, user_of(request)))
+
+    @user_errors
+    def run(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """Run (or resume) a campaign now; a Batch campaign is asked how its job is doing instead."""
+        user = user_of(request) or None
+        if cid and studio.open_campaign(cid, user=user)[0].batch_job:
+            studio.poll_campaign_batch(cid, user=user)
+        elif cid:
+            studio.run_campaign(cid, user=user, progress=progress_callback(progress))
+        return _view(studio, cid, user_of(request))
+
+    @user_errors
+    def show(cid: str, request: gr.Request) -> tuple[Any, ...]:
+        return _view(studio, cid, user_of(request))
+
+    def verdict(said: str) -> Any:
+        @user_errors
+        def review(cid: str, chosen: list[str], request: gr.Request) -> tuple[Any, ...]:
+            studio.review_campaign(cid, chosen or [], said, user=user_of(request) or None)
+            return _view(studio, cid, user_of(request))
+
+        return review
+
+    @user_errors
+    def cancel(cid: str, request: gr.Request) -> None:
+        if cid and studio.cancel_campaign(cid, user=user_of(request) or None):
+            gr.Info("Stopping after the requests in flight; Resume continues from there.")
+
+    @user_errors
+    def again(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        user = user_of(request) or None
+        campaign, items = studio.open_campaign(cid, user=user)
+        verdicts = studio.campaign_store.verdicts(campaign.id)
+        rejected = [i for i in items if i.version_ids and verdicts.get(i.version_ids[-1], ("",))[0] == "rejected"]
+        for n, item in enumerate(rejected, start=1):
+            progress((n - 1, len(rejected)), desc=f"Regenerating {item.asset_name} {item.aspect_ratio}")
+            studio.regenerate_item(cid, item.seq, user=user)
+        return _view(studio, cid, user_of(request))
+
+    @user_errors
+    def save(cid: str, request: gr.Request) -> tuple[Any, ...]:
+        report = studio.save_approved(cid, user=user_of(request) or None)
+        return (f"Saved {len(report.added) + len(report.duplicates)} approved image(s) to the library.",
+                *_view(studio, cid, user_of(request)))
+
+    paid: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
+    c.preview.click(preview, form, [c.plan_md, c.plan], api_name=False, concurrency_id="search")
+    c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], review, **paid).then(
+        c.load, None, c.pick, api_name=False, queue=False)
+    c.batch.click(submit, form, [c.cid, c.pick, c.plan_md, c.plan, *review], **paid)
+    c.resume.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(run, [c.cid], review, **paid)
+    c.cancel.click(cancel, c.cid, None, api_name=False, queue=False)
+    c.open.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(show, c.cid, review,
+                                                                                           api_name=False)
+    c.approve.click(verdict("approved"), [c.cid, c.chosen], review, api_name=False)
+    c.reject.click(verdict("rejected"), [c.cid, c.chosen], review, api_name=False)
+    c.again.click(again, c.cid, review, **paid)
+    c.save.click(save, c.cid, [c.saved, *review], api_name=False, concurrency_id="ingest", concurrency_limit=1)
+
+
+def _api(studio: Studio) -> None:
+    """Endpoints for gradio_client, the same operations as the tab and the CLI."""
+
+    def planned(template: str, folder: str, query: str, tag: str, ids: list[str], refs: list[str], aspect_ratios: list[str],
+                per_item: int, model: str, name: str, user: str, batch: bool = False) -> Plan:
+        return studio.plan_campaign(template, folder=folder, query=query, tag=tag, ids=ids or [], refs=refs or [],
+                                    aspect_ratios=aspect_ratios or ["1:1"], per_item=per_item, model=model, name=name,
+                                    user=user, batch=batch)
+
+    @user_errors
+    def plan_campaign(template: str, folder: str = "", query: str = "", tag: str = "", ids: list[str] | None = None,
+                      refs: list[str] | None = None, aspect_ratios: list[str] | None = None, per_item: int = 1,
+                      model: str = "", name: str = "", request: gr.Request = None) -> dict[str, Any]:
+        """The requests a campaign would send, their estimated cost and today's budget left; sends nothing."""
+        return planned(template, folder, query, tag, ids or [], refs or [], aspect_ratios or [], per_item, model, name,
+                       user_of(request)).to_dict()
+
+    @user_errors
+    def run_campaign(template: str, folder: str = "", query: str = "", tag: str = "", ids: list[str] | None = None,
+                     refs: list[str] | None = None, aspect_ratios: list[str] | None = None, per_item: int = 1,
+                     model: str = "", name: str = "", request: gr.Request = None) -> dict[str, Any]:
+        """Plan, record and run a campaign now; returns it with its items."""
+        plan = planned(template, folder, query, tag, ids or [], refs or [], aspect_ratios or [], per_item, model, name,
+                       user_of(request))
+        campaign = studio.run_campaign(studio.start_campaign(plan).id, user=user_of(request) or None)
+        return _record(studio, campaign.id, user_of(request))
+
+    @user_errors
+    def resume_campaign(campaign_id: str, request: gr.Request = None) -> dict[str, Any]:
+        """Continue a campaign from its first unfinished item; for a Batch campaign, ask how its job is doing."""
+        user = user_of(request) or None
+        if studio.open_campaign(campaign_id, user=user)[0].batch_job:
+            studio.poll_campaign_batch(campaign_id, user=user)
+        else:
+            studio.run_campaign(campaign_id, user=user)
+        return _record(studio, campaign_id, user_of(request))
+
+    @user_errors
+    def submit_campaign_batch(template: str, folder: str = "", query: str = "", tag: str = "",
+                              ids: list[str] | None = None, refs: list[str] | None = None,
+                              aspect_ratios: list[str] | None = None, per_item: int = 1, model: str = "", name: str = "",
+                              request: gr.Request = None) -> dict[str, Any]:
+        """Plan and record a campaign, then submit it as one Gemini Batch job; /resume_campaign polls it."""
+        plan = planned(template, folder, query, tag, ids or [], refs or [], aspect_ratios or [], per_item, model, name,
+                       user_of(request), batch=True)
+        campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id, user=user_of(request) or None)
+        return _record(studio, campaign.id, user_of(request))
+
+    @user_errors
+    def campaigns(request: gr.Request = None) -> list[dict[str, Any]]:
+        """The campaigns, newest first."""
+        return [vars(c) for c in studio.campaigns(50, user=user_of(request) or None)]
+
+    @user_errors
+    def campaign(campaign_id: str, request: gr.Request = None) -> dict[str, Any]:
+        """One campaign, its items (status, versions, errors) and the verdicts on its images."""
+        return _record(studio, campaign_id, user_of(request))
+
+    @user_errors
+    def review_campaign(campaign_id: str, version_ids: list[str], verdict: str, request: gr.Request = None) -> dict[str, Any]:
+        """Approve or reject images of a campaign (``verdict``: approved, rejected, or "" to clear)."""
+        studio.review_campaign(campaign_id, version_ids, verdict, user=user_of(request) or None)
+        return _record(studio, campaign_id, user_of(request))
+
+    @user_errors
+    def save_approved(campaign_id: str, request: gr.Request = None) -> list[str]:
+        """Add the approved images to the library; returns their asset ids."""
+        report = studio.save_approved(campaign_id, user=user_of(request) or None)
+        return [a.id for a in report.added] + [i for _, i in report.duplicates]
+
+    for fn in (run_campaign, resume_campaign, submit_campaign_batch):
+        gr.api(fn, api_name=fn.__name__, concurrency_id="generate", concurrency_limit=2)
+    gr.api(save_approved, api_name="save_approved", concurrency_id="ingest", concurrency_limit=1)
+    for fn in (plan_campaign, campaigns, campaign, review_campaign):
+        gr.api(fn, api_name=fn.__name__)
+
+
+def _record(studio: Studio, campaign_id: str, user: str) -> dict[str, Any]:
+    campaign, items = studio.open_campaign(campaign_id, user=user or None)
+    verdicts = studio.campaign_store.verdicts(campaign.id)
+    return {**vars(campaign), "items": [vars(i) for i in items],
+            "verdicts": {v: {"verdict": d, "saved_id": s} for v, (d, s) in verdicts.items()}}
