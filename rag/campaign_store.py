@@ -79,14 +79,14 @@ class CampaignStore:
 
     def __init__(self, sessions: SessionStore) -> None:
         self.sessions = sessions
-        with sessions._write("set up campaigns") as db:
+        with sessions.write("set up campaigns") as db:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
 
     def create(self, campaign: Campaign, items: list[tuple[str, str, str, str]]) -> Campaign:
         """A new campaign and its items (``(asset_id, asset_name, aspect_ratio, prompt)``) in one transaction."""
         row = {**vars(campaign), "id": campaign.id or new_id()}
-        with self.sessions._write("record the campaign") as db:
+        with self.sessions.write("record the campaign") as db:
             db.execute(f"INSERT INTO campaigns VALUES ({', '.join('?' * len(row))})", _encoded(row))
             db.executemany("INSERT INTO campaign_items (campaign_id, seq, asset_id, asset_name, aspect_ratio, prompt,"
                            " status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -95,7 +95,7 @@ class CampaignStore:
 
     def campaign(self, ref: str, user: str | None = None) -> Campaign:
         """A campaign by id or unique id prefix; another user's reads as not found."""
-        rows = self.sessions._read("SELECT * FROM campaigns WHERE id LIKE ? || '%' AND (? IS NULL OR user = ?) LIMIT 2",
+        rows = self.sessions.read("SELECT * FROM campaigns WHERE id LIKE ? || '%' AND (? IS NULL OR user = ?) LIMIT 2",
                                    (ref.strip() or "?", user, user))
         if len(rows) != 1:
             why = "matches several campaigns; give more of it" if rows else "is not a campaign here"
@@ -103,16 +103,16 @@ class CampaignStore:
         return _campaign(rows[0])
 
     def campaigns(self, limit: int = 50, user: str | None = None) -> list[Campaign]:
-        rows = self.sessions._read("SELECT * FROM campaigns WHERE (? IS NULL OR user = ?) ORDER BY created DESC LIMIT ?",
+        rows = self.sessions.read("SELECT * FROM campaigns WHERE (? IS NULL OR user = ?) ORDER BY created DESC LIMIT ?",
                                    (user, user, limit))
         return [_campaign(r) for r in rows]
 
     def items(self, campaign_id: str) -> list[Item]:
-        rows = self.sessions._read("SELECT * FROM campaign_items WHERE campaign_id = ? ORDER BY seq", (campaign_id,))
+        rows = self.sessions.read("SELECT * FROM campaign_items WHERE campaign_id = ? ORDER BY seq", (campaign_id,))
         return [Item(**{**dict(r), "version_ids": json.loads(r["version_ids"])}) for r in rows]
 
     def counts(self, campaign_id: str) -> dict[str, int]:
-        rows = self.sessions._read("SELECT status, COUNT(*) FROM campaign_items WHERE campaign_id = ? GROUP BY status",
+        rows = self.sessions.read("SELECT status, COUNT(*) FROM campaign_items WHERE campaign_id = ? GROUP BY status",
                                    (campaign_id,))
         return {state: 0 for state in ITEM_STATES} | {r[0]: r[1] for r in rows}
 
@@ -122,13 +122,13 @@ class CampaignStore:
         if unknown:
             raise TypeError(f"unknown campaign field(s): {', '.join(sorted(unknown))}")
         sets = ["status = ?", *(f"{k} = ?" for k in batch)]
-        with self.sessions._write("update the campaign") as db:
+        with self.sessions.write("update the campaign") as db:
             db.execute(f"UPDATE campaigns SET {', '.join(sets)} WHERE id = ?", (status, *batch.values(), campaign_id))
 
     def update_item(self, campaign_id: str, seq: int, *, status: str, session_id: str | None = None,
                     version_ids: list[str] | None = None, error: str = "") -> None:
         """An item's progress; ``session_id`` and ``version_ids`` are kept unless given."""
-        with self.sessions._write("update the campaign item") as db:
+        with self.sessions.write("update the campaign item") as db:
             db.execute("UPDATE campaign_items SET status = ?, error = ?, session_id = COALESCE(?, session_id),"
                        " version_ids = COALESCE(?, version_ids) WHERE campaign_id = ? AND seq = ?",
                        (status, error[:2000], session_id, None if version_ids is None else json.dumps(version_ids),
@@ -136,13 +136,13 @@ class CampaignStore:
 
     def verdicts(self, campaign_id: str) -> dict[str, tuple[str, str]]:
         """``{version_id: (verdict, saved asset id)}`` for the reviewed images of a campaign."""
-        rows = self.sessions._read("SELECT * FROM campaign_reviews WHERE campaign_id = ?", (campaign_id,))
+        rows = self.sessions.read("SELECT * FROM campaign_reviews WHERE campaign_id = ?", (campaign_id,))
         return {r["version_id"]: (r["verdict"], r["saved_id"]) for r in rows}
 
     def review(self, campaign_id: str, version_id: str, verdict: str, saved_id: str | None = None) -> None:
         if verdict not in VERDICTS:
             raise BananaError(f"A verdict is approved or rejected, not {verdict!r}.")
-        with self.sessions._write("record the review") as db:
+        with self.sessions.write("record the review") as db:
             db.execute("INSERT INTO campaign_reviews VALUES (?, ?, ?, COALESCE(?, '')) ON CONFLICT(version_id) DO UPDATE"
                        " SET verdict = excluded.verdict, saved_id = COALESCE(?, saved_id)",
                        (version_id, campaign_id, verdict, saved_id, saved_id))

@@ -1,6 +1,8 @@
 """Sessions, versions and every paid attempt, in one SQLite database in ``BANANA_DATA_DIR``.
 
-The only module that speaks SQL. A *session* is a tree of *versions*; each generated version
+With :mod:`rag.campaign_store` (which writes its tables through :meth:`SessionStore.write` and
+:meth:`SessionStore.read`, so both share one connection, lock and transaction rules), the only
+module that speaks SQL. A *session* is a tree of *versions*; each generated version
 belongs to a *turn*: the user's Content that was sent and the model's Content that came back, kept
 verbatim (thought signatures included) so a later turn can send the conversation again, after a
 restart too. An *attempt* is one click that could cost money, with its outcome; the day's attempts
@@ -145,7 +147,7 @@ class SessionStore:
             self._conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
             raise BananaError(f"The sessions database at {self.path} could not be opened ({_why(exc)}).") from None
-        with self._write("set up") as db:
+        with self.write("set up") as db:
             found = db.execute("PRAGMA user_version").fetchone()[0]
             if found > SCHEMA_VERSION:
                 raise BananaError(f"The sessions database at {self.path} was written by a newer Banana Studio; upgrade.")
@@ -159,7 +161,7 @@ class SessionStore:
             self._conn.close()
 
     @contextmanager
-    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+    def write(self, doing: str) -> Iterator[sqlite3.Connection]:
         """One transaction that takes the write lock at once (so a budget check and its insert are atomic)."""
         with self._lock:
             try:
@@ -173,7 +175,7 @@ class SessionStore:
             except sqlite3.Error as exc:
                 raise BananaError(f"The sessions database at {self.path} could not {doing} ({_why(exc)}).") from None
 
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self._conn.execute(sql, args).fetchall()
@@ -184,7 +186,7 @@ class SessionStore:
     def new_session(self, *, user: str, title: str, base_asset_id: str = "") -> Session:
         now = self._now()
         session = Session(new_id(), now, now, user, title.strip()[:200], base_asset_id)
-        with self._write("start a session") as db:
+        with self.write("start a session") as db:
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
                        (session.id, now, now, user, session.title, base_asset_id))
         return session
@@ -195,7 +197,7 @@ class SessionStore:
         Another user's session reads exactly like one that does not exist, so ids cannot be probed.
         """
         mine, args = ("AND s.user = ?", [owner]) if owner else ("", [])
-        rows = self._read(f"{_SESSION_SQL} WHERE s.id LIKE ? || '%' {mine} GROUP BY s.id LIMIT 2", [ref.strip() or "?", *args])
+        rows = self.read(f"{_SESSION_SQL} WHERE s.id LIKE ? || '%' {mine} GROUP BY s.id LIMIT 2", [ref.strip() or "?", *args])
         if len(rows) != 1:
             why = "matches several sessions; give more of it" if rows else "is not a session here"
             raise BananaError(f"{ref!r} {why}. `python -m rag sessions` lists them.")
@@ -204,11 +206,11 @@ class SessionStore:
     def sessions(self, limit: int = 20, user: str | None = None) -> list[Session]:
         """The most recently used sessions first."""
         where, args = ("WHERE s.user = ?", [user]) if user is not None else ("", [])
-        rows = self._read(f"{_SESSION_SQL} {where} GROUP BY s.id ORDER BY s.updated DESC LIMIT ?", [*args, limit])
+        rows = self.read(f"{_SESSION_SQL} {where} GROUP BY s.id ORDER BY s.updated DESC LIMIT ?", [*args, limit])
         return [Session(**dict(r)) for r in rows]
 
     def versions(self, session_id: str) -> list[Version]:
-        return [_version(r) for r in self._read(f"{_VERSION_SQL} WHERE v.session_id = ? ORDER BY v.seq", (session_id,))]
+        return [_version(r) for r in self.read(f"{_VERSION_SQL} WHERE v.session_id = ? ORDER BY v.seq", (session_id,))]
 
     def version(self, ref: str, session_id: str | None = None, owner: str = "") -> Version:
         """A version by id or unique prefix; within ``session_id`` also by label (``v3``, ``3``, ``original``).
@@ -221,7 +223,7 @@ class SessionStore:
                 if ref in (v.id, v.label, str(v.seq)):
                     return v
         mine, args = _owned_versions(owner)
-        rows = self._read(f"{_VERSION_SQL} WHERE v.id LIKE ? || '%' {mine} LIMIT 2", [ref or "?", *args])
+        rows = self.read(f"{_VERSION_SQL} WHERE v.id LIKE ? || '%' {mine} LIMIT 2", [ref or "?", *args])
         if len(rows) != 1 or (session_id is not None and rows[0]["session_id"] != session_id):
             raise BananaError(f"{ref!r} is not a version of {'this session' if session_id else 'any session'}.")
         return _version(rows[0])
@@ -230,11 +232,11 @@ class SessionStore:
         """The versions whose image files are ``paths`` (what /generate returned); with ``owner``, that user's only."""
         mine, args = _owned_versions(owner)
         marks = ", ".join("?" * len(paths))
-        return [_version(r) for r in self._read(f"{_VERSION_SQL} WHERE v.path IN ({marks}) {mine}", [*paths, *args])]
+        return [_version(r) for r in self.read(f"{_VERSION_SQL} WHERE v.path IN ({marks}) {mine}", [*paths, *args])]
 
     def add_original(self, session_id: str, *, path: str, image_id: str) -> Version:
         """The library image an "Edit this" session starts from: version 0, with no turn behind it."""
-        with self._write("add the original") as db:
+        with self.write("add the original") as db:
             vid = new_id()
             db.execute("INSERT INTO versions VALUES (?, ?, NULL, NULL, 0, ?, ?, ?, 0)",
                        (vid, session_id, self._now(), path, image_id))
@@ -246,7 +248,7 @@ class SessionStore:
         """One answered request and its images (``(path, image_id, cost)``) as new versions, in one transaction."""
         now, turn_id = self._now(), new_id()
         ids = [new_id() for _ in images]
-        with self._write("record the new version") as db:
+        with self.write("record the new version") as db:
             db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (turn_id, session_id, parent_id, now, user, instruction, model, aspect_ratio, image_size,
                         json.dumps(references), json.dumps(request), json.dumps(reply), text))
@@ -261,7 +263,7 @@ class SessionStore:
         """The conversation that led to a version, oldest turn first: what a refinement of it sends before its own turn."""
         turns: list[Content] = []
         while version_id:
-            rows = self._read("SELECT v.parent_id, t.request, t.reply FROM versions v LEFT JOIN turns t ON t.id = v.turn_id"
+            rows = self.read("SELECT v.parent_id, t.request, t.reply FROM versions v LEFT JOIN turns t ON t.id = v.turn_id"
                               " WHERE v.id = ?", (version_id,))
             if not rows or rows[0]["request"] is None:
                 break
@@ -272,7 +274,7 @@ class SessionStore:
     # -- attempts and the budget
     def spent(self, day: str | None = None) -> float:
         """USD of a day's attempts (today's by default), running ones at their estimate."""
-        rows = self._read("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE day = ?", (day or day_of(self._now()),))
+        rows = self.read("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE day = ?", (day or day_of(self._now()),))
         return float(rows[0][0])
 
     def begin_attempt(self, *, user: str, session_id: str, parent_id: str, model: str, image_size: str, prompt: str,
@@ -283,7 +285,7 @@ class SessionStore:
         sql = ("INSERT INTO attempts (created, day, user, session_id, parent_id, model, image_size, prompt, refs,"
                " requested, cost_usd, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         refusal = ""
-        with self._write("check the budget") as db:
+        with self.write("check the budget") as db:
             spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE day = ?", (row[1],)).fetchone()[0]
             if budget is not None and spent + estimate > budget + 1e-9:
                 refusal = (f"Today's generation budget is ${budget:.2f} (GEMINI_DAILY_BUDGET_USD) and ${spent:.3f} is "
@@ -300,7 +302,7 @@ class SessionStore:
     def end_attempt(self, attempt_id: int, *, outcome: str, images: int, cost: float, reason: str = "",
                     version_ids: Sequence[str] = (), session_id: str = "") -> None:
         """How a request ended: its outcome, what it returned and cost, and (for a first turn) its new session."""
-        with self._write("record how the request ended") as db:
+        with self.write("record how the request ended") as db:
             db.execute("UPDATE attempts SET outcome = ?, images = ?, cost_usd = ?, reason = ?, version_ids = ?,"
                        " session_id = CASE WHEN ? = '' THEN session_id ELSE ? END WHERE id = ?",
                        (outcome, images, cost, reason[:2000], json.dumps(list(version_ids)), session_id, session_id,
@@ -310,13 +312,13 @@ class SessionStore:
         """The newest attempts first, optionally for one user or day."""
         clauses = [(c, a) for c, a in (("user = ?", user), ("day = ?", day)) if a is not None]
         where = ("WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else ""
-        rows = self._read(f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?", [*(a for _, a in clauses), limit])
+        rows = self.read(f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?", [*(a for _, a in clauses), limit])
         return [_attempt(r) for r in rows]
 
     def totals(self, days: int = 30, user: str | None = None) -> list[dict[str, Any]]:
         """Spend per day and user, newest day first: requests, images, USD; optionally one user's."""
         mine, args = (" AND user = ?", [user]) if user is not None else ("", [])
-        rows = self._read("SELECT day, user, COUNT(*) AS requests, SUM(images) AS images, ROUND(SUM(cost_usd), 4) AS cost_usd"
+        rows = self.read("SELECT day, user, COUNT(*) AS requests, SUM(images) AS images, ROUND(SUM(cost_usd), 4) AS cost_usd"
                           f" FROM attempts WHERE day >= ?{mine} GROUP BY day, user ORDER BY day DESC, user",
                           [day_of(self._now() - days * 86400), *args])
         return [dict(r) for r in rows]
