@@ -27,7 +27,10 @@ from pathlib import Path
 
 from common import ROOT, choose_model, percentile, preamble, quiet_logs, rss_mb, table
 
-EXPECTED = ("Gemini had a server error", "rate limit", "busy", "Queue is full", "already running")
+# Right answers to what the simulation does: outages and rate limits of the fake Gemini, a full
+# queue, and a user picking an image another user has just deleted.
+EXPECTED = ("Gemini had a server error", "rate limit", "busy", "Queue is full", "already running",
+            "no longer in the library", "is missing on disk")
 QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer", "fruit", "a tree"]
 WEIGHTS = {"search": 36, "asset": 10, "tag": 4, "library": 8, "stats": 5, "upload": 8, "generate": 10, "refine": 6,
            "sessions": 6, "delete": 7}
@@ -113,7 +116,7 @@ def fake_gemini_mix():  # noqa: ANN201
     from tests.fake_gemini import FakeGemini, error_reply, image_reply, png_bytes, rate_limit_reply
 
     good = image_reply(png_bytes())
-    fake = FakeGemini().always(good).start()
+    fake = FakeGemini(keep=20).always(good).start()
     rng = random.Random(7)
     mix = [rate_limit_reply("0.2s") if (r := rng.random()) < 0.10
            else error_reply(503, "UNAVAILABLE", "The model is overloaded.") if r < 0.15 else good for _ in range(20_000)]
@@ -124,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--warmup", type=float, default=30.0, help="seconds before the RSS baseline is taken")
+    parser.add_argument("--warmup", type=float, default=60.0,
+                        help="seconds before the RSS baseline is taken (every action has run by then)")
     args = parser.parse_args()
     print(choose_model())
     quiet_logs()
@@ -154,9 +158,13 @@ def main() -> None:
                 u.start()
             time.sleep(min(args.warmup, args.minutes * 30))
             rss_warm = rss_mb()
-            for u in users:
-                u.join()
-            rss_end = rss_mb()
+            trend = [rss_warm]
+            while any(u.is_alive() for u in users):
+                for u in users:
+                    u.join(timeout=60 / len(users))
+                trend.append(rss_mb())
+            rss_end = trend[-1]
+            print("RSS each minute after warm-up (MB):", " ".join(f"{r:.0f}" for r in trend))
         studio.close()
     fake.stop()
     report(results, rss_start, rss_warm, rss_end, args)

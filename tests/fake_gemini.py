@@ -27,7 +27,7 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableSequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -207,9 +207,10 @@ def png_bytes(size: tuple[int, int] = (8, 8), color: tuple[int, ...] = (255, 200
 class FakeGemini:
     """The server. ``base_url`` goes into ``Settings.gemini_base_url``."""
 
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.answered: list[Recorded] = []  # generateContent requests whose whole reply was sent
+    def __init__(self, keep: int | None = None) -> None:
+        # ``keep``: remember only the newest requests (a long benchmark run would otherwise hold every body)
+        self.requests: MutableSequence[Recorded] = deque(maxlen=keep) if keep else []
+        self.answered: MutableSequence[Recorded] = deque(maxlen=keep) if keep else []  # whole reply sent
         self.route: Callable[[Recorded], Reply | None] | None = None  # answers by content before the queue
         self.batches: dict[str, list[dict[str, Any]]] = {}  # Batch jobs: name -> their inlined requests
         self.batch_states: list[str] = []  # what the next polls of a job say; the last one stays
