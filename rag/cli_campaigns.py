@@ -66,12 +66,7 @@ def cmd_campaign(studio: Studio, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"campaign {campaign.id}: {plan.summary()}")
     progress = None if args.json or args.quiet else _progress_bar("campaign")
-    if campaign.mode == "batch" and campaign.batch_job:
-        campaign = studio.poll_campaign_batch(campaign.id)
-    elif campaign.mode == "batch":
-        campaign = studio.submit_campaign_batch(campaign.id)
-    else:
-        studio.run_campaign(campaign.id, progress=progress)
+    studio.resume_campaign(campaign.id, progress=progress)
     return _report(studio, campaign.id, args)
 
 

@@ -112,6 +112,18 @@ class CampaignsMixin:
             self._running.pop(campaign.id, None)
         return self.campaign_store.campaign(campaign.id)
 
+    def resume_campaign(self, campaign_id: str, *, user: str | None = None,
+                        progress: Progress | None = None) -> Campaign:
+        """Carry a campaign on in its own mode: a Batch campaign's job is polled (or submitted, when its
+        submission never went through, so it is never sent at the interactive price); a "now" campaign
+        sends its unfinished items."""
+        campaign = self.campaign_store.campaign(campaign_id, user)
+        if campaign.mode == "batch" and campaign.batch_job:
+            return self.poll_campaign_batch(campaign.id, user=user)
+        if campaign.mode == "batch":
+            return self.submit_campaign_batch(campaign.id, user=user)
+        return self.run_campaign(campaign.id, user=user, progress=progress)
+
     def cancel_campaign(self, campaign_id: str, *, user: str | None = None) -> bool:
         """Stop a running campaign after the requests in flight; False when it is not running here."""
         event = self._running.get(self.campaign_store.campaign(campaign_id, user).id)

@@ -168,8 +168,9 @@ class SessionsMixin:
         """The versions behind generated files (what /generate returned); refuses files that are not ``user``'s."""
         wanted = list(dict.fromkeys(str(p) for p in paths))
         found = self.sessions.versions_at(wanted, user)
-        if len({v.path for v in found}) < len(wanted):
-            raise BananaError(f"{len(wanted) - len({v.path for v in found})} of these files are not images generated"
+        missing = len(wanted) - len({v.path for v in found})
+        if missing:
+            raise BananaError(f"{missing} of these files are not images generated"
                               " in your sessions; save them from Generate, or add them on the Library tab.")
         return found
 

@@ -187,11 +187,8 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     @user_errors
     def run(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         """Run (or resume) a campaign now; a Batch campaign is asked how its job is doing instead."""
-        user = user_of(request) or None
-        if cid and studio.open_campaign(cid, user=user)[0].batch_job:
-            studio.poll_campaign_batch(cid, user=user)
-        elif cid:
-            studio.run_campaign(cid, user=user, progress=progress_callback(progress))
+        if cid:
+            studio.resume_campaign(cid, user=user_of(request) or None, progress=progress_callback(progress))
         return _view(studio, cid, user_of(request))
 
     @user_errors
@@ -273,11 +270,7 @@ def _api(studio: Studio) -> None:
     @user_errors
     def resume_campaign(campaign_id: str, request: gr.Request = None) -> dict[str, Any]:
         """Continue a campaign from its first unfinished item; for a Batch campaign, ask how its job is doing."""
-        user = user_of(request) or None
-        if studio.open_campaign(campaign_id, user=user)[0].batch_job:
-            studio.poll_campaign_batch(campaign_id, user=user)
-        else:
-            studio.run_campaign(campaign_id, user=user)
+        studio.resume_campaign(campaign_id, user=user_of(request) or None)
         return _record(studio, campaign_id, user_of(request))
 
     @user_errors

@@ -25,7 +25,7 @@ def _thumbnail(studio: Studio, attempt: Attempt) -> str:
     """Markdown showing the first image a request made (its cached preview, a file the app serves)."""
     for version_id in attempt.version_ids[:1]:
         try:
-            preview = studio.version_preview(studio.sessions.version(version_id))
+            preview = studio.version_preview(studio.version(version_id))
         except Exception:  # noqa: BLE001 - a missing picture costs its thumbnail, not the page
             preview = None
         if preview is not None:
