@@ -86,6 +86,23 @@ def _looks_like_path(value: str) -> bool:
     return value.endswith((".pt", ".pth", ".bin", ".safetensors")) or "/" in value or value.startswith(".")
 
 
+def _packaged_config(model: str) -> dict | None:
+    """An architecture's config from the JSON files open_clip ships, read without importing
+    open_clip: the import costs seconds (torch, timm), and ``stats`` or ``backup`` need only the width."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("open_clip")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "model_configs" / f"{model}.json"
+        if "/" not in model and ":" not in model and path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+    return None
+
+
 class ClipEmbedder:
     """open_clip model loaded lazily, once, behind a lock; decoding runs in a thread pool.
 
@@ -112,9 +129,11 @@ class ClipEmbedder:
     def dim(self) -> int:
         """Known from the architecture, so the store can open without loading weights."""
         if self._dim is None:
-            import open_clip
+            config = _packaged_config(self.settings.clip_model)
+            if config is None:  # hf-hub:, local-dir: or a registered config: ask open_clip itself
+                import open_clip
 
-            config = open_clip.get_model_config(self.settings.clip_model)
+                config = open_clip.get_model_config(self.settings.clip_model)
             if not config:
                 raise ModelLoadError(f"CLIP_MODEL={self.settings.clip_model!r} is not an open_clip model name.")
             self._dim = int(config["embed_dim"])

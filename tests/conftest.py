@@ -115,3 +115,9 @@ def milvus_backend(request: pytest.FixtureRequest, tmp_path: Path) -> MilvusBack
     backend = MilvusBackend(request.param, uri, tmp_path)
     yield backend
     backend.drop_all()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject.toml): a worker per core, at most 4; each loads a CLIP model and may
+    start its own Milvus server, so more would cost memory for little."""
+    return max(1, min(4, os.cpu_count() or 1))
