@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     except BananaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    threading.Thread(target=studio.embedder.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=studio.warm_up, name="warm-up", daemon=True).start()
     threading.Thread(target=studio.library_page, name="library-index", daemon=True).start()  # the grid's first page
     BackupSchedule(settings, studio.export).start()
     threading.Thread(target=poll_forever, args=(studio.poll_batches, settings.campaign_poll_s), name="batch-poll",

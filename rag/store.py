@@ -18,11 +18,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import lite
+from . import lite, lite_mirror
 from .backup import damaged_message
 from .config import Settings
 from .errors import BananaError, LibraryDamaged, StoreError
 from .filters import quote
+from .lite_mirror import VectorMirror, reciprocal_rank_fusion
 from .schema import SPARSE_FIELD, TEXT_FIELD, asset_from_row, create_collection, has_full_text
 from .types import Asset, Hit
 from .words import asset_text
@@ -78,6 +79,7 @@ class VectorStore(Protocol):
     def facet(self, field: str) -> dict[str, int]: ...
     def subscribe(self, listener: Listener) -> None: ...  # called after each write (keeps caches current)
     def flush(self) -> None: ...
+    def warm_up(self) -> None: ...  # load what makes searches fast, ahead of the first one; never raises
     def close(self) -> None: ...
 
 
@@ -102,7 +104,9 @@ class MilvusStore:
         self.full_text = False
         self._version = ""
         self._listeners: list[Listener] = []
+        self._warm = False  # warm_up ran: keep Lite's vectors in memory (rag/lite_mirror.py)
         uri = settings.milvus_uri
+        self._db = "" if self.is_server else str(Path(uri).expanduser().resolve())
         lite.quiet_logs()
         if not self.is_server:
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,7 @@ class MilvusStore:
                 raise
             except Exception as exc:  # noqa: BLE001 - pymilvus, grpc and Lite raise many types
                 log.debug("Milvus failed to %s", action, exc_info=True)
+                lite_mirror.forget(self._db, self.collection)  # a half-done write: read the vectors again
                 if "No space left on device" in str(exc) or "Errno 28" in str(exc):
                     raise StoreError(f"The library database at {self.where} could not {action}: the disk is full. "
                                      "Free some space and try again.") from None
@@ -210,6 +215,7 @@ class MilvusStore:
         names = set(self.client.list_collections())
         new, old = self.collection + REBUILD_SUFFIX, self.collection + OLD_SUFFIX
         if self.collection not in names and new in names and self._complete(new):
+            lite_mirror.forget(self._db)
             self.client.rename_collection(new, self.collection)
         elif self.collection not in names and old in names:
             self.client.rename_collection(old, self.collection)
@@ -251,7 +257,7 @@ class MilvusStore:
     def sibling(self, collection: str) -> MilvusStore:
         """The same database's ``collection`` (created if missing), sharing this store's connection."""
         other = copy.copy(self)
-        other.collection, other._listeners, other.strict = collection, [], True
+        other.collection, other._listeners, other.strict, other._warm = collection, [], True, False
         with other._call("open the new collection"):
             other._ensure_collection(self._current_model)
         return other
@@ -262,6 +268,7 @@ class MilvusStore:
             self.client.alter_collection_properties(self.collection, properties={COMPLETE_PROPERTY: "yes"})
 
     def drop_collection(self, name: str) -> None:
+        lite_mirror.forget(self._db, name)
         with self._call(f"drop the collection {name}"):
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
@@ -269,6 +276,7 @@ class MilvusStore:
     def swap_in(self, rebuilt: str) -> None:
         """Make ``rebuilt`` this store's collection: the old one is renamed aside, then dropped."""
         old = self.collection + OLD_SUFFIX
+        lite_mirror.forget(self._db)
         with self._call("switch to the rebuilt collection"):
             self.client.release_collection(self.collection)
             self.client.rename_collection(self.collection, old)
@@ -292,6 +300,8 @@ class MilvusStore:
         ]
         with self._call("store the new images"):
             self.client.upsert(self.collection, rows)
+            if (mirror := self._loaded_mirror()) is not None:
+                mirror.put([r["id"] for r in rows], np.asarray([r["vector"] for r in rows], dtype=np.float32))
         self._notify([a for i, a in enumerate(assets) if last[a.id] == i], [])
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -302,6 +312,8 @@ class MilvusStore:
             present = self.existing_ids(ids)
             if present:
                 self.client.delete(self.collection, ids=sorted(present))
+                if (mirror := self._loaded_mirror()) is not None:
+                    mirror.remove(present)
         self._notify([], sorted(present))
         return len(present)
 
@@ -358,8 +370,50 @@ class MilvusStore:
             params["radius"] = float(min_score) - 1e-6  # COSINE: results closer than this (score >= min_score)
         return {"metric_type": "COSINE", **({"params": params} if params else {})}
 
+    def _loaded_mirror(self) -> VectorMirror | None:
+        """On Lite, the in-memory copy of the vectors (rag/lite_mirror.py), whole or still loading."""
+        return None if self.is_server else lite_mirror.shared((self._db, self.collection))
+
+    def _mirror(self) -> VectorMirror | None:
+        mirror = self._loaded_mirror()
+        if mirror is None and self._warm:  # dropped by a swap or a failed write: read it again
+            threading.Thread(target=self.warm_up, name="lite-vectors", daemon=True).start()
+        return mirror if mirror is not None and mirror.ready else None
+
+    def warm_up(self) -> None:
+        """On Lite, read every vector into memory, so searches skip Lite's row-by-row checks; the app
+        runs this in the background at start, while searches and writes go on. Never raises."""
+        if self.is_server:
+            return
+        self._warm = True
+        key = (self._db, self.collection)
+        mirror, fresh = lite_mirror.claim(key, self.dim)
+        if not fresh:
+            return
+        try:
+            pages = self.client.query_iterator(self.collection, batch_size=QUERY_WINDOW, filter="",
+                                               output_fields=["id", "vector"])
+            try:
+                while rows := pages.next():
+                    mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), read=True)
+            finally:
+                pages.close()
+        except Exception:  # noqa: BLE001 - searches go on without the copy
+            if lite_mirror.shared(key) is mirror:  # not closed or swapped meanwhile
+                log.warning("Could not read the library's vectors into memory; searches ask Milvus Lite.",
+                            exc_info=log.isEnabledFor(logging.DEBUG))
+                lite_mirror.forget(*key)
+            return
+        mirror.loaded()
+
+    def _hits(self, scored: Sequence[tuple[str, float]], words: set[str] | None = None) -> list[Hit]:
+        by_id = {a.id: a for a in self.get([i for i, _ in scored])}
+        return [Hit(asset=by_id[i], score=s, words=i in (words or ())) for i, s in scored if i in by_id]
+
     def search(self, vector: np.ndarray, k: int, filter: str = "", *, min_score: float = 0.0) -> list[Hit]:
         limit = min(max(1, int(k)), QUERY_WINDOW)
+        if not filter and (mirror := self._mirror()) is not None:
+            return self._hits(mirror.top(vector, limit, min_score))
         with self._call("search"):
             result = self.client.search(
                 self.collection,
@@ -378,6 +432,8 @@ class MilvusStore:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         limit, side = min(max(1, int(k)), QUERY_WINDOW), min(max(int(k), int(pool)), QUERY_WINDOW)
+        if not filter and (mirror := self._mirror()) is not None:
+            return self._fused(mirror, vector, text, limit, side, min_score)
         dense = AnnSearchRequest([np.asarray(vector, dtype=np.float32).tolist()], "vector",
                                  self._dense_params(side, min_score), side, expr=filter or None)
         sparse = AnnSearchRequest([text], SPARSE_FIELD, {"metric_type": "BM25"}, side, expr=filter or None)
@@ -395,6 +451,29 @@ class MilvusStore:
         hits = [Hit(asset=asset_from_row(row), score=float(np.dot(np.asarray(row["entity"]["vector"], dtype=np.float32), q)),
                     words=i in words) for i, row in zip(ids, fused)]
         return [h for h in hits if h.score >= min_score] if min_score > 0 else hits
+
+    def _fused(self, mirror: VectorMirror, vector: np.ndarray, text: str, limit: int, side: int,
+               min_score: float) -> list[Hit]:
+        """``hybrid_search`` on Lite without a filter: the vectors from the copy in memory, the words
+        from Lite's BM25, fused here with the same reciprocal-rank formula as Milvus' RRFRanker."""
+        dense = mirror.top(vector, side, min_score)
+        words = self._bm25(text, side)
+        ids = reciprocal_rank_fusion([[i for i, _ in dense], words], RRF_K)[:limit]
+        if len(words) == side and (unsure := [i for i in ids if i not in set(words)]):
+            words += self._bm25(text, len(unsure), f"id in [{', '.join(quote(i) for i in unsure)}]")
+        q, score = np.asarray(vector, dtype=np.float32), dict(dense)
+        for i in ids:
+            if i not in score and (v := mirror.vector(i)) is not None:  # found by its words alone
+                score[i] = float(v @ q)
+        scored = [(i, score[i]) for i in ids if i in score]
+        return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], set(words))
+
+    def _bm25(self, text: str, limit: int, filter: str = "") -> list[str]:
+        """Ids of the records whose words match ``text``, best first."""
+        with self._call("search"):
+            rows = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=limit, filter=filter,
+                                      search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
+        return [str(r["id"]) for r in rows]
 
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
         offset, limit = max(0, int(offset)), max(0, int(limit))
@@ -455,5 +534,7 @@ class MilvusStore:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def close(self) -> None:
+        self._warm = False
+        lite_mirror.forget(self._db)
         with self._call("close"):
             self.client.close()

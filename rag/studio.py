@@ -62,6 +62,7 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
         self._store = store
         self._generator = generator
         self._store_lock = threading.Lock()
+        self._warm = False
         self._library: LibraryIndex | None = None
         self._library_lock = threading.Lock()
         self.trash = Trash(settings.trash_dir, self._owns)  # .entries() and .empty() for the Trash view
@@ -75,6 +76,16 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
     @classmethod
     def from_env(cls) -> Studio:
         return cls(Settings.from_env())
+
+    def warm_up(self) -> None:
+        """Load the model and, on Milvus Lite, the library's vectors ahead of the first search (the
+        app runs this in the background at start); never raises."""
+        self.embedder.warm_up()
+        try:
+            self.store.warm_up()
+        except BananaError as exc:
+            log.error("%s", exc)
+        self._warm = True  # a store opened again later (after a restore or a re-index) is warmed too
 
     def close(self) -> None:
         """Release the database (Milvus Lite lets one process hold it at a time)."""
@@ -92,6 +103,8 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
             with self._store_lock:
                 if self._store is None:
                     self._store = MilvusStore(self.settings, self.embedder.dim, self.embedder.name)
+                    if self._warm:
+                        threading.Thread(target=self._store.warm_up, name="lite-vectors", daemon=True).start()
         return self._store
 
     # -- ingest -----------------------------------------------------------------------------

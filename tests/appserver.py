@@ -19,6 +19,7 @@ def free_port() -> int:
 @contextmanager
 def running_app(studio: Studio, **launch: object) -> Iterator[str]:
     """The app served on 127.0.0.1; yields its URL and closes it afterwards."""
+    studio.store.warm_up()  # as app.py does at start (there in the background)
     demo = build_app(studio)
     port = free_port()
     demo.launch(

@@ -54,6 +54,7 @@ def sample_studio(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedd
     s = Studio(test_settings(tmp_path_factory.mktemp("sample")), embedder=embedder)
     report = s.ingest_folder(SAMPLE)
     assert report.added and not report.failed
+    s.store.warm_up()  # searched as the app searches: Lite's vectors in memory (rag/lite_mirror.py)
     yield s
     s.close()
 

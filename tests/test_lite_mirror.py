@@ -1,0 +1,91 @@
+"""Lite's vectors in memory (rag/lite_mirror.py): the same answers as Milvus Lite, kept current."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embedder import ClipEmbedder
+from rag.lite_mirror import VectorMirror, reciprocal_rank_fusion
+from rag.studio import Studio
+from tests.conftest import SAMPLE, test_settings
+
+TEXTS = ["a red car", "soup in a bowl", "green leaves", "a cat", "sunset over the sea", "musical instrument",
+         "flower", "bird on a branch"]
+EVERYTHING = 'id != ""'  # a filter that keeps every record: the search then goes to Lite itself
+
+
+def _ranked(hits: list) -> list[tuple[str, float, bool]]:
+    return [(h.asset.id, round(h.score, 3), h.words) for h in hits]
+
+
+def test_searches_answer_as_milvus_lite_does(sample_studio: Studio) -> None:
+    store = sample_studio.store
+    assert store._mirror() is not None  # the fixture warmed it, as the app does
+    for text in TEXTS:
+        vec = sample_studio.embedder.embed_texts([text])[0]
+        ours, lite = store.search(vec, 10), store.search(vec, 10, EVERYTHING)
+        assert [h.asset.id for h in ours] == [h.asset.id for h in lite], text
+        assert np.allclose([h.score for h in ours], [h.score for h in lite], atol=1e-4)
+        assert all(h.asset == g.asset for h, g in zip(ours, lite))
+        words = text.split()[-1]
+        fused, by_lite = store.hybrid_search(vec, words, 10), store.hybrid_search(vec, words, 10, EVERYTHING)
+        assert _ranked(fused) == _ranked(by_lite), text
+        cut = store.search(vec, 50, min_score=0.2)
+        assert [h.asset.id for h in cut] == [h.asset.id for h in store.search(vec, 50, EVERYTHING, min_score=0.2)]
+    worded = store.hybrid_search(sample_studio.embedder.embed_texts(["car"])[0], "car", 10)
+    assert any(h.words for h in worded) and any(not h.words for h in worded)
+
+
+def test_writes_reach_the_copy_and_a_reindex_replaces_it(tmp_path: Path, embedder: ClipEmbedder) -> None:
+    shutil.copytree(SAMPLE / "food", tmp_path / "food")
+    studio = Studio(test_settings(tmp_path / "data"), embedder=embedder)
+    try:
+        studio.warm_up()  # an empty library's copy (the sample library's test reads a full one)
+        studio.ingest_folder(tmp_path / "food")
+        probe = sorted((tmp_path / "food").iterdir())[0]
+        vec = embedder.embed_images([probe])[0]
+        (first,) = studio.store.search(vec, 1)
+        assert first.score > 0.999 and studio.store._mirror() is not None
+        studio.delete([first.asset.id])
+        assert first.asset.id not in {h.asset.id for h in studio.store.search(vec, 20)}
+        studio.ingest_files([probe])
+        assert studio.store.search(vec, 1)[0].asset.id == first.asset.id
+        before = [h.asset.id for h in studio.store.search(vec, 5)]
+        studio.reindex()  # closes the store, swaps the collection: the old copy must not answer
+        studio.store.warm_up()
+        assert [h.asset.id for h in studio.store.search(vec, 5)] == before
+    finally:
+        studio.close()
+
+
+def test_a_delete_while_the_copy_loads_is_not_brought_back() -> None:
+    mirror, one = VectorMirror(4), np.eye(4, dtype=np.float32)
+    mirror.put(["a", "b"], one[:2])
+    mirror.remove(["a"])  # deleted by the app after the loader had read the page holding "a"
+    mirror.put(["a", "b", "c"], one[:3], read=True)
+    mirror.loaded()
+    assert [i for i, _ in mirror.top(one[0] + one[1] + one[2], 5)] == ["b", "c"]
+    mirror.put(["a"], one[:1], read=True)  # once loaded, a read is a read
+    assert mirror.top(one[0], 1) == [("a", 1.0)]
+    mirror.remove(["b", "missing"])
+    assert sorted(i for i, _ in mirror.top(one[2], 5)) == ["a", "c"] and len(mirror) == 2
+
+
+def test_rank_fusion_adds_reciprocal_ranks() -> None:
+    assert reciprocal_rank_fusion([["a", "b", "c"], ["c", "d"]], 60) == ["c", "a", "b", "d"]
+    assert reciprocal_rank_fusion([[], []], 60) == []
+
+
+@pytest.mark.parametrize("n", [1, 3000])
+def test_top_k_is_exact(n: int) -> None:
+    rng = np.random.default_rng(n)
+    vectors = rng.standard_normal((n, 8)).astype(np.float32)
+    mirror = VectorMirror(8)
+    mirror.put([str(i) for i in range(n)], vectors)
+    q = rng.standard_normal(8).astype(np.float32)
+    expected = [str(i) for i in np.argsort(-(vectors @ q), kind="stable")[:10]]
+    assert [i for i, _ in mirror.top(q, 10)] == expected
