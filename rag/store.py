@@ -11,6 +11,7 @@ import copy
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -390,6 +391,7 @@ class MilvusStore:
         mirror, fresh = lite_mirror.claim(key, self.dim)
         if not fresh:
             return
+        started = time.monotonic()
         try:
             pages = self.client.query_iterator(self.collection, batch_size=QUERY_WINDOW, filter="",
                                                output_fields=["id", "vector"])
@@ -405,6 +407,8 @@ class MilvusStore:
                 lite_mirror.forget(*key)
             return
         mirror.loaded()
+        log.info("%d image vectors read into memory in %.1f s (searches skip Milvus Lite's row-by-row walk)",
+                 len(mirror), time.monotonic() - started)
 
     def _hits(self, scored: Sequence[tuple[str, float]], words: set[str] | None = None) -> list[Hit]:
         by_id = {a.id: a for a in self.get([i for i, _ in scored])}
@@ -457,16 +461,17 @@ class MilvusStore:
         """``hybrid_search`` on Lite without a filter: the vectors from the copy in memory, the words
         from Lite's BM25, fused here with the same reciprocal-rank formula as Milvus' RRFRanker."""
         dense = mirror.top(vector, side, min_score)
-        words = self._bm25(text, side)
-        ids = reciprocal_rank_fusion([[i for i, _ in dense], words], RRF_K)[:limit]
-        if len(words) == side and (unsure := [i for i in ids if i not in set(words)]):
-            words += self._bm25(text, len(unsure), f"id in [{', '.join(quote(i) for i in unsure)}]")
+        ranked = self._bm25(text, side)
+        ids = reciprocal_rank_fusion([[i for i, _ in dense], ranked], RRF_K)[:limit]
+        words = set(ranked)
+        if len(ranked) == side and (unsure := [i for i in ids if i not in words]):  # past BM25's top: ask
+            words.update(self._bm25(text, len(unsure), f"id in [{', '.join(quote(i) for i in unsure)}]"))
         q, score = np.asarray(vector, dtype=np.float32), dict(dense)
         for i in ids:
             if i not in score and (v := mirror.vector(i)) is not None:  # found by its words alone
                 score[i] = float(v @ q)
         scored = [(i, score[i]) for i in ids if i in score]
-        return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], set(words))
+        return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], words)
 
     def _bm25(self, text: str, limit: int, filter: str = "") -> list[str]:
         """Ids of the records whose words match ``text``, best first."""
