@@ -124,6 +124,12 @@ def test_milvus_runs_standalone(services: dict) -> None:
     assert "seccomp:unconfined" in milvus.get("security_opt", [])
 
 
+def test_milvus_ticks_fast_enough_for_strong_searches(services: dict) -> None:
+    # Strong consistency waits ~2 proxy time ticks: 392 ms a search at Milvus's default 200 ms.
+    tick = env_of(services[MILVUS])["PROXY_TIMETICKINTERVAL"]
+    assert re.fullmatch(r"\$\{MILVUS_TIME_TICK_MS:-(\d+)\}", tick) and int(tick.split("-")[1][:-1]) <= 50
+
+
 def test_milvus_finds_etcd_and_minio(services: dict) -> None:
     env = env_of(services[MILVUS])
     etcd_cmd = words(services["etcd"]["command"])
