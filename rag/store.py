@@ -11,7 +11,6 @@ import copy
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +23,8 @@ from .backup import damaged_message
 from .config import Settings
 from .errors import BananaError, LibraryDamaged, StoreError
 from .filters import quote
-from .lite_mirror import VectorMirror, reciprocal_rank_fusion
 from .schema import SPARSE_FIELD, TEXT_FIELD, asset_from_row, create_collection, has_full_text
+from .store_memory import QUERY_WINDOW, RRF_K, InMemorySearchMixin
 from .types import Asset, Hit
 from .words import asset_text
 
@@ -33,9 +32,7 @@ log = logging.getLogger(__name__)
 
 
 SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "bytes", "created", "source", "meta")
-RRF_K = 60  # the usual reciprocal-rank-fusion constant
 QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
-QUERY_WINDOW = 16384  # a Milvus server refuses offset+limit (query) and top-k (search) beyond this
 MODEL_PROPERTY = "banana.embedding_model"
 PRECISION_PROPERTY = "banana.embedding_precision"  # "bf16", or "bf16+fp32" for a mixed library
 COMPLETE_PROPERTY = "banana.reindex_complete"  # set on a rebuilt collection once every record is in
@@ -88,7 +85,7 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-class MilvusStore:
+class MilvusStore(InMemorySearchMixin):
     """Milvus collection of assets. Calls are serialised: Milvus Lite is not built for concurrent writers."""
 
     def __init__(self, settings: Settings, dim: int, model_name: str = "", *, strict: bool = True) -> None:
@@ -371,49 +368,6 @@ class MilvusStore:
             params["radius"] = float(min_score) - 1e-6  # COSINE: results closer than this (score >= min_score)
         return {"metric_type": "COSINE", **({"params": params} if params else {})}
 
-    def _loaded_mirror(self) -> VectorMirror | None:
-        """On Lite, the in-memory copy of the vectors (rag/lite_mirror.py), whole or still loading."""
-        return None if self.is_server else lite_mirror.shared((self._db, self.collection))
-
-    def _mirror(self) -> VectorMirror | None:
-        mirror = self._loaded_mirror()
-        if mirror is None and self._warm:  # dropped by a swap or a failed write: read it again
-            threading.Thread(target=self.warm_up, name="lite-vectors", daemon=True).start()
-        return mirror if mirror is not None and mirror.ready else None
-
-    def warm_up(self) -> None:
-        """On Lite, read every vector into memory, so searches skip Lite's row-by-row checks; the app
-        runs this in the background at start, while searches and writes go on. Never raises."""
-        if self.is_server:
-            return
-        self._warm = True
-        key = (self._db, self.collection)
-        mirror, fresh = lite_mirror.claim(key, self.dim)
-        if not fresh:
-            return
-        started = time.monotonic()
-        try:
-            pages = self.client.query_iterator(self.collection, batch_size=QUERY_WINDOW, filter="",
-                                               output_fields=["id", "vector"])
-            try:
-                while rows := pages.next():
-                    mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), read=True)
-            finally:
-                pages.close()
-        except Exception:  # noqa: BLE001 - searches go on without the copy
-            if lite_mirror.shared(key) is mirror:  # not closed or swapped meanwhile
-                log.warning("Could not read the library's vectors into memory; searches ask Milvus Lite.",
-                            exc_info=log.isEnabledFor(logging.DEBUG))
-                lite_mirror.forget(*key)
-            return
-        mirror.loaded()
-        log.info("%d image vectors read into memory in %.1f s (searches skip Milvus Lite's row-by-row walk)",
-                 len(mirror), time.monotonic() - started)
-
-    def _hits(self, scored: Sequence[tuple[str, float]], words: set[str] | None = None) -> list[Hit]:
-        by_id = {a.id: a for a in self.get([i for i, _ in scored])}
-        return [Hit(asset=by_id[i], score=s, words=i in (words or ())) for i, s in scored if i in by_id]
-
     def search(self, vector: np.ndarray, k: int, filter: str = "", *, min_score: float = 0.0) -> list[Hit]:
         limit = min(max(1, int(k)), QUERY_WINDOW)
         if not filter and (mirror := self._mirror()) is not None:
@@ -455,30 +409,6 @@ class MilvusStore:
         hits = [Hit(asset=asset_from_row(row), score=float(np.dot(np.asarray(row["entity"]["vector"], dtype=np.float32), q)),
                     words=i in words) for i, row in zip(ids, fused)]
         return [h for h in hits if h.score >= min_score] if min_score > 0 else hits
-
-    def _fused(self, mirror: VectorMirror, vector: np.ndarray, text: str, limit: int, side: int,
-               min_score: float) -> list[Hit]:
-        """``hybrid_search`` on Lite without a filter: the vectors from the copy in memory, the words
-        from Lite's BM25, fused here with the same reciprocal-rank formula as Milvus' RRFRanker."""
-        dense = mirror.top(vector, side, min_score)
-        ranked = self._bm25(text, side)
-        ids = reciprocal_rank_fusion([[i for i, _ in dense], ranked], RRF_K)[:limit]
-        words = set(ranked)
-        if len(ranked) == side and (unsure := [i for i in ids if i not in words]):  # past BM25's top: ask
-            words.update(self._bm25(text, len(unsure), f"id in [{', '.join(quote(i) for i in unsure)}]"))
-        q, score = np.asarray(vector, dtype=np.float32), dict(dense)
-        for i in ids:
-            if i not in score and (v := mirror.vector(i)) is not None:  # found by its words alone
-                score[i] = float(v @ q)
-        scored = [(i, score[i]) for i in ids if i in score]
-        return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], words)
-
-    def _bm25(self, text: str, limit: int, filter: str = "") -> list[str]:
-        """Ids of the records whose words match ``text``, best first."""
-        with self._call("search"):
-            rows = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=limit, filter=filter,
-                                      search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
-        return [str(r["id"]) for r in rows]
 
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
         offset, limit = max(0, int(offset)), max(0, int(limit))
