@@ -145,7 +145,7 @@ class MilvusStore(InMemorySearchMixin):
             self._precision = value
 
     @contextmanager
-    def _call(self, action: str) -> Iterator[None]:
+    def _call(self, action: str, *, write: bool = False) -> Iterator[None]:
         """One call at a time; any failure of the database becomes a :class:`StoreError` sentence."""
         with self._lock:
             try:
@@ -154,7 +154,8 @@ class MilvusStore(InMemorySearchMixin):
                 raise
             except Exception as exc:  # noqa: BLE001 - pymilvus, grpc and Lite raise many types
                 log.debug("Milvus failed to %s", action, exc_info=True)
-                lite_mirror.forget(self._db, self.collection)  # a half-done write: read the vectors again
+                if write:  # half done, perhaps: read Lite's vectors into memory again
+                    lite_mirror.forget(self._db, self.collection)
                 if "No space left on device" in str(exc) or "Errno 28" in str(exc):
                     raise StoreError(f"The library database at {self.where} could not {action}: the disk is full. "
                                      "Free some space and try again.") from None
@@ -296,7 +297,7 @@ class MilvusStore(InMemorySearchMixin):
             for i, (a, v) in enumerate(zip(assets, vectors))
             if last[a.id] == i
         ]
-        with self._call("store the new images"):
+        with self._call("store the new images", write=True):
             self.client.upsert(self.collection, rows)
             if (mirror := self._loaded_mirror()) is not None:
                 mirror.put([r["id"] for r in rows], np.asarray([r["vector"] for r in rows], dtype=np.float32))
@@ -306,7 +307,7 @@ class MilvusStore(InMemorySearchMixin):
         ids = list(ids)
         if not ids:
             return 0
-        with self._call("delete images"):
+        with self._call("delete images", write=True):
             present = self.existing_ids(ids)
             if present:
                 self.client.delete(self.collection, ids=sorted(present))
