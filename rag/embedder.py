@@ -92,10 +92,12 @@ def _packaged_config(model: str) -> dict | None:
     import importlib.util
     import json
 
+    if "/" in model or ":" in model:  # hf-hub:, local-dir: or a path: not a packaged name
+        return None
     spec = importlib.util.find_spec("open_clip")
     for folder in (spec.submodule_search_locations or []) if spec else []:
         path = Path(folder) / "model_configs" / f"{model}.json"
-        if "/" not in model and ":" not in model and path.is_file():
+        if path.is_file():
             try:
                 return json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):

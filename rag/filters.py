@@ -19,7 +19,8 @@ def quote(value: str) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def _in(field: str, values: Sequence[str]) -> str:
+def one_of(field: str, values: Sequence[str]) -> str:
+    """Records whose ``field`` is one of ``values``."""
     return f"{field} in [{', '.join(quote(v) for v in values)}]"
 
 
@@ -43,9 +44,9 @@ def build_filter(
     """
     parts = []
     if folders:
-        parts.append(_in("folder", folders))
+        parts.append(one_of("folder", folders))
     if sources:
-        parts.append(_in("source", sources))
+        parts.append(one_of("source", sources))
     if tags:
         parts.append(f'json_contains_any(meta["tags"], [{", ".join(quote(t) for t in tags)}])')
     if models:  # Lite refuses `in` on a JSON key

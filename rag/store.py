@@ -22,7 +22,7 @@ from . import lite, lite_mirror
 from .backup import damaged_message
 from .config import Settings
 from .errors import BananaError, LibraryDamaged, StoreError
-from .filters import quote
+from .filters import one_of
 from .schema import SPARSE_FIELD, TEXT_FIELD, asset_from_row, create_collection, has_full_text
 from .store_memory import QUERY_WINDOW, RRF_K, InMemorySearchMixin
 from .types import Asset, Hit
@@ -402,10 +402,7 @@ class MilvusStore(InMemorySearchMixin):
             ids = [str(row["id"]) for row in fused]
             if not ids:
                 return []
-            within = f"id in [{', '.join(quote(i) for i in ids)}]"
-            matched = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=len(ids),
-                                         filter=within, search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
-        words = {str(row["id"]) for row in matched}
+            words = set(self._bm25(text, len(ids), one_of("id", ids)))
         q = np.asarray(vector, dtype=np.float32)
         hits = [Hit(asset=asset_from_row(row), score=float(np.dot(np.asarray(row["entity"]["vector"], dtype=np.float32), q)),
                     words=i in words) for i, row in zip(ids, fused)]

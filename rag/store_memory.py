@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import lite_mirror
-from .filters import quote
+from .filters import one_of
 from .lite_mirror import VectorMirror, reciprocal_rank_fusion
 from .schema import SPARSE_FIELD
 from .types import Asset, Hit
@@ -92,7 +92,7 @@ class InMemorySearchMixin:
         ids = reciprocal_rank_fusion([[i for i, _ in dense], ranked], RRF_K)[:limit]
         words = set(ranked)
         if len(ranked) == side and (unsure := [i for i in ids if i not in words]):  # past BM25's top: ask
-            words.update(self._bm25(text, len(unsure), f"id in [{', '.join(quote(i) for i in unsure)}]"))
+            words.update(self._bm25(text, len(unsure), one_of("id", unsure)))
         q, score = np.asarray(vector, dtype=np.float32), dict(dense)
         for i in ids:
             if i not in score and (v := mirror.vector(i)) is not None:  # found by its words alone
