@@ -21,7 +21,8 @@ from .embedder import Embedder
 from .errors import BananaError, ImageError
 from .images import decode, file_text
 from .schema import asset_from_row
-from .store import REBUILD_SUFFIX, MilvusStore
+from .store import MilvusStore
+from .store_swap import REBUILD_SUFFIX
 from .types import Asset
 
 Progress = Callable[[int, int], None]  # (records done, records in all)

@@ -7,7 +7,6 @@ absorbs it so callers never branch on the back end.
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import threading
@@ -25,6 +24,7 @@ from .errors import BananaError, LibraryDamaged, StoreError
 from .filters import one_of
 from .schema import SPARSE_FIELD, TEXT_FIELD, asset_from_row, create_collection, has_full_text
 from .store_memory import QUERY_WINDOW, RRF_K, InMemorySearchMixin
+from .store_swap import CollectionSwapMixin
 from .types import Asset, Hit
 from .words import asset_text
 
@@ -35,8 +35,6 @@ SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "byt
 QUERY_PAGE = 1000  # under the server's 16384 offset+limit cap
 MODEL_PROPERTY = "banana.embedding_model"
 PRECISION_PROPERTY = "banana.embedding_precision"  # "bf16", or "bf16+fp32" for a mixed library
-COMPLETE_PROPERTY = "banana.reindex_complete"  # set on a rebuilt collection once every record is in
-REBUILD_SUFFIX, OLD_SUFFIX = "__rebuild", "__old"  # rag/reindex.py: the new collection, the old one while they swap
 FULL_TEXT_SINCE = (2, 5)  # Milvus server version with BM25 functions
 REINDEX_FOR_WORDS = ("This library was indexed before word search: re-index to enable word search "
                      "(`python -m rag reindex`, which keeps the vectors).")
@@ -85,7 +83,7 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-class MilvusStore(InMemorySearchMixin):
+class MilvusStore(InMemorySearchMixin, CollectionSwapMixin):
     """Milvus collection of assets. Calls are serialised: Milvus Lite is not built for concurrent writers."""
 
     def __init__(self, settings: Settings, dim: int, model_name: str = "", *, strict: bool = True) -> None:
@@ -208,23 +206,6 @@ class MilvusStore(InMemorySearchMixin):
         self._index = self._existing_index()
         self.client.load_collection(self.collection)
 
-    def _finish_swap(self) -> None:
-        """Complete (or undo) a swap that ``reindex`` began and a crash interrupted: a finished new
-        collection takes the name; an unfinished one leaves the old collection where it was."""
-        names = set(self.client.list_collections())
-        new, old = self.collection + REBUILD_SUFFIX, self.collection + OLD_SUFFIX
-        if self.collection not in names and new in names and self._complete(new):
-            lite_mirror.forget(self._db)
-            self.client.rename_collection(new, self.collection)
-        elif self.collection not in names and old in names:
-            self.client.rename_collection(old, self.collection)
-        if old in names and self.collection in set(self.client.list_collections()):
-            self.client.drop_collection(old)
-
-    def _complete(self, name: str) -> bool:
-        props = self.client.describe_collection(name).get("properties") or {}
-        return str(props.get(COMPLETE_PROPERTY) or "") == "yes"
-
     def server_version(self) -> str:
         """What the database says it is ("v2.3.5-lite", "milvus_lite-3.2.2"), asked once."""
         if not self._version:
@@ -252,36 +233,6 @@ class MilvusStore(InMemorySearchMixin):
             return (f"Word search needs Milvus 2.5 or newer; this server runs {self.server_version()}, so search matches "
                     "pictures (CLIP) only.")
         return REINDEX_FOR_WORDS
-
-    def sibling(self, collection: str) -> MilvusStore:
-        """The same database's ``collection`` (created if missing), sharing this store's connection."""
-        other = copy.copy(self)
-        other.collection, other._listeners, other.strict, other._warm = collection, [], True, False
-        with other._call("open the new collection"):
-            other._ensure_collection(self._current_model)
-        return other
-
-    def mark_complete(self) -> None:
-        """Note on a rebuilt collection that every record is in (a crash after this still swaps)."""
-        with self._call("mark the rebuilt collection complete"):
-            self.client.alter_collection_properties(self.collection, properties={COMPLETE_PROPERTY: "yes"})
-
-    def drop_collection(self, name: str) -> None:
-        lite_mirror.forget(self._db, name)
-        with self._call(f"drop the collection {name}"):
-            if self.client.has_collection(name):
-                self.client.drop_collection(name)
-
-    def swap_in(self, rebuilt: str) -> None:
-        """Make ``rebuilt`` this store's collection: the old one is renamed aside, then dropped."""
-        old = self.collection + OLD_SUFFIX
-        lite_mirror.forget(self._db)
-        with self._call("switch to the rebuilt collection"):
-            self.client.release_collection(self.collection)
-            self.client.rename_collection(self.collection, old)
-            self.client.rename_collection(rebuilt, self.collection)
-            self.client.drop_collection(old)
-            self._ensure_collection(self._current_model)
 
     # -- writes -----------------------------------------------------------------------------
     def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None:
