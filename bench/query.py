@@ -19,10 +19,11 @@ does at start-up). Then, for each index type (dropped and rebuilt on the same ro
 * server only: the same search with Bounded instead of the store's Strong consistency, which
   shows what waiting for the proxy's time tick costs (the test server ticks every 20 ms).
 
-On Lite, one more pass measures what the app runs: the vectors read into memory at start
-(``MilvusStore.warm_up``, rag/lite_mirror.py) and searched with NumPy, Lite asked only for the
-winners' records and, for word search, its BM25 side (``FLAT, vectors in memory (app)``; RESULT
-keys ``memory_*``).
+On Lite, one more pass measures what the app runs: the vectors and words read into memory at start
+(``MilvusStore.warm_up``, rag/lite_mirror.py, rag/lite_words.py), searched with NumPy and scored
+with BM25 there, Lite asked only for the winners' records (``FLAT, vectors in memory (app)``;
+RESULT keys ``memory_*``). Each synthetic record has two tags taken from the query words, so word
+search has matches to score (each word is in ~1/12 of the library).
 
 Then the end-to-end text query ``Studio.search(text)`` (tokenise, text tower, store search with
 metadata; words on, the default, so a hybrid search) with distinct query texts (cache misses), the
@@ -101,7 +102,7 @@ def load_rows(ctx, backend: str, store, data: Data, qs, label: str, kind: str, a
         ctx.handling_rows.append({"vectors": label, "state": f"{kind}, inserted, not flushed", **r})
     t0 = time.perf_counter()
     store.flush()
-    wait_indexed(store.client, collection)
+    indexed = wait_indexed(store.client, collection)
     t_flush = time.perf_counter() - t0
     if small:
         r = time_store(store, data, qs, budget_s=args.budget / 2, min_n=10)
@@ -111,7 +112,8 @@ def load_rows(ctx, backend: str, store, data: Data, qs, label: str, kind: str, a
         reload(store.client, collection)
     t_reload = time.perf_counter() - t0 if backend == "lite" else float("nan")
     ctx.build_rows.append({"backend": backend, "vectors": label, "index": kind, "upsert s": t_insert, "rows/s": n / t_insert,
-                           "flush+index s": t_flush, "release+load s": t_reload})
+                           "flush+index s": t_flush, "index done": "yes" if indexed else "no",
+                           "release+load s": t_reload})
     print(f"{backend} {label}: upsert {t_insert:.1f} s ({n / t_insert:.0f} rows/s), flush+index {t_flush:.1f} s, "
           f"release+load {t_reload:.1f} s; RSS {rss_mb():.0f} MB", flush=True)
 
@@ -259,7 +261,8 @@ def report(ctx) -> None:
         print("\nFlush / release / load handling (Lite):")
         print(table(ctx.handling_rows, ["vectors", "state", "queries", "store p50 ms", "store p95 ms", "numpy p50 ms", "recall@10"]))
     print("\nBuild times:")
-    print(table(ctx.build_rows, ["backend", "vectors", "index", "upsert s", "rows/s", "flush+index s", "release+load s", "build+load s"]))
+    print(table(ctx.build_rows, ["backend", "vectors", "index", "upsert s", "rows/s", "flush+index s", "index done", "release+load s",
+                                 "build+load s"]))
     print("\nEnd-to-end text query, Studio.search(text), top-10 with metadata; distinct texts, then the same again (cached):")
     print(table(ctx.text_rows))
     print("\nMemory (RSS of this process; Milvus Lite runs inside it, a server does not):")

@@ -59,12 +59,16 @@ class Data:
 
 
 def asset_for(i: int):
+    """A record like a real one; its two tags are words of bench/text.py's queries (each in ~1/12 of
+    the library), so that word search has matches to score."""
+    from text import ADJ, NOUN
+
     from rag.types import Asset
 
     return Asset(
         id=f"{i:064x}", path=f"/library/folder{i % 40}/picture_{i}.png", filename=f"picture_{i}.png",
         folder=f"folder{i % 40}", width=640, height=480, format="PNG", bytes=123_456, created=1.7e9 + i,
-        source="folder", meta={},
+        source="folder", meta={"tags": [ADJ[i % len(ADJ)], NOUN[(i // len(ADJ)) % len(NOUN)]]},
     )
 
 
@@ -90,13 +94,20 @@ def blas_threads(n: int) -> None:
                 break
 
 
-def wait_indexed(client, collection: str, timeout: float = 1800) -> None:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
+def wait_indexed(client, collection: str, timeout: float = 5400) -> bool:
+    """Until no row waits for the vector index (False after ``timeout``); progress every 5 minutes."""
+    t0 = last = time.perf_counter()
+    while (waited := time.perf_counter() - t0) < timeout:
         info = client.describe_index(collection, "vector")
         if not info.get("pending_index_rows"):
-            return
+            return True
+        if time.perf_counter() - last > 300:
+            print(f"  {waited / 60:.0f} min: {info.get('pending_index_rows')} of {info.get('total_rows')} rows "
+                  f"wait for the index ({info.get('state')})", flush=True)
+            last = time.perf_counter()
         time.sleep(0.5)
+    print(f"  the index was not finished after {timeout / 60:.0f} min: searches below ran beside its build", flush=True)
+    return False
 
 
 def rebuild_index(client, collection: str, kind: str) -> float:

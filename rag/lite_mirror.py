@@ -3,8 +3,8 @@
 Milvus Lite checks every stored row in Python on each search (its duplicate and tombstone masks,
 ~3 µs a row whatever the index): ~30 ms at 10k images and ~300 ms at 100k before a single vector
 is compared, while NumPy compares 10k vectors in ~1 ms. So on Lite the store keeps a copy of the
-vectors here, loaded once and kept current by its own writes, and asks Lite only for the records
-of the winners. Lite lets one process hold a database, so no other program writes behind its back;
+vectors here, with the words that BM25 scores (rag/lite_words.py), loaded once and kept current by
+its own writes, and asks Lite only for the records of the winners. Lite lets one process hold a database, so no other program writes behind its back;
 the copies are shared per (database, collection) so that every store object of this process sees
 the same one. Searches with a filter still go to Lite: its filter language is not repeated here.
 
@@ -20,34 +20,43 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from .lite_words import WordIndex
+
 
 class VectorMirror:
-    """Unit vectors by id in one growing float32 matrix; removal moves the last row into the gap."""
+    """Unit vectors by id in one growing float32 matrix (removal moves the last row into the gap),
+    and the records' words for BM25 (rag/lite_words.py)."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.ready = False  # every stored vector is here (set by :meth:`loaded`)
-        self._removed: set[str] = set()  # while loading: ids deleted after their page may have been read
+        self._written: set[str] = set()  # while loading: ids the store wrote or deleted, newer than a page read
         self._lock = threading.Lock()
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._matrix = np.zeros((0, dim), dtype=np.float32)
+        self._words = WordIndex()
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def put(self, ids: Sequence[str], vectors: np.ndarray, *, read: bool = False) -> None:
-        """Add or replace vectors; ``read``: a page read from the store while loading, which must
-        not bring back an id deleted since (an id's vector never changes: it is the file's hash)."""
+    def put(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str] | None = None, *,
+            read: bool = False) -> None:
+        """Add or replace vectors and (with full-text search) words; ``read``: a page read from the
+        store while loading, which must not bring back an id deleted since, nor old words over new."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         with self._lock:
-            for i, v in zip(ids, vectors):
-                if read and i in self._removed:
+            for n, (i, v) in enumerate(zip(ids, vectors)):
+                if read and i in self._written:
                     continue
+                if not read and not self.ready:
+                    self._written.add(i)
                 row = self._row.get(i)
                 if row is None:
                     row = self._append(i)
                 self._matrix[row] = v
+                if texts is not None:
+                    self._words.put(i, texts[n])
 
     def _append(self, id_: str) -> int:
         row = len(self._ids)
@@ -61,13 +70,14 @@ class VectorMirror:
 
     def loaded(self) -> None:
         with self._lock:
-            self.ready, self._removed = True, set()
+            self.ready, self._written = True, set()
 
     def remove(self, ids: Iterable[str]) -> None:
         with self._lock:
             for i in ids:
                 if not self.ready:
-                    self._removed.add(i)
+                    self._written.add(i)
+                self._words.remove(i)
                 row = self._row.pop(i, None)
                 if row is None:
                     continue
@@ -91,6 +101,11 @@ class VectorMirror:
             best = best[np.argsort(-scores[best], kind="stable")]
             found = [(self._ids[j], float(scores[j])) for j in best]
         return [f for f in found if f[1] >= min_score] if min_score > 0 else found
+
+    def word_scores(self, text: str) -> dict[str, float]:
+        """BM25 of each record whose words match ``text``, as Milvus scores them."""
+        with self._lock:
+            return self._words.scores(text)
 
     def vector(self, id_: str) -> np.ndarray | None:
         with self._lock:

@@ -251,7 +251,8 @@ class MilvusStore(InMemorySearchMixin, CollectionSwapMixin):
         with self._call("store the new images", write=True):
             self.client.upsert(self.collection, rows)
             if (mirror := self._loaded_mirror()) is not None:
-                mirror.put([r["id"] for r in rows], np.asarray([r["vector"] for r in rows], dtype=np.float32))
+                mirror.put([r["id"] for r in rows], np.asarray([r["vector"] for r in rows], dtype=np.float32),
+                           [r[TEXT_FIELD] for r in rows] if self.full_text else None)
         self._notify([a for i, a in enumerate(assets) if last[a.id] == i], [])
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -353,7 +354,10 @@ class MilvusStore(InMemorySearchMixin, CollectionSwapMixin):
             ids = [str(row["id"]) for row in fused]
             if not ids:
                 return []
-            words = set(self._bm25(text, len(ids), one_of("id", ids)))
+            matched = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=len(ids),
+                                         filter=one_of("id", ids), search_params={"metric_type": "BM25"},
+                                         output_fields=["id"])[0]
+            words = {str(r["id"]) for r in matched}
         q = np.asarray(vector, dtype=np.float32)
         hits = [Hit(asset=asset_from_row(row), score=float(np.dot(np.asarray(row["entity"]["vector"], dtype=np.float32), q)),
                     words=i in words) for i, row in zip(ids, fused)]

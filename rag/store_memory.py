@@ -1,8 +1,9 @@
 """The Milvus Lite half of :class:`rag.store.MilvusStore`: searches over the vectors held in memory.
 
 Why the copy exists, and how it stays current, is in :mod:`rag.lite_mirror`. Here: reading it out
-of Lite (``warm_up``), and the two searches that use it, a plain one and the hybrid one, whose
-BM25 side still comes from Lite and is fused with Milvus' own reciprocal-rank formula.
+of Lite (``warm_up``), and the two searches that use it, a plain one and the hybrid one, whose BM25
+side comes from the words held beside the vectors (rag/lite_words.py) and is fused with Milvus' own
+reciprocal-rank formula.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import lite_mirror
-from .filters import one_of
 from .lite_mirror import VectorMirror, reciprocal_rank_fusion
-from .schema import SPARSE_FIELD
+from .lite_words import best
+from .schema import TEXT_FIELD
 from .types import Asset, Hit
 
 log = logging.getLogger("rag.store")
@@ -33,6 +34,7 @@ class InMemorySearchMixin:
     collection: str
     dim: int
     is_server: bool
+    full_text: bool
     _db: str
     _warm: bool
 
@@ -62,11 +64,12 @@ class InMemorySearchMixin:
             return
         started = time.monotonic()
         try:
-            pages = self.client.query_iterator(self.collection, batch_size=QUERY_WINDOW, filter="",
-                                               output_fields=["id", "vector"])
+            fields = ["id", "vector", *([TEXT_FIELD] if self.full_text else [])]
+            pages = self.client.query_iterator(self.collection, batch_size=QUERY_WINDOW, filter="", output_fields=fields)
             try:
                 while rows := pages.next():
-                    mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), read=True)
+                    texts = [r[TEXT_FIELD] for r in rows] if self.full_text else None
+                    mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), texts, read=True)
             finally:
                 pages.close()
         except Exception:  # noqa: BLE001 - searches go on without the copy
@@ -85,24 +88,14 @@ class InMemorySearchMixin:
 
     def _fused(self, mirror: VectorMirror, vector: np.ndarray, text: str, limit: int, side: int,
                min_score: float) -> list[Hit]:
-        """``hybrid_search`` on Lite without a filter: the vectors from the copy in memory, the words
-        from Lite's BM25, fused here with the same reciprocal-rank formula as Milvus' RRFRanker."""
+        """``hybrid_search`` on Lite without a filter: vectors and words from the copy in memory
+        (BM25 as Milvus scores it), fused with the same reciprocal-rank formula as Milvus' RRFRanker."""
         dense = mirror.top(vector, side, min_score)
-        ranked = self._bm25(text, side)
-        ids = reciprocal_rank_fusion([[i for i, _ in dense], ranked], RRF_K)[:limit]
-        words = set(ranked)
-        if len(ranked) == side and (unsure := [i for i in ids if i not in words]):  # past BM25's top: ask
-            words.update(self._bm25(text, len(unsure), one_of("id", unsure)))
+        matched = mirror.word_scores(text)
+        ids = reciprocal_rank_fusion([[i for i, _ in dense], best(matched, side)], RRF_K)[:limit]
         q, score = np.asarray(vector, dtype=np.float32), dict(dense)
         for i in ids:
             if i not in score and (v := mirror.vector(i)) is not None:  # found by its words alone
                 score[i] = float(v @ q)
         scored = [(i, score[i]) for i in ids if i in score]
-        return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], words)
-
-    def _bm25(self, text: str, limit: int, filter: str = "") -> list[str]:
-        """Ids of the records whose words match ``text``, best first."""
-        with self._call("search"):
-            rows = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=limit, filter=filter,
-                                      search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
-        return [str(r["id"]) for r in rows]
+        return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], set(matched))

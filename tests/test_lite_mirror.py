@@ -10,6 +10,8 @@ import pytest
 
 from rag.embedder import ClipEmbedder
 from rag.lite_mirror import VectorMirror, reciprocal_rank_fusion
+from rag.lite_words import WordIndex, best, tokens
+from rag.schema import SPARSE_FIELD
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 
@@ -40,6 +42,37 @@ def test_searches_answer_as_milvus_lite_does(sample_studio: Studio) -> None:
     assert any(h.words for h in worded) and any(not h.words for h in worded)
 
 
+def test_word_scores_are_milvus_bm25(sample_studio: Studio) -> None:
+    store = sample_studio.store
+    mirror = store._mirror()
+    assert mirror is not None
+    for text in ["car", "red car", "soup bowl food", "flower flower garden", "animal bird cat", "the"]:
+        rows = store.client.search(store.collection, data=[text], anns_field=SPARSE_FIELD, limit=200,
+                                   search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
+        lite = {str(r["id"]): abs(float(r["distance"])) for r in rows}  # Lite gives -score
+        ours = mirror.word_scores(text)
+        assert ours.keys() == lite.keys(), text
+        assert all(abs(ours[i] - lite[i]) < 1e-4 for i in lite), text
+    assert mirror.word_scores("car") and not mirror.word_scores("the")  # a stop word matches nothing
+
+
+def test_word_index_follows_puts_and_removes() -> None:
+    index = WordIndex()
+    index.put("a", " red car red ")
+    index.put("b", " blue car the ")
+    assert tokens(" blue car the ") == ["blue", "car"]
+    idf = np.log((2 - 1 + 0.5) / (1 + 0.5) + 1)  # "red": in one record of two
+    avgdl = 2.5  # a: red car red (3 words), b: blue car (2; "the" is a stop word)
+    expected = idf * 2 * 2.5 / (2 + 1.5 * (0.25 + 0.75 * 3 / avgdl))  # k1 1.5, b 0.75
+    assert abs(index.scores("red")["a"] - expected) < 1e-9
+    assert best(index.scores("car red"), 1) == ["a"]
+    index.put("a", " green ")  # a record's words replaced (new tags)
+    assert "a" not in index.scores("red car") and index.scores("green").keys() == {"a"}
+    index.remove("a")
+    index.remove("missing")
+    assert len(index) == 1 and not index.scores("green") and index.scores("car").keys() == {"b"}
+
+
 def test_writes_reach_the_copy_and_a_reindex_replaces_it(tmp_path: Path, embedder: ClipEmbedder) -> None:
     shutil.copytree(SAMPLE / "food", tmp_path / "food")
     studio = Studio(test_settings(tmp_path / "data"), embedder=embedder)
@@ -49,9 +82,11 @@ def test_writes_reach_the_copy_and_a_reindex_replaces_it(tmp_path: Path, embedde
         probe = sorted((tmp_path / "food").iterdir())[0]
         vec = embedder.embed_images([probe])[0]
         (first,) = studio.store.search(vec, 1)
-        assert first.score > 0.999 and studio.store._mirror() is not None
+        assert first.score > 0.999 and (mirror := studio.store._mirror()) is not None
+        assert first.asset.id in mirror.word_scores("food")  # its folder's word
         studio.delete([first.asset.id])
         assert first.asset.id not in {h.asset.id for h in studio.store.search(vec, 20)}
+        assert first.asset.id not in mirror.word_scores("food")
         studio.ingest_files([probe])
         assert studio.store.search(vec, 1)[0].asset.id == first.asset.id
         before = [h.asset.id for h in studio.store.search(vec, 5)]
@@ -62,13 +97,16 @@ def test_writes_reach_the_copy_and_a_reindex_replaces_it(tmp_path: Path, embedde
         studio.close()
 
 
-def test_a_delete_while_the_copy_loads_is_not_brought_back() -> None:
+def test_writes_while_the_copy_loads_are_not_undone() -> None:
     mirror, one = VectorMirror(4), np.eye(4, dtype=np.float32)
-    mirror.put(["a", "b"], one[:2])
+    mirror.put(["a", "b"], one[:2], [" x ", " x "])
     mirror.remove(["a"])  # deleted by the app after the loader had read the page holding "a"
-    mirror.put(["a", "b", "c"], one[:3], read=True)
+    mirror.put(["b"], one[1:2], [" new tag "])  # and "b" tagged again
+    mirror.put(["a", "b", "c"], one[:3], [" x ", " old ", " x "], read=True)
     mirror.loaded()
     assert [i for i, _ in mirror.top(one[0] + one[1] + one[2], 5)] == ["b", "c"]
+    assert mirror.word_scores("new").keys() == {"b"} and not mirror.word_scores("old")
+    assert mirror.word_scores("x").keys() == {"c"}
     mirror.put(["a"], one[:1], read=True)  # once loaded, a read is a read
     assert mirror.top(one[0], 1) == [("a", 1.0)]
     mirror.remove(["b", "missing"])
