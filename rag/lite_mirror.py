@@ -4,9 +4,10 @@ Milvus Lite checks every stored row in Python on each search (its duplicate and 
 ~3 µs a row whatever the index): ~30 ms at 10k images and ~300 ms at 100k before a single vector
 is compared, while NumPy compares 10k vectors in ~1 ms. So on Lite the store keeps a copy of the
 vectors here, with the words that BM25 scores (rag/lite_words.py), loaded once and kept current by
-its own writes, and asks Lite only for the records of the winners. Lite lets one process hold a database, so no other program writes behind its back;
-the copies are shared per (database, collection) so that every store object of this process sees
-the same one. Searches with a filter still go to Lite: its filter language is not repeated here.
+its own writes, and asks Lite only for the records of the winners. Lite lets one process hold a
+database, so no other program writes behind its back; the copies are shared per (database,
+collection) so that every store object of this process sees the same one. Searches with a filter
+still go to Lite: its filter language is not repeated here.
 
 Reading 10k vectors out of Lite takes ~2.5 s (100k: ~25 s), so the app reads them in the
 background at start (``MilvusStore.warm_up``) and searches go to Lite until the copy is whole;

@@ -1,7 +1,7 @@
 """BM25 over the library's words in memory, for Milvus Lite.
 
 Milvus Lite's BM25 walks every stored row in Python before it scores (the same duplicate and
-tombstone masks as its vector search, twice): ~20 ms at 10k images and ~200 ms at 100k, for what
+tombstone masks as its vector search): ~20-40 ms at 10k images and ~200-260 ms at 100k, for what
 is a few dictionary lookups. The words it scores are already ours: :func:`rag.words.asset_text`
 stems them and joins them with spaces, and Lite's analyzer (``\\w+``, lower case, the stop words of
 :mod:`rag.schema`) only splits them again. So the in-memory copy of the vectors
