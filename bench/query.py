@@ -148,8 +148,8 @@ def index_pass(ctx, backend: str, base, emb, store, data: Data, qs, texts: list[
 
 
 def memory_pass(ctx, base, emb, store, data: Data, qs, texts: list[str], label: str, args):
-    """What the app runs on Lite: the vectors read into memory at start (rag/lite_mirror.py), searched
-    with NumPy; Lite gives the records of the winners and the BM25 side of a hybrid search."""
+    """What the app runs on Lite: the vectors and words read into memory at start (rag/lite_mirror.py),
+    searched with NumPy and scored with BM25 there; Lite gives the records of the winners."""
     from rag import lite_mirror
     from rag.store import MilvusStore
     from rag.studio import Studio

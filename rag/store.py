@@ -105,7 +105,7 @@ class MilvusStore(InMemorySearchMixin, CollectionSwapMixin):
         self._db = "" if self.is_server else str(Path(uri).expanduser().resolve())
         lite.quiet_logs()
         if not self.is_server:
-            Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            Path(self._db).parent.mkdir(parents=True, exist_ok=True)
             if lite.held_elsewhere(uri):
                 raise StoreError(lite.in_use_message(uri))
             if problems := lite.damage(uri):
@@ -242,18 +242,18 @@ class MilvusStore(InMemorySearchMixin, CollectionSwapMixin):
             return
         # A server keeps every copy of a key repeated within one upsert (Lite keeps the last one).
         last = {a.id: i for i, a in enumerate(assets)}
+        kept = [i for i, a in enumerate(assets) if last[a.id] == i]
+        vecs = np.asarray(vectors, dtype=np.float32)[kept]
         rows = [
-            {"id": a.id, "vector": np.asarray(v, dtype=np.float32).tolist(), **{k: getattr(a, k) for k in SCALAR_FIELDS},
-             **({TEXT_FIELD: asset_text(a)} if self.full_text else {})}
-            for i, (a, v) in enumerate(zip(assets, vectors))
-            if last[a.id] == i
+            {"id": assets[i].id, "vector": v.tolist(), **{k: getattr(assets[i], k) for k in SCALAR_FIELDS},
+             **({TEXT_FIELD: asset_text(assets[i])} if self.full_text else {})}
+            for i, v in zip(kept, vecs)
         ]
         with self._call("store the new images", write=True):
             self.client.upsert(self.collection, rows)
             if (mirror := self._loaded_mirror()) is not None:
-                mirror.put([r["id"] for r in rows], np.asarray([r["vector"] for r in rows], dtype=np.float32),
-                           [r[TEXT_FIELD] for r in rows] if self.full_text else None)
-        self._notify([a for i, a in enumerate(assets) if last[a.id] == i], [])
+                mirror.put([r["id"] for r in rows], vecs, [r[TEXT_FIELD] for r in rows] if self.full_text else None)
+        self._notify([assets[i] for i in kept], [])
 
     def delete(self, ids: Sequence[str]) -> int:
         ids = list(ids)

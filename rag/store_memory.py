@@ -53,8 +53,8 @@ class InMemorySearchMixin:
         return mirror if mirror is not None and mirror.ready else None
 
     def warm_up(self) -> None:
-        """On Lite, read every vector into memory, so searches skip Lite's row-by-row checks; the app
-        runs this in the background at start, while searches and writes go on. Never raises."""
+        """On Lite, read every vector and its words into memory, so searches skip Lite's row-by-row
+        checks; the app runs this in the background at start, while searches and writes go on. Never raises."""
         if self.is_server:
             return
         self._warm = True
@@ -79,7 +79,7 @@ class InMemorySearchMixin:
                 lite_mirror.forget(*key)
             return
         mirror.loaded()
-        log.info("%d image vectors read into memory in %.1f s (searches skip Milvus Lite's row-by-row walk)",
+        log.info("%d images' vectors and words read into memory in %.1f s (searches skip Milvus Lite's row-by-row walk)",
                  len(mirror), time.monotonic() - started)
 
     def _hits(self, scored: Sequence[tuple[str, float]], words: set[str] | None = None) -> list[Hit]:
