@@ -113,7 +113,9 @@ def test_generate_and_save_in_the_browser(browser, tmp_path: Path, embedder, fak
         page.get_by_text("Here is your banana-themed product shot.").wait_for(timeout=60_000)
         page.get_by_role("button", name="Save to library").click()
         page.get_by_text(re.compile(r"Saved: 1 added")).wait_for(timeout=60_000)
-        page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
+        # The documented Generate shot is test_browser_refine's; this one (after a save) stays an artifact.
+        (ROOT / "test-artifacts" / "screenshots").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ROOT / "test-artifacts" / "screenshots" / "generate-saved.png"), full_page=True)
         page.close()
     request = fake_gemini.requests[-1]
     assert len(request.inline()) == 2 and "banana-themed menu" in " ".join(request.texts())
