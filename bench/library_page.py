@@ -51,7 +51,7 @@ def make_assets(n: int, files: list[Path], seed: int = 0) -> tuple[list, object]
         source = "generated" if i % 10 == 0 else rnd.choice(["upload", "upload", "folder"])
         meta: dict = {}
         if source == "generated":
-            meta = {"model": rnd.choice(["gemini-2.5-flash-image", "gemini-3-pro-image-preview"]), "prompt": f"prompt {i}",
+            meta = {"model": rnd.choice(["gemini-3.1-flash-image", "gemini-3-pro-image"]), "prompt": f"prompt {i}",
                     "parents": [f"{rnd.randrange(n):064x}" for _ in range(2)]}
         if i % 5 == 0:
             meta["tags"] = rnd.sample(["hero", "summer", "red", "draft", "approved", "logo", "product"], 2)
@@ -115,7 +115,7 @@ def main() -> None:
         "one folder": (LibraryFilter(folders=("folder07",)), 0),
         "source = generated": (LibraryFilter(sources=("generated",)), 0),
         "tag = hero": (LibraryFilter(tags=("hero",)), 0),
-        "past week + model": (LibraryFilter(added="past week", models=("gemini-2.5-flash-image",)), 0),
+        "past week + model": (LibraryFilter(added="past week", models=("gemini-3.1-flash-image",)), 0),
     }
     with tempfile.TemporaryDirectory(prefix="bench-grid-") as tmp_name:
         tmp = Path(tmp_name)

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .campaign_store import Campaign, CampaignStore, Item
-from .campaigns import BATCH_DISCOUNT
 from .config import Settings
 from .errors import BananaError, GenerationError
 from .gemini_reply import read_reply
 from .generate import GenerationResult
-from .models import ModelList
+from .model_list import ModelList
 from .refine import Ask, keep_images
 from .types import Asset
 
@@ -57,9 +56,9 @@ def submit(store: CampaignStore, generator: Any, settings: Settings, models: Mod
     """Submit the unfinished items as one job (``per_item`` requests each); returns the job's name."""
     if campaign.batch_job:
         raise BananaError(f"Campaign {campaign.name!r} is already Batch job {campaign.batch_job}; its results come by polling.")
+    info = models.usable(campaign.model)  # a model shut down since the plan: refused before anything is paid
     todo = [i for i in store.items(campaign.id) if i.status != "done"]
     known = {a.id: a for a in get(list({i.asset_id for i in todo} | set(campaign.shared_refs)))}
-    info = models.get(campaign.model)
     requests, size = [], 0
     for item in todo:
         refs = [known[i] for i in [item.asset_id, *campaign.shared_refs] if i in known]
@@ -67,7 +66,7 @@ def submit(store: CampaignStore, generator: Any, settings: Settings, models: Mod
         size += len(json.dumps(turn)) * campaign.per_item
         requests += [{"contents": contents, "config": config, "metadata": {"key": _key(item, k)}}
                      for k in range(1, campaign.per_item + 1)]
-    estimate = round(info.estimate(len(requests), info.size(campaign.image_size)) * BATCH_DISCOUNT, 4)
+    estimate = info.estimate(len(requests), info.size(campaign.image_size), batch=True)
     attempt = store.sessions.begin_attempt(
         user=campaign.user, session_id="", parent_id="", model=info.name, image_size=info.size(campaign.image_size),
         prompt=f"[batch] {campaign.template}", references=[], requested=len(requests), estimate=estimate,
@@ -153,7 +152,7 @@ def poll(store: CampaignStore, generator: Any, settings: Settings, models: Model
     info = models.get(campaign.model)
     if attempt and campaign.status == "batch":  # ended once, even when polled again
         store.sessions.end_attempt(attempt, outcome="ok" if made else "failed", images=made,
-                                   cost=round(info.estimate(made, info.size(campaign.image_size)) * BATCH_DISCOUNT, 4),
+                                   cost=info.estimate(made, info.size(campaign.image_size), batch=True),
                                    reason="" if made else f"Batch job {state}")
     counts = store.counts(campaign.id)
     store.set_status(campaign.id, "done" if counts["done"] == sum(counts.values()) else "stopped", batch_state=state)

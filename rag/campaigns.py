@@ -22,13 +22,13 @@ from .campaign_store import Campaign, CampaignStore, Item
 from .config import Settings
 from .errors import BananaError, BudgetExceeded
 from .generate import ImageGenerator
-from .models import ModelInfo, ModelList
+from .model_list import ModelList
+from .models import MAX_PROMPT_CHARS, ModelInfo
 from .refine import Ask, run_turn
 from .sessions import SessionStore
 from .types import Asset
 
 FIELDS = ("name", "filename", "folder", "tags")
-BATCH_DISCOUNT = 0.5  # Gemini's Batch mode costs about half the interactive price
 Progress = Callable[[int, int, str], None]
 
 
@@ -41,21 +41,34 @@ def check_template(template: str) -> None:
     """Refuse a template with an unknown or malformed placeholder before anything is planned."""
     if not template.strip():
         raise BananaError('Write a prompt template, such as "A premium ad photo of {name} on a marble counter".')
+    if len(template) > MAX_PROMPT_CHARS:
+        raise BananaError(f"The template is {len(template):,} characters; a prompt may have at most {MAX_PROMPT_CHARS:,}.")
+    fields = _fields(template)
+    unknown = [f for f, spec, conversion in fields if f not in FIELDS or spec or conversion]
+    if unknown:
+        raise BananaError(f"The template has a placeholder Banana Studio does not fill ({unknown[0][:40]!r}); use "
+                          f"{', '.join('{' + f + '}' for f in FIELDS)} as they are, without : or !.")
+
+
+def _fields(template: str) -> list[tuple[str, str, str]]:
+    """Each placeholder's (name, format spec, conversion); a sentence for braces that do not match."""
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        return [(f, spec or "", conv or "") for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise BananaError(f"The template's braces do not match ({exc}); write {{{{ and }}}} for a literal brace.") from None
-    unknown = [f for f in names if f not in FIELDS]
-    if unknown:
-        raise BananaError(f"The template has an unknown placeholder {{{unknown[0]}}}; use "
-                          f"{', '.join('{' + f + '}' for f in FIELDS)}.")
 
 
 def render(template: str, asset: Asset) -> str:
-    """The template filled in for one asset."""
+    """The template filled in for one asset: plain substitution of :func:`check_template`'s fields, never
+    ``str.format`` (whose specs could ask for any width), and never longer than a prompt may be."""
     tags = asset.meta.get("tags") or []
-    return template.format_map({"name": asset_name(asset), "filename": asset.filename, "folder": asset.folder,
-                                "tags": ", ".join(str(t) for t in tags)}).strip()
+    values = {"name": asset_name(asset), "filename": asset.filename, "folder": asset.folder,
+              "tags": ", ".join(str(t) for t in tags)}
+    out = "".join(literal + (values[f] if f is not None else "") for literal, f, _, _ in string.Formatter().parse(template))
+    if len(out) > MAX_PROMPT_CHARS:
+        raise BananaError(f"The template makes a prompt of {len(out):,} characters for {asset.filename}; "
+                          f"a prompt may have at most {MAX_PROMPT_CHARS:,}.")
+    return out.strip()
 
 
 @dataclass(frozen=True)
@@ -102,8 +115,8 @@ def make_plan(campaign: Campaign, assets: Sequence[Asset], shared: Sequence[Asse
     for asset, ratio, prompt in requests[: len(campaign.aspect_ratios)]:  # the same checks for every item
         info.check(prompt, len({asset.id, *(s.id for s in shared)}), ratio, info.size(campaign.image_size),
                    campaign.per_item)
-    price = info.estimate(len(requests) * campaign.per_item, info.size(campaign.image_size))
-    estimate = round(price * (BATCH_DISCOUNT if campaign.mode == "batch" else 1.0), 4)
+    estimate = info.estimate(len(requests) * campaign.per_item, info.size(campaign.image_size),
+                             batch=campaign.mode == "batch")
     left = None if budget is None else max(0.0, round(budget - sessions.spent(), 4))
     return Plan(campaign, requests, list(shared), info, estimate, left)
 

@@ -58,12 +58,11 @@ class CaptionPlan:
                 f"${self.estimate_usd:.4f}.")
 
 
-def plan(store: VectorStore, settings: Settings, limit: int = 0) -> CaptionPlan:
-    """Which images a caption run would describe, and its estimated cost."""
-    model = settings.caption_model.strip()
+def plan(store: VectorStore, model: str, limit: int = 0) -> CaptionPlan:
+    """Which images a caption run with ``model`` would describe, and its estimated cost ("" model: captions are off)."""
     if not model:
-        raise BananaError("Captions are off: set CAPTION_MODEL to a Gemini text model (for example "
-                          "gemini-2.5-flash-lite) and GEMINI_API_KEY, then run `python -m rag caption`.")
+        raise BananaError("Captions are off: set CAPTION_MODEL to auto (the newest Flash-Lite text model your key "
+                          "can use) or to a Gemini text model, and GEMINI_API_KEY, then run `python -m rag caption`.")
     found = CaptionPlan(model=model)
     for rows in store.iter_records():
         found.ids += [a.id for a in map(asset_from_row, rows) if needs_caption(a)]

@@ -113,6 +113,7 @@ def cmd_stats(studio: Studio, args: argparse.Namespace) -> int:
     else:
         print(f"{stats['count']} images in {stats['collection']} at {stats['milvus_uri']} (model {stats['model']}, {stats['precision']})")
         print(stats["words_notice"] or "Word search is on (BM25 over names, tags, embedded text and prompts).")
+        print(stats["generation"])
         for key in ("by_folder", "by_source"):
             for name, n in stats[key].items():
                 print(f"  {key[3:]:>6} {name}: {n}")

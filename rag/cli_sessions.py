@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .cli import EXIT_ERROR, EXIT_OK, _print_json
-from .models import MAX_IMAGES_PER_RUN, all_aspect_ratios, all_sizes
+from .models import MAX_IMAGES_PER_RUN, all_aspect_ratios, all_sizes, retired_models
 from .refine import Generation
 from .studio import Studio
 
@@ -77,8 +77,32 @@ def cmd_generate(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_refine(studio: Studio, args: argparse.Namespace) -> int:
     _with_outputs(studio, args)
     generation = studio.refine(args.session, args.instruction, from_version=args.from_version or "",
-                               aspect_ratio=args.aspect or "", image_size=args.size or "", n=args.n, user=_cli_user())
+                               aspect_ratio=args.aspect or "", image_size=args.size or "", n=args.n,
+                               continue_on=args.continue_on or "", user=_cli_user())
     return _report_generation(studio, args, generation)
+
+
+def cmd_models(studio: Studio, args: argparse.Namespace) -> int:
+    """Every image model offered, its caps, sizes and prices; which is the default and why."""
+    choice, offered = studio.model_choice(), studio.models()
+    retired = retired_models() if args.all else []
+    if args.json:
+        _print_json({"default": choice.to_dict(), "listed_by_api": studio.model_list.listed,
+                     "models": [m.to_dict() | {"default": m.name == choice.model.name} for m in offered],
+                     "retired": [m.to_dict() for m in retired]})
+        return EXIT_OK
+    print(f"Default: {choice.reason if choice.automatic else f'{choice.model.title}, {choice.reason}'}.")
+    if note := studio.model_list.note():
+        print(note)
+    print("Offered" + (" (as the API lists them for this key):" if studio.model_list.listed else
+                       " (the built-in catalogue; the API did not list its models):"))
+    for m in offered:
+        prices = ", ".join(f"{s} ${p:.3f} (Batch ${m.price(s, batch=True):.3f})" for s, p in m.prices.items())
+        mark = "*" if m.name == choice.model.name else " "
+        print(f" {mark} {m.title}: up to {m.max_references} references; {prices}")
+    for m in retired:
+        print(f"   {m.title}: shut down {m.shutdown}; use {m.replacement or 'another model'}")
+    return EXIT_OK
 
 
 def _when(ts: float) -> str:
@@ -145,7 +169,7 @@ def add_generation_commands(add: Add) -> None:
     p.add_argument("--ref", action="append", default=[], help="a reference image: a file path or a library asset id (repeatable)")
     p.add_argument("--auto-refs", type=int, default=0, metavar="N",
                    help="also send the N library images the prompt's search ranks first (within the model's cap)")
-    p.add_argument("--model", help="image model (default GEMINI_MODEL)")
+    p.add_argument("--model", help="image model (default: GEMINI_MODEL, or with auto the preferred one the API lists)")
     p.add_argument("--session", help="add to this session instead of starting one")
     _generation_options(p, aspect_default="1:1")
 
@@ -153,7 +177,12 @@ def add_generation_commands(add: Add) -> None:
     p.add_argument("session", help="session id (or its first characters)")
     p.add_argument("instruction")
     p.add_argument("--from", dest="from_version", metavar="VERSION", help="the version to refine: id, v2, or 2 (default the newest)")
+    p.add_argument("--continue-on", metavar="MODEL",
+                   help="start a new branch from the version's image on this model (when its own model is shut down)")
     _generation_options(p, aspect_default=None)
+
+    p = add("models", cmd_models, "the image models offered, their caps, sizes and prices, and which is the default")
+    p.add_argument("--all", action="store_true", help="also list the models Google has shut down, with their dates")
 
     p = add("history", cmd_history, "every generation request with its outcome and cost; totals per day and user")
     p.add_argument("--limit", type=int, default=50, help="newest N requests (default 50)")

@@ -119,7 +119,8 @@ class Settings:
     # All files unpacked from the archives of one upload; images barely compress, so this is ample.
     max_upload_total_mb: float = _env("MAX_UPLOAD_TOTAL_MB", default=1024.0, parse=_float)
     gemini_api_key: str = _env("GEMINI_API_KEY", "GOOGLE_API_KEY", default="", secret=True)
-    gemini_model: str = _env("GEMINI_MODEL", default="gemini-2.5-flash-image")
+    # auto: the preferred image model the API lists for this key (rag/model_list.py); a model id pins one.
+    gemini_model: str = _env("GEMINI_MODEL", default="auto")
     gemini_base_url: str = _env("GEMINI_BASE_URL", default="")
     gemini_api_version: str = _env("GEMINI_API_VERSION", default="v1beta")
     gemini_timeout_s: float = _env("GEMINI_TIMEOUT_S", default=120.0, parse=_float)
@@ -127,7 +128,7 @@ class Settings:
     # USD a day (all users together); a request whose estimate would pass it is refused before any call.
     gemini_daily_budget_usd: float | None = _env("GEMINI_DAILY_BUDGET_USD", parse=_float, minimum=0.0)
     # A Gemini text model that writes a one-line description and tags for images with no words
-    # (python -m rag caption); empty: off.
+    # (python -m rag caption); auto: the newest Flash-Lite text model the API lists; empty: off.
     caption_model: str = _env("CAPTION_MODEL", default="")
     # Campaign requests sent at once ("now" mode); Gemini's rate limits answer 429 beyond what a key may send.
     campaign_concurrency: int = _env("CAMPAIGN_CONCURRENCY", default=2, parse=_int, minimum=1)

@@ -55,3 +55,15 @@ class BudgetExceeded(GenerationError):
 
 class TransferError(BananaError):
     """A library file cannot be exported or imported (wrong columns, wrong vector size, another model)."""
+
+
+class ModelUnavailable(GenerationError):
+    """A model Gemini no longer serves (shut down, not listed for this key, or answered 404).
+
+    ``replacement`` is the model to use instead ("" when none is known), so a front end can offer it.
+    """
+
+    def __init__(self, message: str, model: str = "", replacement: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+        self.replacement = replacement

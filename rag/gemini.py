@@ -8,27 +8,26 @@ objects carry the key header), and it is never saved.
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .errors import GenerationDisabled, GenerationError, GenerationTimeout, ImageError, RateLimited
+from .errors import GenerationDisabled, GenerationError, GenerationTimeout, ImageError, ModelUnavailable, RateLimited
+from .gemini_files import MAX_REQUEST_BYTES, FileCache, b64_len, file_uris, is_file_gone, offload, sdk_uploader, \
+    turn_bytes
 from .gemini_reply import read_reply, retry_delay
 from .generate import Content, GenerationResult, ModelReply, Notify
 from .images import encode_reference
-from .models import ModelInfo, is_image_model, model_info
+from .models import ListedModel, ModelInfo, current_models, model_info, replacement_for
 from .types import Asset
 
 logger = logging.getLogger(__name__)
 
 MAX_REFERENCE_SIDE = 1536  # px; the models work at ~1024 px, bigger only costs upload time
 MAX_REFERENCE_BYTES = 7 * 1024 * 1024  # Gemini's per-inline-image limit
-MAX_REQUEST_BYTES = 20 * 1024 * 1024  # Gemini's limit for a whole inline request (base64 counts)
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 LIST_TIMEOUT_S = 10.0  # listing models only fills a picker; it must not hold up a page
@@ -51,14 +50,16 @@ def _network_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseE
     return timeouts + (TimeoutError,), transport + (ConnectionError,)
 
 
-def _b64_len(n: int) -> int:
-    return 4 * math.ceil(n / 3)
+class _FileGone(Exception):
+    """A file the request named is no longer known to the Files API (expired, deleted)."""
 
 
 class GeminiGenerator:
     """Gemini image generation through the google-genai SDK, with our own bounded retries.
 
-    ``sleep``, ``base_delay`` and ``max_delay`` shape the backoff (tests pass a no-op sleep).
+    ``sleep``, ``base_delay`` and ``max_delay`` shape the backoff (tests pass a no-op sleep);
+    ``max_request_bytes`` is the request size past which earlier images go through the Files API
+    (a gateway with a smaller limit than Google's passes its own).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class GeminiGenerator:
         sleep: Callable[[float], None] = time.sleep,
         base_delay: float = 1.0,
         max_delay: float = 30.0,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         key = settings.gemini_api_key.strip()
         if not key:
@@ -84,14 +86,16 @@ class GeminiGenerator:
         self._bad_response = genai_errors.UnknownApiResponseError
         self._timeout_exc, self._transport_exc = _network_errors()
         self._key = key
-        self.model = settings.gemini_model.strip()
-        self.max_references = model_info(self.model).max_references
+        wanted = settings.gemini_model.strip()
+        # The default for direct callers; the app picks each request's model through rag.model_list.ModelList.
+        self.model = wanted if wanted and wanted != "auto" else current_models()[0].name
         self._timeout_s = settings.gemini_timeout_s
         self._max_pixels = settings.max_image_pixels
         self._attempts = max(0, settings.gemini_retries) + 1
         self._sleep = sleep
         self._base_delay = base_delay
         self._max_delay = max_delay
+        self._max_request = max_request_bytes
         timeout_ms = int(round(settings.gemini_timeout_s * 1000)) if settings.gemini_timeout_s > 0 else None
         try:
             self._client = genai.Client(
@@ -105,6 +109,7 @@ class GeminiGenerator:
             )
         except Exception as exc:  # noqa: BLE001 - SDK raises ValueError/pydantic errors
             raise GenerationError(f"Could not set up the Gemini client: {self._scrub(str(exc))}") from None
+        self.files = FileCache(sdk_uploader(self._client))
 
     def close(self) -> None:
         self._client.close()
@@ -137,7 +142,7 @@ class GeminiGenerator:
         notes: list[str] = []
         for i in range(n):
             try:
-                replies.append(read_reply(self._call(contents, config, info.name, notify)))
+                replies.append(read_reply(self._sent(contents, config, info.name, notify, (prompt, refs, history))))
             except GenerationError as exc:
                 if not any(r.images for r in replies):
                     raise
@@ -182,21 +187,18 @@ class GeminiGenerator:
         """The SDK client (Batch mode uses its ``batches``)."""
         return self._client
 
-    def models(self) -> list[ModelInfo]:
-        """The models ``models.list`` names that make images through generateContent, with their caps."""
+    def models(self) -> list[ListedModel]:
+        """Every model ``models.list`` names for this key (all pages), with the methods each serves."""
         try:
             pager = self._client.models.list(
                 config={"page_size": 1000, "http_options": {"timeout": int(LIST_TIMEOUT_S * 1000)}}
             )
-            listed = [(m.name or "", m.display_name or "", m.supported_actions) for m in pager]
+            return [ListedModel(m.name or "", m.display_name or "",
+                                tuple(m.supported_actions) if m.supported_actions is not None else None) for m in pager]
         except self._api_error as exc:
             raise GenerationError(f"Gemini could not list its models ({exc.code} {exc.status or ''}).") from None
         except (*self._timeout_exc, *self._transport_exc) as exc:
             raise GenerationError(f"Could not reach the Gemini API to list models ({type(exc).__name__}).") from None
-        found = [model_info(name, label) for name, label, methods in listed if is_image_model(name, methods)]
-        if not found:
-            raise GenerationError("Gemini listed no image models for this API key.")
-        return found
 
     # -- the request
     def _check(
@@ -208,26 +210,49 @@ class GeminiGenerator:
         return refs
 
     def _contents(self, prompt: str, refs: list[Asset], history: Sequence[Content]) -> tuple[list[Any], Content]:
-        """The conversation so far plus this turn (prompt and each reference re-encoded), within Gemini's request size."""
+        """The conversation so far plus this turn (prompt and each reference re-encoded), within Gemini's request
+        size: past it, the conversation's oldest images go through the Files API."""
         t = self._types
         parts = [t.Part.from_text(text=prompt)]
-        total = sum(len(json.dumps(turn)) for turn in history) + len(prompt.encode())
+        own = len(prompt.encode())
         for asset in refs:
             data, mime = self._reference(asset)
-            total += _b64_len(len(data))
+            own += b64_len(len(data))
             parts.append(t.Part.from_bytes(data=data, mime_type=mime))
-        if total > MAX_REQUEST_BYTES:
-            earlier = " and the session's earlier turns" if history else ""
-            raise GenerationError(
-                f"The references{earlier} add up to about {total / 2**20:.1f} MB, over Gemini's "
-                f"{MAX_REQUEST_BYTES // 2**20} MB request limit; use fewer references, or start a new session from this version."
-            )
         turn = t.Content(role="user", parts=parts)
         try:
-            earlier_turns = [t.Content.model_validate(c) for c in history]
+            earlier = [t.Content.model_validate(c) for c in history]
         except ValueError:
             raise GenerationError("This session's stored history is damaged; start a new session from this version.") from None
-        return [*earlier_turns, turn], turn.model_dump(mode="json", exclude_none=True)
+        total = own + sum(turn_bytes(c) for c in history)
+        if total > self._max_request and earlier:
+            earlier = self._offloaded(earlier, total - self._max_request)
+            total = own + sum(len(c.model_dump_json(exclude_none=True)) for c in earlier)
+        if total > self._max_request:
+            raise GenerationError(
+                f"The references add up to about {total / 2**20:.1f} MB, over Gemini's "
+                f"{self._max_request // 2**20} MB request limit; use fewer or smaller references."
+            )
+        return [*earlier, turn], turn.model_dump(mode="json", exclude_none=True)
+
+    def _offloaded(self, earlier: list[Any], excess: int) -> list[Any]:
+        try:
+            return offload(earlier, excess, self.files, self._types)
+        except (self._api_error, *self._timeout_exc, *self._transport_exc) as exc:
+            raise GenerationError("Could not upload the conversation's earlier images to Gemini's Files API "
+                                  f"({type(exc).__name__}); try again.") from None
+
+    def _sent(self, contents: list[Any], config: Any, model: str, notify: Notify | None,
+              turn: tuple[str, list[Asset], Sequence[Content]]) -> Any:
+        """One call; when a file the conversation named has expired on Google's side, upload it again, once."""
+        try:
+            return self._call(contents, config, model, notify)
+        except _FileGone:
+            self.files.forget(file_uris(contents))
+        try:
+            return self._call(self._contents(*turn)[0], config, model, notify)
+        except _FileGone:
+            raise GenerationError("Gemini could not find the images this conversation uploaded; try again.") from None
 
     def _reference(self, asset: Asset) -> tuple[bytes, str]:
         name = Path(asset.path).name
@@ -290,19 +315,15 @@ class GeminiGenerator:
             )
         if code >= 500:
             return GenerationError(f"Gemini had a server error ({code} {status}){tried}; try again later. ({message})")
+        if is_file_gone(code, message):
+            raise _FileGone(message)
         if code in (401, 403) or (code == 400 and "api key" in message.lower()):
             return GenerationError(f"Gemini rejected the API key ({code} {status}): {message} Check GEMINI_API_KEY.")
         if code == 404:
-            return GenerationError(f"Gemini does not know the model {model!r} ({message}). {self._known_models()}")
+            instead = replacement_for(model)
+            return ModelUnavailable(f"Gemini no longer serves {model} ({code} {status}); use {instead.title} instead.",
+                                    model, instead.name)
         return GenerationError(f"Gemini rejected the request ({code} {status}): {message}")
-
-    def _known_models(self) -> str:
-        """The sentence's second half: the models the API does know, when it can say."""
-        try:
-            names = [m.name for m in self.models()]
-        except GenerationError:
-            return "Check GEMINI_MODEL; the API could not list the models it knows."
-        return f"Set GEMINI_MODEL (or pick a model) to one it knows: {', '.join(names)}."
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "[redacted]") if self._key else text

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from .config import Settings
-from .models import ModelInfo
+from .models import ListedModel
 from .types import Asset
 
 Content = dict[str, Any]
@@ -64,8 +64,7 @@ class GenerationResult:
 
 @runtime_checkable
 class ImageGenerator(Protocol):
-    model: str  # the default model (GEMINI_MODEL)
-    max_references: int  # the default model's reference cap
+    """Which model a request uses is the caller's choice (:class:`rag.model_list.ModelList`), never a constant here."""
 
     def generate(
         self,
@@ -86,8 +85,8 @@ class ImageGenerator(Protocol):
         """A text model's answer about one image (captions for word search)."""
         ...
 
-    def models(self) -> list[ModelInfo]:
-        """The image models the service offers now; raises :class:`rag.errors.GenerationError` when it cannot say."""
+    def models(self) -> list[ListedModel]:
+        """Every model the service offers this key now; raises :class:`rag.errors.GenerationError` when it cannot say."""
         ...
 
 

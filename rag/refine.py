@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .errors import BananaError, GenerationBlocked
+from .errors import BananaError, GenerationBlocked, ModelUnavailable
 from .files import sha256_file
 from .generate import GenerationResult, ImageGenerator, ModelReply, Notify
-from .models import ModelInfo, ModelList
+from .model_list import ModelList
+from .models import ModelInfo
 from .provenance import readable_stem, save_result
 from .sessions import Session, SessionStore, Version
 from .types import Asset
@@ -49,21 +50,38 @@ class Ask:
 
 def refine(store: SessionStore, generator: ImageGenerator, settings: Settings, models: ModelList, session_ref: str,
            instruction: str, *, from_version: str = "", aspect_ratio: str = "", image_size: str = "", n: int = 1,
-           model: str = "", user: str = "", notify: Notify | None = None) -> Generation:
+           model: str = "", continue_on: str = "", user: str = "", notify: Notify | None = None) -> Generation:
     """A follow-up turn about a version of a session (its newest when ``from_version`` is blank).
 
     It continues with the model that made the version (thought signatures belong to it); settings left
     blank are the version's. ``model`` only chooses the model for an original (an "Edit this" session).
+    ``continue_on`` names another model: a new branch that starts from the version's image, without the
+    conversation (what to do when the version's model has been shut down).
     """
     session = store.session(session_ref, user)
     versions = store.versions(session.id)
     if not versions:
         raise BananaError(f"Session {session.id} has no versions yet; generate an image first.")
     parent = store.version(from_version, session.id, user) if from_version.strip() else versions[-1]
-    info = models.get(parent.model or model)
-    ask = Ask(instruction.strip(), [], info, aspect_ratio or parent.aspect_ratio, info.size(image_size or parent.image_size),
-              n, user)
+    info = models.usable(continue_on) if continue_on.strip() else _model_of(models, parent, model)
+    size = image_size or (parent.image_size if parent.image_size in info.sizes else "")
+    ratio = aspect_ratio or (parent.aspect_ratio if parent.aspect_ratio in info.aspect_ratios else "")
+    ask = Ask(instruction.strip(), [], info, ratio, info.size(size), n, user)
     return run_turn(store, generator, settings, session, parent, ask, notify)
+
+
+def _model_of(models: ModelList, parent: Version, model: str) -> ModelInfo:
+    """The model that made ``parent`` (``model`` for an original), or the sentence that offers its replacement."""
+    if not parent.model:
+        return models.usable(model)
+    try:
+        return models.usable(parent.model)
+    except ModelUnavailable as exc:
+        instead = models.get(exc.replacement) if exc.replacement else models.get()
+        raise ModelUnavailable(
+            f"{parent.label} was made with {parent.model}, which Gemini no longer serves. Continue on "
+            f"{instead.title}: a new branch starts from {parent.label}'s image (the conversation before it stays "
+            "with the old model).", parent.model, instead.name) from None
 
 
 def start_from(store: SessionStore, asset: Asset, user: str) -> Session:
@@ -98,10 +116,13 @@ def run_turn(store: SessionStore, generator: ImageGenerator, settings: Settings,
     call fails, the versions already made stay (they are paid for) and the failure joins the text.
     """
     refs = list(ask.references)
-    if parent is not None and parent.turn_id is None:  # an original: the model sees it as this turn's image
+    # An original, or a version another model made: the model sees it as this turn's image, without the
+    # conversation before it (thought signatures belong to the model that made them).
+    fresh = parent is not None and (parent.turn_id is None or parent.model != ask.model.name)
+    if fresh:
         refs.insert(0, version_asset(parent))
     ask.model.check(ask.prompt, len({a.id for a in refs}), ask.aspect_ratio, ask.image_size, ask.n)
-    history = store.history(parent.id) if parent is not None else []
+    history = store.history(parent.id) if parent is not None and not fresh else []
     attempt = store.begin_attempt(
         user=ask.user, session_id=session.id if session else "", parent_id=parent.id if parent else "", model=ask.model.name,
         image_size=ask.image_size, prompt=ask.prompt, references=[_listed(a) for a in refs], requested=ask.n,

@@ -260,13 +260,18 @@ class SessionStore:
         return [self.version(vid) for vid in ids]
 
     def history(self, version_id: str | None) -> list[Content]:
-        """The conversation that led to a version, oldest turn first: what a refinement of it sends before its own turn."""
+        """The conversation that led to a version, oldest turn first: what a refinement of it sends before its own turn.
+
+        It stops where the model changes: a turn that continued on another model sent the earlier version's
+        image as its own reference, and thought signatures belong to the model that made them."""
         turns: list[Content] = []
+        model = None
         while version_id:
-            rows = self.read("SELECT v.parent_id, t.request, t.reply FROM versions v LEFT JOIN turns t ON t.id = v.turn_id"
-                              " WHERE v.id = ?", (version_id,))
-            if not rows or rows[0]["request"] is None:
+            rows = self.read("SELECT v.parent_id, t.request, t.reply, t.model FROM versions v"
+                             " LEFT JOIN turns t ON t.id = v.turn_id WHERE v.id = ?", (version_id,))
+            if not rows or rows[0]["request"] is None or model not in (None, rows[0]["model"]):
                 break
+            model = rows[0]["model"]
             turns[:0] = [json.loads(rows[0]["request"]), json.loads(rows[0]["reply"])]
             version_id = rows[0]["parent_id"]
         return turns

@@ -28,7 +28,7 @@ from .errors import BananaError, GenerationDisabled
 from .generate import ImageGenerator, make_generator
 from .ingest import Ingestor, IngestReport, Progress
 from .library import LibraryFilter, LibraryIndex
-from .models import ModelList, max_references_for
+from .model_list import ModelList
 from .query import Query
 from .reindex import ReindexReport, reindex
 from .search import SearchResults, search_results
@@ -71,7 +71,8 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
         self._sessions: SessionStore | None = None
         self._campaigns = None  # opened with the sessions database (rag/studio_campaigns.py)
         self._running: dict[str, threading.Event] = {}  # campaigns running in this process, by id
-        self.model_list = ModelList(lambda: self.generator.models(), settings.gemini_model)
+        self.model_list = ModelList(lambda: self.generator.models(), settings.gemini_model,
+                                    caption=settings.caption_model)
 
     @classmethod
     def from_env(cls) -> Studio:
@@ -215,7 +216,7 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
 
     def caption_plan(self, *, limit: int = 0) -> captions.CaptionPlan:
         """Which images have no words, and what captioning them with CAPTION_MODEL should cost."""
-        return captions.plan(self.store, self.settings, limit)
+        return captions.plan(self.store, self.model_list.caption_model(), limit)
 
     def caption(self, chosen: captions.CaptionPlan, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Caption the planned images with Gemini (recorded in History); returns how many."""
@@ -240,6 +241,7 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
             "precision": store.precision or self.embedder.precision,  # recorded with the vectors, else the model's
             "word_search": not store.words_notice,
             "words_notice": store.words_notice,
+            "generation": self.generation_status()[1],  # which image model, and why
         }
 
     def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0,
@@ -321,22 +323,7 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
             db.rename(moved)
         return moved, self.import_(source, progress=progress)
 
-    # -- generation -------------------------------------------------------------------------
-    def generation_status(self) -> tuple[bool, str]:
-        """Whether generation is on, and a sentence saying why (or why not)."""
-        if self._generator is not None or self.settings.gemini_api_key:
-            model = self._generator.model if self._generator else self.settings.gemini_model
-            note = self.model_list.note()
-            return True, f"Generation is on ({model}, up to {self.max_references} reference images).{' ' + note if note else ''}"
-        return False, (
-            "Generation is off: no Gemini API key is set. Set GEMINI_API_KEY (from "
-            "https://aistudio.google.com/apikey) and restart the app. Search works without it."
-        )
-
-    @property
-    def max_references(self) -> int:
-        return self._generator.max_references if self._generator else max_references_for(self.settings.gemini_model)
-
+    # -- generation (the rest is rag/studio_sessions.py) ----------------------------------------
     @property
     def generator(self) -> ImageGenerator:
         if self._generator is None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .generate import ImageGenerator
     from .library import LibraryPage
-    from .models import ModelList
+    from .model_list import ModelList
     from .sessions import SessionStore
     from .store import VectorStore
 
@@ -85,7 +85,7 @@ class CampaignsMixin:
         """What a campaign would send and cost; nothing is recorded or sent (``--dry-run``, the UI's preview)."""
         assets, source = self.campaign_assets(folder=folder, query=query, tag=tag, ids=ids, limit=limit)
         shared = self.references(list(dict.fromkeys(refs)))
-        info = self.model_list.get(model)
+        info = self.model_list.usable(model)
         campaign = Campaign(id="", created=time.time(), user=user, name=name.strip() or f"{source} {time.strftime('%Y-%m-%d %H:%M')}",
                             source=source, template=template.strip(), model=info.name, image_size=info.size(image_size),
                             aspect_ratios=list(dict.fromkeys(aspect_ratios)), per_item=int(per_item),
@@ -198,6 +198,7 @@ class CampaignsMixin:
     def _runner(self, campaign: Campaign, cancel: threading.Event | None) -> Runner:
         if campaign.id in self._running:
             raise BananaError(f"Campaign {campaign.name!r} is already running.")
+        self.model_list.usable(campaign.model)  # shut down since it was planned: say so before anything is sent
         runner = Runner(self.campaign_store, self.generator, self.settings, self.model_list, self.store.get,
                         cancel or threading.Event())
         self._running[campaign.id] = runner.cancel

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BananaError
+from .errors import BananaError, ModelUnavailable
 from .files import sha256_file
 from .generate import Notify
 from .ingest import IngestReport, Progress
@@ -30,13 +30,14 @@ from .types import Asset
 if TYPE_CHECKING:
     from .config import Settings
     from .generate import ImageGenerator
-    from .models import ModelList
+    from .model_list import Choice, ModelList
     from .store import VectorStore
 
 
 class SessionsMixin:
     settings: Settings
     model_list: ModelList
+    _generator: ImageGenerator | None
     _sessions: SessionStore | None
     _store_lock: threading.Lock
 
@@ -104,12 +105,13 @@ class SessionsMixin:
             extra = [a.id for a in self.find_references(prompt, auto_refs, model=model, keep=reference_ids)]
             reference_ids, found = [*reference_ids, *extra], {"query": prompt.strip(), "ids": extra}
         refs = self.references(reference_ids, reference_files)
-        generator, info = self.generator, self.model_list.get(model)
-        session = self.sessions.session(session_id, user) if session_id else None
-        kept = [i for i in (found or {}).get("ids", []) if i in reference_ids]
-        more = {"references_found": {"query": str(found.get("query", "")), "ids": kept}} if found and kept else {}
-        ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user, more)
-        return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
+        with self.model_list.watching():
+            generator, info = self.generator, self.model_list.usable(model)
+            session = self.sessions.session(session_id, user) if session_id else None
+            kept = [i for i in (found or {}).get("ids", []) if i in reference_ids]
+            more = {"references_found": {"query": str(found.get("query", "")), "ids": kept}} if found and kept else {}
+            ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user, more)
+            return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
 
     def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
         """Add generated images to the library, keeping their provenance and parent ids searchable."""
@@ -142,12 +144,52 @@ class SessionsMixin:
         """The image models to offer (the API's list, else the catalogue), each with its caps and prices."""
         return self.model_list.all()
 
+    def model_choice(self) -> Choice:
+        """The model used when none is picked, and why (``GEMINI_MODEL``, or ``auto``'s choice from the API's list)."""
+        return self.model_list.choice()
+
+    def model_offers(self) -> list[dict[str, Any]]:
+        """:meth:`models` as records (prices interactive and Batch); the default one says so, and why."""
+        choice = self.model_choice()
+        return [m.to_dict() | ({"default": True, "reason": choice.reason} if m.name == choice.model.name
+                               else {"default": False}) for m in self.models()]
+
+    @property
+    def max_references(self) -> int:
+        """The default model's reference cap."""
+        return self.model_list.get().max_references
+
+    def generation_status(self) -> tuple[bool, str]:
+        """Whether generation is on, and a sentence saying which model and why (or why it is off)."""
+        if self._generator is not None or self.settings.gemini_api_key:
+            chosen, note = self.model_choice(), self.model_list.note()
+            why = chosen.reason if chosen.automatic else f"{chosen.model.title}, {chosen.reason}"
+            return True, (f"Generation is on: {why}; up to {chosen.model.max_references} reference images."
+                          f"{' ' + note if note else ''}")
+        return False, (
+            "Generation is off: no Gemini API key is set. Set GEMINI_API_KEY (from "
+            "https://aistudio.google.com/apikey) and restart the app. Search works without it."
+        )
+
     def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
-               image_size: str = "", n: int = 1, model: str = "", user: str = "", notify: Notify | None = None) -> Generation:
-        """A follow-up instruction about a version (the newest by default); the model gets the turns that led to it."""
-        return refine(self.sessions, self.generator, self.settings, self.model_list, session_id, instruction,
-                      from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n, model=model,
-                      user=user, notify=notify)
+               image_size: str = "", n: int = 1, model: str = "", continue_on: str = "", user: str = "",
+               notify: Notify | None = None) -> Generation:
+        """A follow-up instruction about a version (the newest by default); the model gets the turns that led to it.
+
+        ``continue_on`` (a model) starts a new branch from the version's image instead: the way on when the
+        version's model has been shut down (:class:`rag.errors.ModelUnavailable` names the replacement)."""
+        with self.model_list.watching():
+            return refine(self.sessions, self.generator, self.settings, self.model_list, session_id, instruction,
+                          from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n, model=model,
+                          continue_on=continue_on, user=user, notify=notify)
+
+    def replacement_for(self, model: str) -> ModelInfo | None:
+        """The model to continue on when ``model`` can no longer be used (shut down, not offered); None while it can."""
+        try:
+            self.model_list.usable(model)
+        except ModelUnavailable as exc:
+            return self.model_list.get(exc.replacement) if exc.replacement else self.model_list.get()
+        return None
 
     def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
         """"Edit this": a session whose first version is a library image, ready for a refinement."""

@@ -10,6 +10,7 @@ come back exactly, without re-embedding. Emptying the trash deletes both for goo
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from .store import VectorStore
 from .types import Asset
 
 RECORD = ".json"
+_ASSET_ID = re.compile(r"^[0-9a-f]{64}$")  # a content id (sha256): never a path, so a record is always in the Trash
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Trash:
         self.owns = owns
 
     def _record(self, asset_id: str) -> Path:
+        if not _ASSET_ID.match(asset_id):
+            raise ValueError(f"not an asset id: {asset_id[:80]!r}")
         return self.folder / f"{asset_id}{RECORD}"
 
     def put(self, assets: Sequence[Asset], vectors: dict[str, np.ndarray]) -> list[tuple[Path, Path]]:
@@ -75,8 +79,11 @@ class Trash:
     def _read(self, record: Path) -> tuple[TrashEntry, np.ndarray] | None:
         try:
             data = json.loads(record.read_text("utf-8"))
+            kept = data.get("file")
+            if kept and (Path(kept).name != kept or kept.startswith(".")):
+                return None  # a kept file is a plain name inside the Trash folder, nothing else
             entry = TrashEntry(asset=Asset(**data["asset"]), deleted=float(data["deleted"]),
-                               file=self.folder / data["file"] if data.get("file") else None)
+                               file=self.folder / kept if kept else None)
             return entry, np.asarray(data["vector"], dtype=np.float32)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # half-written by a crash, or not ours: left for "empty"
@@ -97,12 +104,15 @@ class Trash:
         restored: list[tuple[Asset, np.ndarray]] = []
         problems: list[tuple[str, str]] = []
         for asset_id in dict.fromkeys(ids):
-            pair = self._read(self._record(asset_id))
+            pair = self._read(self._record(asset_id)) if _ASSET_ID.match(asset_id) else None
             if pair is None:
-                problems.append((asset_id, "it is not in the Trash (emptied, or already restored)"))
+                problems.append((asset_id[:80], "it is not in the Trash (emptied, or already restored)"))
                 continue
             entry, vector = pair
             original = Path(entry.asset.path)
+            if entry.file is not None and not self.owns(original):
+                problems.append((entry.asset.filename, "it would go back outside the app's own folders"))
+                continue
             if entry.file is not None and entry.file.is_file():
                 original.parent.mkdir(parents=True, exist_ok=True)
                 if original.exists():  # the same content came back meanwhile (same id, same bytes)

@@ -10,11 +10,17 @@ scripted), so a test that makes more calls than it planned fails loudly.
 ``answered`` lists the generateContent requests whose 200 reply was sent in full: what was generated
 (and paid for), where ``requests`` also holds calls the client gave up on.
 
-``GET /{version}/models`` (the SDK's ``models.list``) answers from :attr:`FakeGemini.models`:
-``None`` (the default) answers 404, as an API that cannot list would, so the app falls back to
-its catalogue; a list of names answers with those models, and then generateContent for any
-other model is a 404, as for a retired model. Listing calls go to ``model_lists``, not
-``requests``, so ``requests`` holds exactly the paid calls.
+The models it serves follow the real API as of 2026-12-06 (../shared/notes/gemini.md): ``GET
+/{version}/models`` (the SDK's ``models.list``) lists :attr:`FakeGemini.models` (today's GA image
+models, :data:`TODAY`) and :attr:`FakeGemini.text_models`, and generateContent for any other model
+is a 404 NOT_FOUND, as the real API answers for a shut-down id. ``list_error`` makes listing fail
+(a key without the permission, a gateway that hides it) while the models still answer; ``models =
+None`` is a gateway that cannot list and answers for any model. Listing calls go to
+``model_lists``, not ``requests``, so ``requests`` holds exactly the paid calls.
+
+The Files API takes uploads (Batch JSONL files, a long conversation's images) and generateContent
+resolves ``file_data`` parts against them: an unknown or ``expire()``d file is a 403, as Google
+answers; a request over :data:`MAX_REQUEST_BYTES` is a 400, as Google's size limit answers.
 
 Use the ``fake_gemini`` fixture (defined at the bottom) or ``with FakeGemini() as fake:``.
 """
@@ -26,6 +32,7 @@ import io
 import json
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, MutableSequence
 from dataclasses import dataclass, field
@@ -39,6 +46,10 @@ _BATCH_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/batches/(?P<name>[^/:]
 _UPLOAD_RE = re.compile(r"^/upload/(?P<version>v1beta|v1|v1alpha)/files$")
 _DOWNLOAD_RE = re.compile(r"^(?:/download)?/(?P<version>v1beta|v1|v1alpha)/files/(?P<name>[^/:]+):download$")
 _LIST_RE = re.compile(r"^/(?P<version>v1beta|v1|v1alpha)/models/?$")
+# Today's GA image models and a current text model (Google's deprecations and models pages, read 2026-12-06).
+TODAY = ["gemini-3.1-flash-image", "gemini-3-pro-image"]
+TEXT_MODELS = ["gemini-3.1-flash-lite"]
+MAX_REQUEST_BYTES = 100 * 1024 * 1024  # Google's file-input-methods page, read 2026-12-06
 
 
 def b64decode_any(text: str) -> bytes:
@@ -116,6 +127,11 @@ class Recorded:
     def roles(self) -> list[str]:
         return [c.get("role", "") for c in self.contents()]
 
+    def file_uris(self) -> list[str]:
+        """The ``file_data`` URIs the request names, in order."""
+        found = (_get(p, "file_data", "fileData") for p in self.parts())
+        return [_get(f, "file_uri", "fileUri") for f in found if f]
+
     def signatures(self) -> list[bytes]:
         """Every thought signature sent back, decoded, in order."""
         found = (_get(p, "thought_signature", "thoughtSignature") for p in self.parts())
@@ -153,12 +169,11 @@ def signed_reply(image: bytes, signature: bytes, *, thought: str = "Planning the
     return candidate_reply(parts)
 
 
-def models_body(names: list[str]) -> dict[str, Any]:
-    """A ``models.list`` page: the image models named, plus a text model and Imagen, which the app must skip."""
+def models_body(names: list[str], text_models: list[str] = TEXT_MODELS) -> dict[str, Any]:
+    """A ``models.list`` page: the image models named, the text models, and an embedding model the app must skip."""
     models = [{"name": f"models/{n}", "displayName": n, "supportedGenerationMethods": ["generateContent", "countTokens"]}
-              for n in names]
-    models.append({"name": "models/gemini-2.5-flash", "supportedGenerationMethods": ["generateContent"]})
-    models.append({"name": "models/imagen-4.0-generate-001", "supportedGenerationMethods": ["predict"]})
+              for n in [*names, *text_models]]
+    models.append({"name": "models/gemini-embedding-001", "supportedGenerationMethods": ["embedContent"]})
     return {"models": models}
 
 
@@ -214,10 +229,13 @@ class FakeGemini:
         self.route: Callable[[Recorded], Reply | None] | None = None  # answers by content before the queue
         self.batches: dict[str, list[dict[str, Any]]] = {}  # Batch jobs: name -> their inlined requests
         self.batch_states: list[str] = []  # what the next polls of a job say; the last one stays
-        self.files: dict[str, bytes] = {}  # the Files API: uploaded JSONL requests and results files, by name
-        self._uploads: dict[str, bytes] = {}
+        self.files: dict[str, bytes] = {}  # the Files API: uploaded files and Batch results, by name
+        self._uploads: dict[str, tuple[str, bytes]] = {}  # upload id -> (mime type, bytes so far)
+        self._upload_count = 0
         self.model_lists: list[Recorded] = []
-        self.models: list[str] | None = None
+        self.models: list[str] | None = list(TODAY)
+        self.text_models: list[str] = list(TEXT_MODELS)
+        self.list_error: Reply | None = None  # what models.list answers instead of the list
         self.fallback = error_reply(500, "INTERNAL", "fake gemini: no scripted response left")
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -236,37 +254,57 @@ class FakeGemini:
         self.fallback = reply
         return self
 
+    def expire(self, name: str) -> None:
+        """Forget an uploaded file, as the Files API does after 48 hours."""
+        with self._lock:
+            self.files.pop(name, None)
+
     def _next(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
-            if self.models is not None and recorded.model not in self.models:
-                return error_reply(404, "NOT_FOUND", f"models/{recorded.model} is not found for API version {recorded.version}")
+            if self.models is not None and recorded.model not in [*self.models, *self.text_models]:
+                return error_reply(404, "NOT_FOUND", f"models/{recorded.model} is not found for API version "
+                                   f"{recorded.version}, or is not supported for generateContent.")
+            if len(recorded.raw) > MAX_REQUEST_BYTES:
+                return error_reply(400, "INVALID_ARGUMENT", f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.")
+            gone = [u for u in recorded.file_uris() if f"files/{u.rsplit('/', 1)[-1]}" not in self.files]
+            if gone:
+                return error_reply(403, "PERMISSION_DENIED", f"You do not have permission to access the File "
+                                   f"{gone[0].rsplit('/', 1)[-1]} or it may not exist.")
             routed = self.route(recorded) if self.route is not None else None
             return routed or (self._queue.popleft() if self._queue else self.fallback)
 
     def _list(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.model_lists.append(recorded)
+            if self.list_error is not None:
+                return self.list_error
             if self.models is None:
                 return error_reply(404, "NOT_FOUND", "fake gemini: models.list is not scripted")
-            return Reply(200, models_body(self.models))
+            return Reply(200, models_body(self.models, self.text_models))
 
     # -- the Files API's resumable upload (start, then one "upload, finalize" chunk)
     def _upload(self, headers: Any, url: str, raw: bytes) -> Reply:
         command = (headers.get("X-Goog-Upload-Command") or "").lower()
         with self._lock:
             if command == "start":
-                upload_id = str(len(self._uploads) + 1)
-                self._uploads[upload_id] = b""
+                self._upload_count += 1
+                upload_id = str(self._upload_count)
+                meta = (json.loads(raw or b"{}").get("file") or {})
+                mime = meta.get("mimeType") or headers.get("X-Goog-Upload-Header-Content-Type") or "application/octet-stream"
+                self._uploads[upload_id] = (mime, b"")
                 return Reply(200, {}, headers={"X-Goog-Upload-URL": f"{self.base_url}/upload/v1beta/files?upload_id={upload_id}"})
             upload_id = url.partition("upload_id=")[2]
-            self._uploads[upload_id] += raw
+            mime, data = self._uploads[upload_id]
+            self._uploads[upload_id] = (mime, data + raw)
             if "finalize" not in command:
                 return Reply(200, {}, headers={"X-Goog-Upload-Status": "active"})
             name = f"files/upload{upload_id}"
-            self.files[name] = self._uploads.pop(upload_id)
-        return Reply(200, {"file": {"name": name, "mimeType": "jsonl", "sizeBytes": str(len(self.files[name]))}},
-                     headers={"X-Goog-Upload-Status": "final"})
+            self.files[name] = self._uploads.pop(upload_id)[1]
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 48 * 3600))
+        return Reply(200, {"file": {"name": name, "mimeType": mime, "sizeBytes": str(len(self.files[name])),
+                                    "uri": f"{self.base_url}/v1beta/{name}", "expirationTime": expires,
+                                    "state": "ACTIVE"}}, headers={"X-Goog-Upload-Status": "final"})
 
     # -- Batch mode
     def _create_batch(self, recorded: Recorded) -> Reply:

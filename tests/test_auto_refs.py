@@ -48,7 +48,7 @@ def test_auto_refs_sends_the_top_two_and_records_the_query(food_studio: Studio, 
 
 def test_found_references_stay_within_the_cap_and_beside_chosen_ones(food_studio: Studio) -> None:
     chosen = food_studio.table()["id"][0]
-    found = food_studio.find_references(PROMPT, 10, keep=[chosen])  # Flash takes 3: room for 2 more
+    found = food_studio.find_references(PROMPT, 10, model="gemini-3.1-flash-lite-image", keep=[chosen])  # Lite takes 3
     assert len(found) == 2 and chosen not in {a.id for a in found}
     filtered = food_studio.find_references(PROMPT, 2, query=Query(folders=("nowhere",)))
     assert filtered == []  # the search's filters apply

@@ -46,7 +46,7 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         page.locator("#campaign-name textarea").fill("Tea launch")
         page.locator("#campaign-source textarea").fill("teas")
         page.locator("#campaign-preview").click()
-        page.get_by_text(re.compile(r"3 requests \(3 images\) on gemini-2.5-flash-image: about \$0\.12")).wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"3 requests \(3 images\) on gemini-3.1-flash-image: about \$0\.20")).wait_for(timeout=30_000)
         assert fake_gemini.requests == []
         page.locator("#campaign-run").click()
         page.get_by_text(re.compile(r"Tea launch\*\* · done · 3 of 3 done|Tea launch · done · 3 of 3 done")).wait_for(timeout=90_000)

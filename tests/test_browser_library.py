@@ -54,7 +54,10 @@ def close_page(page) -> None:
 def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder, fake_gemini) -> None:
     from tests.fake_gemini import image_reply
 
-    settings = test_settings(tmp_path, gemini_api_key="browser-lib-key", gemini_base_url=fake_gemini.base_url)
+    # Nano Banana 2 Lite: a model whose reference cap (3) the page reaches in a few clicks
+    fake_gemini.models = [*fake_gemini.models, "gemini-3.1-flash-lite-image"]
+    settings = test_settings(tmp_path, gemini_api_key="browser-lib-key", gemini_base_url=fake_gemini.base_url,
+                             gemini_model="gemini-3.1-flash-lite-image")
     studio = Studio(settings, embedder=embedder)
     fake_gemini.push(image_reply((SAMPLE / "food" / "honey.png").read_bytes(), text="Two dishes, one plate."))
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -97,7 +100,7 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
             close_page(page)
             picked.append(names[n])
         open_item(page, "#search-results", 4)  # a fourth is refused on the page itself
-        pick_on_page(page, "Not added: gemini-2.5-flash-image takes at most 3 reference images")
+        pick_on_page(page, "Not added: Nano Banana 2 Lite (gemini-3.1-flash-lite-image) takes at most 3 reference images")
         assert page.locator("#asset-pick").inner_text() == "Add to references"
         close_page(page)
         open_item(page, "#search-results", 3)

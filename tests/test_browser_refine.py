@@ -22,7 +22,7 @@ from tests.test_browser import SHOTS, browser, search_and_pick  # noqa: F401  (b
 
 pytestmark = pytest.mark.browser
 
-FLASH, PRO = "gemini-2.5-flash-image", "gemini-3-pro-image-preview"
+FLASH, PRO = "gemini-3.1-flash-image", "gemini-3-pro-image"
 
 
 def slow(reply: Reply, seconds: float) -> Reply:

@@ -37,12 +37,12 @@ def test_a_batch_job_is_created_polled_and_lands(batch_line: Studio, fake_gemini
     logo = batch_line.campaign_assets(folder="brand")[0][0]
     plan = batch_line.plan_campaign(TEMPLATE, folder="products", refs=[logo.id], aspect_ratios=["1:1", "4:5"],
                                     batch=True, name="Batch line")
-    assert plan.estimate_usd == pytest.approx(0.195) and "Batch mode" in plan.summary()
+    assert plan.estimate_usd == pytest.approx(0.335) and "Batch mode" in plan.summary()
     campaign = batch_line.submit_campaign_batch(batch_line.start_campaign(plan).id)
     assert (campaign.status, campaign.batch_job) == ("batch", "batches/job1")
     (create,) = fake_gemini.requests
     sent_requests = fake_gemini.batches["batches/job1"]
-    assert create.path.endswith("models/gemini-2.5-flash-image:batchGenerateContent") and len(sent_requests) == 10
+    assert create.path.endswith("models/gemini-3.1-flash-image:batchGenerateContent") and len(sent_requests) == 10
     first = sent_requests[0]["request"]
     images = [b64decode_any(p["inlineData"]["data"]) for p in first["contents"][0]["parts"] if "inlineData" in p]
     assert first["contents"][0]["parts"][0]["text"] == TEMPLATE.format(name=name_of(PRODUCTS[0]))
@@ -58,7 +58,7 @@ def test_a_batch_job_is_created_polled_and_lands(batch_line: Studio, fake_gemini
         assert [i.status for i in items].count("done") == 8 and all(len(i.version_ids) == 1 for i in items if i.status == "done")
         assert {i.asset_name for i in items if i.status == "failed"} == {PRODUCTS[1].name}
         (attempt,) = again.history()
-        assert (attempt.outcome, attempt.images, attempt.cost_usd) == ("ok", 8, pytest.approx(0.156))
+        assert (attempt.outcome, attempt.images, attempt.cost_usd) == ("ok", 8, pytest.approx(0.268))
         version = again.sessions.version(items[0].version_ids[0])
         assert Path(version.path).is_file() and again.poll_batches() == []
         sent_turn = again.sessions.history(version.id)[0]  # a refinement sends the source and the logo again

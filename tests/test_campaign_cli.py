@@ -42,10 +42,10 @@ def test_dry_run_prints_requests_and_cost_and_sends_nothing(library: Path, fake_
     result = run(campaign_args("--dry-run", "--json"), library, **gemini_env(fake_gemini))
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert (len(plan["requests"]), plan["estimate_usd"], plan["dry_run"]) == (10, pytest.approx(0.39), True)
+    assert (len(plan["requests"]), plan["estimate_usd"], plan["dry_run"]) == (10, pytest.approx(0.67), True)
     assert {r["prompt"] for r in plan["requests"]} == {TEMPLATE.format(name=name_of(p)) for p in PRODUCTS}
     shown = run(campaign_args("--dry-run"), library, **gemini_env(fake_gemini))
-    assert "#10" in shown.stdout and "10 requests (10 images)" in shown.stdout and "about $0.39" in shown.stdout
+    assert "#10" in shown.stdout and "10 requests (10 images)" in shown.stdout and "about $0.67" in shown.stdout
     listed = json.loads(run(["campaigns", "--json"], library).stdout)
     assert fake_gemini.requests == [] and listed["campaigns"] == []
 
@@ -94,7 +94,7 @@ def test_killed_campaign_resumes_and_generates_each_item_once(library: Path, fak
     history = json.loads(run(["history", "--json"], library).stdout)["attempts"]
     outcomes = Counter(a["outcome"] for a in history)
     assert outcomes == {"ok": 10, "interrupted": 1}  # the killed request is History's, at its estimate
-    assert next(a for a in history if a["outcome"] == "interrupted")["cost_usd"] == pytest.approx(0.039)
+    assert next(a for a in history if a["outcome"] == "interrupted")["cost_usd"] == pytest.approx(0.067)
 
 
 def test_batch_from_the_cli_submits_then_resume_polls(library: Path, fake_gemini: FakeGemini) -> None:

@@ -65,7 +65,7 @@ def test_a_folder_campaign_sends_each_item_with_the_shared_reference(line: Studi
     fake_gemini.route = answer(fail=name_of(PRODUCTS[2]))
     logo = line.get([logo_id(line)])[0]
     plan = line.plan_campaign(TEMPLATE, folder="products", refs=[logo.id], aspect_ratios=["1:1", "4:5"], name="Spring")
-    assert (len(plan.requests), plan.images, plan.estimate_usd) == (10, 10, pytest.approx(0.39))
+    assert (len(plan.requests), plan.images, plan.estimate_usd) == (10, 10, pytest.approx(0.67))
     campaign = line.start_campaign(plan)
     assert fake_gemini.requests == []  # planning and recording send nothing
     seen: list[tuple[int, int]] = []

@@ -15,7 +15,7 @@ from tests.conftest import test_settings
 from tests.fake_gemini import FakeGemini, text_reply
 from tests.test_words import distractors, png_with_text
 
-MODEL = "gemini-2.5-flash-lite"
+MODEL = "gemini-3.1-flash-lite"  # what CAPTION_MODEL=auto picks from the fake's list
 
 
 def test_parse_caption_keeps_one_line() -> None:
@@ -29,7 +29,7 @@ def test_captions_are_off_without_a_model(studio: Studio) -> None:
 
 
 def test_images_without_words_are_captioned_and_found(tmp_path: Path, embedder: ClipEmbedder, fake_gemini: FakeGemini) -> None:
-    settings = test_settings(tmp_path / "data", caption_model=MODEL, gemini_api_key="AIzaFAKE-key-0123456789",
+    settings = test_settings(tmp_path / "data", caption_model="auto", gemini_api_key="AIzaFAKE-key-0123456789",
                              gemini_base_url=fake_gemini.base_url, gemini_retries=0)
     studio = Studio(settings, embedder=embedder)
     try:
@@ -37,7 +37,7 @@ def test_images_without_words_are_captioned_and_found(tmp_path: Path, embedder: 
         png_with_text(tmp_path / "in" / "worded.png", 7, "Already described")
         studio.ingest_folder(tmp_path / "in")
         chosen = studio.caption_plan()
-        assert len(chosen.ids) == 3  # the one with embedded words is left alone
+        assert len(chosen.ids) == 3 and chosen.model == MODEL  # the one with embedded words is left alone
         assert chosen.estimate_usd == pytest.approx(3 * cost_per_image(MODEL)) and "about $" in chosen.summary()
         fake_gemini.push(text_reply("Description: A quokka on a surfboard.\nTags: quokka, surf"),
                          text_reply("Description: Plain noise.\nTags: noise"),

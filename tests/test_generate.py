@@ -16,14 +16,17 @@ import pytest
 from PIL import Image
 
 from rag.config import Settings
-from rag.errors import GenerationBlocked, GenerationDisabled, GenerationError, GenerationTimeout, RateLimited
+from rag.errors import GenerationBlocked, GenerationDisabled, GenerationError, GenerationTimeout, ModelUnavailable, \
+    RateLimited
 from rag.gemini import MAX_REFERENCE_BYTES, MAX_REFERENCE_SIDE, GeminiGenerator
 from rag.generate import GeneratedImage, GenerationResult, ImageGenerator, make_generator
 from rag.images import encode_reference
-from rag.models import estimate_cost, max_references_for
+from rag.model_list import ModelList
+from rag.models import estimate_cost, max_references_for, model_info
 from rag.provenance import PROVENANCE_KEY, read_provenance, save_result
 from rag.types import Asset
 from tests.fake_gemini import (
+    TODAY,
     FakeGemini,
     Reply,
     blocked_prompt_reply,
@@ -38,7 +41,7 @@ from tests.fake_gemini import (
 )
 
 KEY = "AIzaFAKE-test-key-0123456789abcdef"
-FLASH = "gemini-2.5-flash-image"
+FLASH = "gemini-3.1-flash-image"
 MAX_PIXELS = Settings().max_image_pixels
 
 
@@ -226,7 +229,7 @@ def test_503_then_success(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None
     ("reply", "needle"),
     [
         (error_reply(400, "INVALID_ARGUMENT", "Request contains an invalid argument."), "rejected the request"),
-        (error_reply(404, "NOT_FOUND", "models/x is not found"), "GEMINI_MODEL"),
+        (error_reply(404, "NOT_FOUND", "models/x is not found"), "no longer serves"),
         (error_reply(403, "PERMISSION_DENIED", "Permission denied."), "GEMINI_API_KEY"),
     ],
 )
@@ -291,18 +294,18 @@ def test_reference_exif_orientation_and_opaque_alpha(tmp_path: Path) -> None:
 
 
 def test_api_version_in_path(fake_gemini: FakeGemini, settings: Settings) -> None:
-    gen = GeminiGenerator(settings.with_(gemini_api_version="v1", gemini_model="gemini-3-pro-image-preview"))
+    gen = GeminiGenerator(settings.with_(gemini_api_version="v1", gemini_model="gemini-3-pro-image"))
     fake_gemini.push(image_reply(png_bytes()))
     gen.generate("banana", [])
-    assert fake_gemini.requests[0].path == "/v1/models/gemini-3-pro-image-preview:generateContent"
+    assert fake_gemini.requests[0].path == "/v1/models/gemini-3-pro-image:generateContent"
 
 
 def test_too_many_references(fake_gemini: FakeGemini, gen: GeminiGenerator, tmp_path: Path) -> None:
-    refs = [make_asset(tmp_path, f"r{i}.png", color=(i, i, i)) for i in range(4)]
-    with pytest.raises(GenerationError, match="at most 3 reference images"):
+    refs = [make_asset(tmp_path, f"r{i}.png", color=(i, i, i)) for i in range(15)]
+    with pytest.raises(GenerationError, match="at most 14 reference images"):
         gen.generate("banana", refs)
     assert fake_gemini.requests == []
-    assert (max_references_for(FLASH), max_references_for("gemini-3-pro-image-preview")) == (3, 14)
+    assert (max_references_for(FLASH), max_references_for("gemini-2.5-flash-image")) == (14, 3)
     assert max_references_for("models/gemini-3-pro-image") == 14 and max_references_for("mystery") == 3
 
 
@@ -406,9 +409,10 @@ def test_failed_generation_writes_nothing(fake_gemini: FakeGemini, gen: GeminiGe
 
 
 def test_estimate_cost() -> None:
-    assert estimate_cost(1, FLASH) == pytest.approx(0.039)
-    assert estimate_cost(4, FLASH) == pytest.approx(0.156)
-    assert estimate_cost(1, "gemini-3-pro-image-preview") > estimate_cost(1, FLASH)
+    assert estimate_cost(1, FLASH) == pytest.approx(0.067)
+    assert estimate_cost(4, FLASH) == pytest.approx(0.268)
+    assert model_info(FLASH).estimate(2, "4K", batch=True) == pytest.approx(0.151)  # Batch mode: half price
+    assert estimate_cost(1, "gemini-3-pro-image") > estimate_cost(1, FLASH)
     assert estimate_cost(0, FLASH) == 0.0
 
 
@@ -426,42 +430,43 @@ def test_unreachable_api_is_a_clear_error(settings: Settings, sleeps: list[float
 
 
 def test_models_list_keeps_the_image_models_and_their_caps(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
-    fake_gemini.models = [FLASH, "gemini-3-pro-image-preview", "gemini-4-flash-image"]
-    listed = {m.name: m for m in gen.models()}
-    assert list(listed) == [FLASH, "gemini-3-pro-image-preview", "gemini-4-flash-image"]  # no text model, no Imagen
-    assert (listed[FLASH].max_references, listed[FLASH].sizes) == (3, ("1K",))
-    assert (listed["gemini-3-pro-image-preview"].max_references, listed["gemini-3-pro-image-preview"].sizes) == (14, ("1K", "2K", "4K"))
+    fake_gemini.models = ["gemini-4-flash-image", "gemini-2.5-flash-image", "gemini-3-pro-image", FLASH]
+    listed = {m.name: m for m in ModelList(gen.models).all()}
+    # the preferred first; no text or embedding model; nothing Google has shut down, even when the API lists it
+    assert list(listed) == [FLASH, "gemini-3-pro-image", "gemini-4-flash-image"]
+    assert (listed[FLASH].max_references, listed[FLASH].sizes) == (14, ("512", "1K", "2K", "4K"))
+    assert (listed["gemini-3-pro-image"].max_references, listed["gemini-3-pro-image"].sizes) == (14, ("1K", "2K", "4K"))
     unknown = listed["gemini-4-flash-image"]
     assert not unknown.known and unknown.max_references == 3 and unknown.price() >= listed[FLASH].price()
     assert fake_gemini.requests == [] and len(fake_gemini.model_lists) == 1
 
 
 def test_sizes_and_ratios_follow_the_model(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None:
+    fake_gemini.models = [*TODAY, "gemini-3.1-flash-lite-image"]
     fake_gemini.push(image_reply(png_bytes()), image_reply(png_bytes()), image_reply(png_bytes()))
-    gen.generate("banana", [], model="gemini-3-pro-image-preview", image_size="4K")
-    gen.generate("banana", [], aspect_ratio="1:8", model="gemini-3.1-flash-image-preview", image_size="512")
-    gen.generate("banana", [])
-    pro, flash31, flash = fake_gemini.requests
-    assert pro.path.endswith("/gemini-3-pro-image-preview:generateContent") and pro.image_size() == "4K"
+    gen.generate("banana", [], model="gemini-3-pro-image", image_size="4K")
+    gen.generate("banana", [], aspect_ratio="1:8", model="gemini-3.1-flash-image", image_size="512")
+    gen.generate("banana", [], model="gemini-3.1-flash-lite-image")
+    pro, flash31, lite = fake_gemini.requests
+    assert pro.path.endswith("/gemini-3-pro-image:generateContent") and pro.image_size() == "4K"
     assert (flash31.image_size(), flash31.aspect_ratio()) == ("512", "1:8")
-    assert flash.image_size() is None  # 2.5 Flash Image makes 1K only and is sent no size
+    assert lite.image_size() is None  # Flash-Lite Image makes 1K only and is sent no size
     with pytest.raises(GenerationError, match="1:8"):
-        gen.generate("banana", [], aspect_ratio="1:8")  # not a 2.5 Flash ratio
+        gen.generate("banana", [], aspect_ratio="1:8", model="gemini-3-pro-image")  # not a Pro ratio
     with pytest.raises(GenerationError, match="not '8K'"):
-        gen.generate("banana", [], model="gemini-3-pro-image-preview", image_size="8K")
+        gen.generate("banana", [], model="gemini-3-pro-image", image_size="8K")
     assert len(fake_gemini.requests) == 3
-    assert estimate_cost(1, "gemini-3-pro-image-preview", "4K") == pytest.approx(0.24)
-    assert estimate_cost(2, "gemini-3-pro-image-preview", "2K") == pytest.approx(0.268)
+    assert estimate_cost(1, "gemini-3-pro-image", "4K") == pytest.approx(0.24)
+    assert estimate_cost(2, "gemini-3-pro-image", "2K") == pytest.approx(0.268)
 
 
-def test_a_retired_model_names_gemini_model_and_the_known_ones(fake_gemini: FakeGemini, settings: Settings) -> None:
-    fake_gemini.models = ["gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"]
+def test_a_vanished_model_is_one_sentence_naming_the_replacement(fake_gemini: FakeGemini, settings: Settings) -> None:
     gen = GeminiGenerator(settings.with_(gemini_model="gemini-2.0-flash-preview-image-generation"))
-    with pytest.raises(GenerationError) as err:
+    with pytest.raises(ModelUnavailable) as err:
         gen.generate("banana", [])
-    message = str(err.value)
-    assert "GEMINI_MODEL" in message and "gemini-2.0-flash-preview-image-generation" in message
-    assert "gemini-3-pro-image-preview, gemini-3.1-flash-image-preview" in message
+    assert str(err.value) == ("Gemini no longer serves gemini-2.0-flash-preview-image-generation (404 NOT_FOUND); "
+                              "use Nano Banana 2 (gemini-3.1-flash-image) instead.")
+    assert err.value.replacement == "gemini-3.1-flash-image"
     assert len(fake_gemini.requests) == 1  # a 404 is not retried
 
 
@@ -470,13 +475,13 @@ def test_history_goes_first_and_the_reply_comes_back_whole(fake_gemini: FakeGemi
 
     first = png_bytes(color=(10, 20, 30))
     fake_gemini.push(signed_reply(first, b"sig-1", text="A first try."))
-    one = gen.generate("a red cape", [], model="gemini-3-pro-image-preview")
+    one = gen.generate("a red cape", [], model="gemini-3-pro-image")
     (reply,) = one.replies
     assert [p.get("thought") for p in reply.content["parts"]] == [True, None, None]  # the thought part is kept
     assert reply.content["role"] == "model" and reply.text == "A first try." and len(reply.images) == 1
 
     fake_gemini.push(image_reply(png_bytes(color=(1, 1, 1))))
-    gen.generate("now blue", [], model="gemini-3-pro-image-preview", history=[one.request, reply.content])
+    gen.generate("now blue", [], model="gemini-3-pro-image", history=[one.request, reply.content])
     second = fake_gemini.requests[-1]
     assert second.roles() == ["user", "model", "user"]
     assert second.texts() == ["a red cape", "Planning the edit.", "A first try.", "now blue"]

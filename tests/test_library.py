@@ -48,7 +48,7 @@ def library(studio: Studio, tmp_path: Path) -> Studio:
     studio.ingest_files(_files(tmp_path / "in" / "cars", 3, 2), folder="cars")
     cats = studio.library_page(LibraryFilter(folders=("cats",))).assets
     studio.ingest_files(_files(tmp_path / "in" / "gen", 2, 3), source="generated", folder="generated",
-                        meta={"model": "gemini-2.5-flash-image", "prompt": "two cats", "parents": [cats[0].id, cats[1].id]})
+                        meta={"model": "gemini-3.1-flash-image", "prompt": "two cats", "parents": [cats[0].id, cats[1].id]})
     return studio
 
 
@@ -61,7 +61,7 @@ def test_grid_is_newest_first_paged_with_counts_per_facet(library: Studio) -> No
     assert created == sorted(created, reverse=True) and everything[0].source == "generated"
     assert page.facets["folder"] == {"cars": 3, "cats": 3, "generated": 2}
     assert page.facets["source"] == {"upload": 6, "generated": 2}
-    assert page.facets["model"] == {"gemini-2.5-flash-image": 2}
+    assert page.facets["model"] == {"gemini-3.1-flash-image": 2}
     assert page.facets["added"] == {"past day": 8, "past week": 8, "past month": 8, "older": 0}
     only_uploads = library.library_page(LibraryFilter(sources=("upload",)))
     assert only_uploads.total == 6 and {a.source for a in only_uploads.assets} == {"upload"}
@@ -81,7 +81,7 @@ def test_date_added_and_the_milvus_filter_agree_with_the_grid(library: Studio) -
     assert library.library_page(limit=8).assets[-1].id == old.id  # the oldest comes last
     choices = [
         LibraryFilter(), LibraryFilter(folders=("cats", "cars")), LibraryFilter(sources=("generated",)),
-        LibraryFilter(tags=("red",)), LibraryFilter(tags=("vintage", "nothing")), LibraryFilter(models=("gemini-2.5-flash-image",)),
+        LibraryFilter(tags=("red",)), LibraryFilter(tags=("vintage", "nothing")), LibraryFilter(models=("gemini-3.1-flash-image",)),
         LibraryFilter(added="older"), LibraryFilter(added="past day", folders=("cars",)), LibraryFilter(tags=("red",), added="past day"),
     ]
     for chosen in choices:  # the in-memory grid and a Milvus query give the same answer
@@ -114,8 +114,8 @@ def test_asset_page_shows_parents_children_and_how_it_was_made(library: Studio) 
     child = library.asset(generated[0].id)
     parents = child.asset.meta["parents"]
     assert [a.id for a in child.parents] == parents and set(parents) <= set(cats)
-    assert child.generation["prompt"] == "two cats" and child.generation["model"] == "gemini-2.5-flash-image"
-    assert child.generation["cost_usd"] == pytest.approx(0.039) and child.generation["image_size"] == "40×40"
+    assert child.generation["prompt"] == "two cats" and child.generation["model"] == "gemini-3.1-flash-image"
+    assert child.generation["cost_usd"] == pytest.approx(0.067) and child.generation["image_size"] == "40×40"
     parent = library.asset(parents[0])
     assert {a.id for a in parent.children} == {a.id for a in generated} and parent.generation == {}
     library.delete([parents[1]])

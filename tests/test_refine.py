@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from rag.errors import BudgetExceeded, GenerationBlocked, GenerationError, RateLimited
+from rag.errors import BudgetExceeded, GenerationBlocked, GenerationError, ModelUnavailable, RateLimited
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
@@ -26,7 +26,7 @@ from tests.fake_gemini import (
 from tests.test_cli import run
 
 KEY = "refine-test-key-93b"
-FLASH, PRO = "gemini-2.5-flash-image", "gemini-3-pro-image-preview"
+FLASH, PRO, LITE = "gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-3.1-flash-lite-image"
 
 
 @pytest.fixture
@@ -43,15 +43,16 @@ def outputs(studio: Studio) -> list[str]:
 
 
 def test_the_budget_refuses_before_any_call(flash_studio: Studio, fake_gemini: FakeGemini) -> None:
-    flash_studio.settings = flash_studio.settings.with_(gemini_daily_budget_usd=0.05)
+    flash_studio.settings = flash_studio.settings.with_(gemini_daily_budget_usd=0.1)
     fake_gemini.push(image_reply(png_bytes()))
-    first = flash_studio.generate("a banana")  # $0.039 of $0.05
-    with pytest.raises(BudgetExceeded, match=r"GEMINI_DAILY_BUDGET_USD.*\$0\.039 is spent.*about \$0\.039"):
+    first = flash_studio.generate("a banana")  # $0.067 of $0.10: the automatic choice's price (Nano Banana 2, 1K)
+    with pytest.raises(BudgetExceeded, match=r"GEMINI_DAILY_BUDGET_USD.*\$0\.067 is spent.*about \$0\.067"):
         flash_studio.refine(first.session_id, "a second banana")
     assert len(fake_gemini.requests) == 1  # the server never saw the second request
     refused, made = flash_studio.history()
     assert (refused.outcome, refused.cost_usd, made.outcome) == ("refused", 0.0, "ok")
-    assert "not sent" in refused.reason and flash_studio.spend()["today"] == pytest.approx(0.039)
+    assert "not sent" in refused.reason and flash_studio.spend()["today"] == pytest.approx(0.067)
+    assert made.model == FLASH
     assert len(flash_studio.open_session(first.session_id)[1]) == 1
 
 
@@ -91,17 +92,17 @@ def test_a_text_only_reply_is_recorded_and_makes_no_version(flash_studio: Studio
 
 
 def test_models_listed_by_the_api_set_the_caps(tmp_path: Path, embedder, fake_gemini: FakeGemini) -> None:
-    fake_gemini.models = [FLASH, PRO]
+    fake_gemini.models = [LITE, PRO, FLASH]
     studio = Studio(test_settings(tmp_path, gemini_api_key=KEY, gemini_base_url=fake_gemini.base_url, gemini_retries=0),
                     embedder=embedder)
     try:
         studio.ingest_folder(SAMPLE / "food")
         ids = list(studio.table()["id"][:4])
-        assert [m.name for m in studio.models()] == [FLASH, PRO] and studio.model_list.listed
+        assert [m.name for m in studio.models()] == [FLASH, PRO, LITE] and studio.model_list.listed
         caps = {m.name: (m.max_references, m.sizes) for m in studio.models()}
-        assert caps == {FLASH: (3, ("1K",)), PRO: (14, ("1K", "2K", "4K"))}
+        assert caps == {FLASH: (14, ("512", "1K", "2K", "4K")), PRO: (14, ("1K", "2K", "4K")), LITE: (3, ("1K",))}
         with pytest.raises(GenerationError, match="at most 3 reference images; you picked 4"):
-            studio.generate("four dishes", reference_ids=ids, model=FLASH)
+            studio.generate("four dishes", reference_ids=ids, model=LITE)
         fake_gemini.push(signed_reply(png_bytes(), b"s"))
         studio.generate("four dishes", reference_ids=ids, model=PRO, image_size="4K")
         (request,) = fake_gemini.requests
@@ -114,10 +115,12 @@ def test_models_listed_by_the_api_set_the_caps(tmp_path: Path, embedder, fake_ge
 
 
 def test_without_a_model_list_the_catalogue_is_offered(flash_studio: Studio, fake_gemini: FakeGemini) -> None:
-    names = [m.name for m in flash_studio.models()]  # the fake answers models.list with 404
-    assert FLASH in names and PRO in names and not flash_studio.model_list.listed
-    fake_gemini.models = [PRO]  # now the API knows only Pro: GEMINI_MODEL (Flash) is retired
-    with pytest.raises(GenerationError, match=f"GEMINI_MODEL.*{PRO}"):
+    fake_gemini.list_error = error_reply(403, "PERMISSION_DENIED", "This key may not list models.")
+    names = [m.name for m in flash_studio.models()]
+    assert names == [FLASH, PRO, LITE] and not flash_studio.model_list.listed  # nothing shut down is offered
+    assert "did not list its models" in flash_studio.model_choice().reason
+    fake_gemini.models = [PRO]  # the API still answers for Pro only: Flash has vanished while in use
+    with pytest.raises(ModelUnavailable, match=f"no longer serves {FLASH}"):
         flash_studio.generate("a banana")
 
 

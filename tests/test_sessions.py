@@ -17,7 +17,7 @@ from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply, png_bytes, signed_reply
 from tests.test_full_disk import small_disk  # noqa: F401  (pytest fixture)
 
-PRO = "gemini-3-pro-image-preview"
+PRO = "gemini-3-pro-image"
 KEY = "sessions-test-key-5e1"
 
 

@@ -26,7 +26,7 @@ from tests.conftest import ROOT, SAMPLE, MilvusBackend, test_settings
 
 RICH_META = {
     "prompt": 'a "banana" on a beach\\n — ünïcödé 文字',
-    "model": "gemini-2.5-flash-image",
+    "model": "gemini-3.1-flash-image",
     "parents": ["a" * 64, "b" * 64],
     "provenance": {"references": [{"id": "a" * 64, "weight": 0.5}], "seed": None, "ok": True, "n": 1.25},
 }

@@ -173,7 +173,7 @@ def toggle_reference(studio: Studio, asset_id: str, chosen: list[str]) -> tuple[
         chosen.remove(asset_id)
         message = f"Removed from the references ({len(chosen)} of {cap})."
     elif len(chosen) >= cap:
-        message = (f"**Not added: {md_escape(studio.settings.gemini_model)} takes at most {cap} reference images.** "
+        message = (f"**Not added: {md_escape(studio.model_list.get().title)} takes at most {cap} reference images.** "
                    "Remove one first (open it from the tray and press the ✓ button), or clear the tray.")
         gr.Warning(f"At most {cap} reference images; remove one first.")
     else:

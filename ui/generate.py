@@ -22,6 +22,7 @@ from rag.studio import Studio
 from .common import OnePerUser, api_record, gallery_items, progress_callback, user_errors
 from .session_view import (
     REFINE_HINT,
+    continuation,
     cost_md,
     model_choices,
     recent_choices,
@@ -202,9 +203,11 @@ def _listen_runs(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None
         def work(notify: Callable[[str], None]) -> tuple[Any, ...]:
             parent = studio.version(current, user=user) if current else None
             same = parent is not None and parent.model == model  # the pickers apply when they show the version's model
+            instead = continuation(studio, parent, model)  # its model shut down: a new branch, from its image
             with in_flight.hold(request):
                 run = studio.refine(session_id, text or "", from_version=current, aspect_ratio=ratio if same else "",
-                                    image_size=size if same else "", model=model, user=user, notify=notify)
+                                    image_size=size if same else "", model=model, user=user, notify=notify,
+                                    continue_on=instead.name if instead else "")
             newest = run.versions[-1].id if run.versions else current
             return (*show(studio, session_id, newest, _said(run), enabled=c.enabled, clear_refine=bool(run.versions),
                           user=user), ready())
@@ -309,9 +312,11 @@ def _api(studio: Studio) -> None:
         return [api_record(a.to_dict()) for a in studio.find_references(prompt, n, model=model)]
 
     @user_errors
-    def refine(session_id: str, instruction: str, request: gr.Request, from_version: str = "", n: int = 1) -> dict[str, Any]:
-        """A follow-up instruction about a version (the newest when ``from_version`` is blank)."""
-        return _run_record(studio.refine(session_id, instruction, from_version=from_version, n=n, user=user_of(request)))
+    def refine(session_id: str, instruction: str, request: gr.Request, from_version: str = "", n: int = 1,
+               continue_on: str = "") -> dict[str, Any]:
+        """A follow-up about a version (the newest by default); ``continue_on``: a new branch on that model."""
+        return _run_record(studio.refine(session_id, instruction, from_version=from_version, n=n,
+                                         continue_on=continue_on, user=user_of(request)))
 
     @user_errors
     def sessions(request: gr.Request, limit: int = 20) -> list[dict[str, Any]]:
@@ -340,17 +345,23 @@ def _api(studio: Studio) -> None:
         versions = studio.versions_at(paths, user=user_of(request))
         return [a.id for a in studio.save_versions([v.id for v in versions], user=user_of(request)).added]
 
-    @user_errors
-    def models() -> list[dict[str, Any]]:
-        """The image models offered, each with its reference cap, sizes, prices and aspect ratios."""
-        return [m.to_dict() for m in studio.models()]
-
     for fn in (generate, refine):
         gr.api(fn, api_name=fn.__name__, concurrency_id="generate", concurrency_limit=2)
     for fn in (save_versions, save_generated):
         gr.api(fn, api_name=fn.__name__, concurrency_id="ingest", concurrency_limit=1)
-    for fn in (sessions, session, start_session, models, find_references):
+    for fn in (sessions, session, start_session, find_references):
         gr.api(fn, api_name=fn.__name__)
+
+    _api_models(studio)
+
+
+def _api_models(studio: Studio) -> None:
+    @user_errors
+    def models() -> list[dict[str, Any]]:
+        """The image models offered, the preferred first: caps, sizes, prices; the default with its ``reason``."""
+        return studio.model_offers()
+
+    gr.api(models, api_name="models")
 
 
 def _run_record(run: Any) -> dict[str, Any]:

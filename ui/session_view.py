@@ -74,8 +74,7 @@ def show(studio: Studio, session_id: str, current_id: str, reply: str, *, enable
             ids.append(v.id)
     selected = ids.index(current.id) if current is not None and current.id in ids else None
     view = gr.Image(value=current.path if current else None, label=caption(current) if current else "Result")
-    where = (f"Refine {current.label} (continues with {current.model or studio.settings.gemini_model})"
-             if current else "Refine the selected version")
+    where = _refine_label(studio, current)
     return (
         session_id,
         ids,
@@ -89,6 +88,25 @@ def show(studio: Studio, session_id: str, current_id: str, reply: str, *, enable
         gr.Textbox(label=where, interactive=enabled and current is not None, **({"value": ""} if clear_refine else {})),
         gr.Button(interactive=enabled and current is not None),
     )
+
+
+def continuation(studio: Studio, version: Version | None, picked: str = "") -> ModelInfo | None:
+    """The model a refinement of ``version`` continues on when its own has been shut down (the picked one, else
+    the replacement); None while the conversation can go on as it is."""
+    instead = studio.replacement_for(version.model) if version is not None and version.turn_id else None
+    if instead is None:
+        return None
+    return studio.model_list.get(picked) if picked and picked != version.model else instead
+
+
+def _refine_label(studio: Studio, current: Version | None) -> str:
+    """What Refine will do: continue the conversation, or (its model shut down) branch on another model."""
+    if current is None:
+        return "Refine the selected version"
+    if continuation(studio, current) is not None:
+        return (f"Refine {current.label} on the model picked above: {current.model}, which made it, no longer works, "
+                "so a new branch starts from this image")
+    return f"Refine {current.label} (continues with {current.model or studio.model_list.get().name})"
 
 
 def shown_outputs(c: Any) -> list[Any]:

@@ -1,0 +1,104 @@
+"""Doors a hostile team member tried (issue 25): ids that are paths, packets that stall the parser,
+templates that allocate. Each test failed on the code before its fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.campaigns import FIELDS, check_template
+from rag.errors import BananaError, GenerationError
+from rag.image_text import MAX_XMP_BYTES, embedded_text
+from rag.models import MAX_PROMPT_CHARS, model_info
+from rag.studio import Studio
+from tests.conftest import SAMPLE
+
+DC = "http://purl.org/dc/elements/1.1/"
+
+
+def forged_record(folder: Path, asset_path: Path, kept: str | None) -> Path:
+    """A trash record written by someone else: a record of an asset whose file is ``asset_path``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / f"{'ab' * 32}.json"
+    asset = {"id": "ab" * 32, "path": str(asset_path), "filename": asset_path.name, "folder": "x", "width": 1,
+             "height": 1, "format": "PNG", "bytes": 1, "created": 0.0, "source": "upload"}
+    record.write_text(json.dumps({"asset": asset, "vector": np.zeros(512).tolist(), "deleted": 0.0, "file": kept}))
+    return record
+
+
+def test_restore_takes_only_ids_that_are_trash_entries(studio: Studio, tmp_path: Path) -> None:
+    victim = tmp_path / "users.txt"
+    victim.write_text("alice:secret")
+    uploaded = forged_record(tmp_path / "gradio-upload", victim, kept=str(victim))  # /gradio_api/upload's answer
+    restored, problems = studio.restore([str(uploaded.with_suffix("")), "../../users", "/etc/passwd"])
+    assert restored == [] and len(problems) == 3 and all("not in the Trash" in why for _, why in problems)
+    assert victim.read_text() == "alice:secret" and studio.count() == 0
+
+
+def test_a_tampered_trash_record_cannot_move_files_outside_the_app(studio: Studio, tmp_path: Path) -> None:
+    victim = tmp_path / "sessions.db"
+    victim.write_text("private")
+    trash = studio.settings.trash_dir
+    forged_record(trash, victim, kept="../../sessions.db")  # the kept file names a path
+    assert studio.restore(["ab" * 32])[0] == [] and victim.read_text() == "private"
+    outside = tmp_path / "elsewhere" / "x.png"
+    forged_record(trash, outside, kept="kept.png")  # a real kept file, to go back outside the app's folders
+    (trash / "kept.png").write_bytes((SAMPLE / "food" / "honey.png").read_bytes())
+    restored, ((_, why),) = studio.restore(["ab" * 32])
+    assert restored == [] and "outside the app's own folders" in why and not outside.exists()
+
+
+def xmp_png(path: Path, packet: bytes) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path, "PNG", pnginfo=_png_info(packet))
+    return path
+
+
+def _png_info(packet: bytes):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", packet.decode())
+    return info
+
+
+def test_a_hostile_xmp_packet_is_parsed_in_linear_time(studio: Studio, tmp_path: Path) -> None:
+    from PIL import Image
+
+    opening = f"<x:xmpmeta xmlns:x='adobe:ns:meta/' xmlns:dc='{DC}'>".encode()
+    hostile = xmp_png(tmp_path / "bomb.png", opening + b"<dc:title>" * 25_000)  # 30 s in the old pattern
+    entity = xmp_png(tmp_path / "entity.png", b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]><x>&a;&a;</x>')
+    # a parser, not a pattern: a commented-out title is no title (the pattern read it)
+    good = xmp_png(tmp_path / "good.png", opening + b"<!-- <dc:title>old</dc:title> --><dc:title>Acme &amp; Co"
+                   b"</dc:title></x:xmpmeta>")
+    with Image.open(hostile) as a, Image.open(entity) as b, Image.open(good) as c:
+        assert (embedded_text(a), embedded_text(b), embedded_text(c)) == ("", "", "Acme & Co")
+    report = studio.ingest_files([hostile, good])
+    assert len(report.added) == 2 and not report.failed  # the image itself is fine: only its words are dropped
+    assert MAX_XMP_BYTES <= 1 << 20
+
+
+@pytest.mark.parametrize("template", ["{name:x>20000000}", "{name:%}", "{name!r}", "{name[0]}", "{name.__class__}",
+                                      "{}", "{0}"])
+def test_placeholders_are_plain_fields_only(template: str) -> None:
+    with pytest.raises(BananaError, match="does not fill") as err:
+        check_template(f"An ad for {template}")
+    assert all(f"{{{f}}}" in str(err.value) for f in FIELDS)
+
+
+def test_prompts_and_templates_have_a_length_limit(studio: Studio) -> None:
+    with pytest.raises(BananaError, match="at most 10,000"):
+        check_template("x" * (MAX_PROMPT_CHARS + 1))
+    with pytest.raises(GenerationError, match="shorten it to at most 10,000"):
+        model_info("gemini-3.1-flash-image").check("x" * (MAX_PROMPT_CHARS + 1), 0, "1:1", "1K", 1)
+    shutil.copy(SAMPLE / "food" / "honey.png", studio.settings.data_dir / "honey.png")
+    folder = "line-" + "f" * 100
+    studio.ingest_files([studio.settings.data_dir / "honey.png"], folder=folder)
+    long = "{folder} " + "y" * (MAX_PROMPT_CHARS - 9)  # fits as written; with the folder filled in it does not
+    with pytest.raises(BananaError, match="makes a prompt of"):
+        studio.plan_campaign(long, folder=folder)
