@@ -120,6 +120,22 @@ def clean_folder(name: str) -> str:
     return "/".join(levels)
 
 
+def campaign_tag(name: str) -> str:
+    """The tag a campaign's saved images carry (``campaign:NAME``), within the tag rules whatever the name."""
+    words = " ".join("".join(ch if ch.isprintable() else " " for ch in str(name)).split())
+    return f"campaign:{words}"[:MAX_TAG_CHARS].rstrip()
+
+
+def clean_campaign_name(name: str) -> str:
+    """A campaign name a user typed: printable, at most MAX_FOLDER_CHARS; "" when blank (a name is made up)."""
+    text = " ".join(str(name or "").split(" ")).strip()
+    if len(text) > MAX_FOLDER_CHARS:
+        raise BananaError(f"A campaign name can be at most {MAX_FOLDER_CHARS} characters; this one has {len(text):,}.")
+    if any(not ch.isprintable() for ch in text):
+        raise BananaError("A campaign name cannot contain control characters such as line breaks or tabs.")
+    return text
+
+
 def clean_tags(tags: str | Sequence[str] | None) -> list[str]:
     """Tags from a comma-separated text or a list: trimmed, blank ones dropped, case-insensitive
     duplicates merged (the first spelling wins); too many or too long is refused with a sentence."""

@@ -44,9 +44,10 @@ def check_template(template: str) -> None:
     if len(template) > MAX_PROMPT_CHARS:
         raise BananaError(f"The template is {len(template):,} characters; a prompt may have at most {MAX_PROMPT_CHARS:,}.")
     fields = _fields(template)
-    unknown = [f for f, spec, conversion in fields if f not in FIELDS or spec or conversion]
+    unknown = ["{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+               for f, spec, conv in fields if f not in FIELDS or spec or conv]
     if unknown:
-        raise BananaError(f"The template has a placeholder Banana Studio does not fill ({unknown[0][:40]!r}); use "
+        raise BananaError(f"The template has an unknown placeholder {unknown[0][:40]}; use "
                           f"{', '.join('{' + f + '}' for f in FIELDS)} as they are, without : or !.")
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import batch
+from .assets import clean_campaign_name
 from .campaign_store import Campaign, CampaignStore, Item
 from .campaigns import Plan, Progress, Runner, make_plan
 from .errors import BananaError, BudgetExceeded
@@ -86,7 +88,7 @@ class CampaignsMixin:
         assets, source = self.campaign_assets(folder=folder, query=query, tag=tag, ids=ids, limit=limit)
         shared = self.references(list(dict.fromkeys(refs)))
         info = self.model_list.usable(model)
-        campaign = Campaign(id="", created=time.time(), user=user, name=name.strip() or f"{source} {time.strftime('%Y-%m-%d %H:%M')}",
+        campaign = Campaign(id="", created=time.time(), user=user, name=clean_campaign_name(name) or f"{source[:100]} {time.strftime('%Y-%m-%d %H:%M')}",
                             source=source, template=template.strip(), model=info.name, image_size=info.size(image_size),
                             aspect_ratios=list(dict.fromkeys(aspect_ratios)), per_item=int(per_item),
                             shared_refs=[a.id for a in shared], mode="batch" if batch else "now", status="planned")
@@ -105,11 +107,8 @@ class CampaignsMixin:
                      cancel: threading.Event | None = None) -> Campaign:
         """Send the campaign's unfinished items ("now" mode): a resumed run starts at the first unfinished one."""
         campaign = self.campaign_store.campaign(campaign_id, user)
-        runner = self._runner(campaign, cancel)
-        try:
+        with self._runner(campaign, cancel) as runner:
             runner.run(campaign, progress)
-        finally:
-            self._running.pop(campaign.id, None)
         return self.campaign_store.campaign(campaign.id)
 
     def resume_campaign(self, campaign_id: str, *, user: str | None = None,
@@ -137,7 +136,8 @@ class CampaignsMixin:
         item = next((i for i in self.campaign_store.items(campaign.id) if i.seq == int(seq)), None)
         if item is None:
             raise BananaError(f"Campaign {campaign.name!r} has no item {seq}.")
-        self._runner(campaign, None).run(campaign, items=[item])
+        with self._runner(campaign, None) as runner:
+            runner.run(campaign, items=[item])
         return next(i for i in self.campaign_store.items(campaign.id) if i.seq == item.seq)
 
     def campaigns(self, limit: int = 50, *, user: str | None = None) -> list[Campaign]:
@@ -195,11 +195,16 @@ class CampaignsMixin:
                 log.warning("Polling the Batch job of campaign %s failed: %s", campaign.id, exc)
         return waiting
 
-    def _runner(self, campaign: Campaign, cancel: threading.Event | None) -> Runner:
+    @contextmanager
+    def _runner(self, campaign: Campaign, cancel: threading.Event | None) -> Iterator[Runner]:
+        """The campaign's runner, marked running in this process until the block ends, however it ends."""
         if campaign.id in self._running:
             raise BananaError(f"Campaign {campaign.name!r} is already running.")
         self.model_list.usable(campaign.model)  # shut down since it was planned: say so before anything is sent
         runner = Runner(self.campaign_store, self.generator, self.settings, self.model_list, self.store.get,
                         cancel or threading.Event())
         self._running[campaign.id] = runner.cancel
-        return runner
+        try:
+            yield runner
+        finally:
+            self._running.pop(campaign.id, None)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .assets import campaign_tag
 from .errors import BananaError, ModelUnavailable
 from .files import sha256_file
 from .generate import Notify
@@ -122,7 +123,7 @@ class SessionsMixin:
             meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
                     "provenance": provenance}
             if provenance.get("campaign"):  # searchable and filterable later: a field, and a tag the grid filters on
-                meta |= {"campaign": provenance["campaign"], "tags": [f"campaign:{provenance['campaign']}"]}
+                meta |= {"campaign": provenance["campaign"], "tags": [campaign_tag(provenance["campaign"])]}
             one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
             report.added += one.added
             report.duplicates += one.duplicates

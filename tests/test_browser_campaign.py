@@ -119,7 +119,7 @@ def test_find_references_fills_the_tray_and_the_provenance_says_so(browser, thre
         page.get_by_role("tab", name="Generate").click()
         page.locator("#prompt textarea").fill(prompt)
         page.locator("#find-references").click()
-        page.get_by_text(re.compile(r"3 of 3 references from the library")).wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"3 of 14 references from the library")).wait_for(timeout=30_000)
         page.locator("#generate-button").click()
         page.get_by_text("Versions of this session (1)").wait_for(timeout=60_000)
         page.close()

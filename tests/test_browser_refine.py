@@ -63,7 +63,7 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
         page.goto(url)
         search_and_pick(page, "a bowl of soup", 2)
         page.get_by_role("button", name="Use in Generate →").click()
-        page.get_by_text(re.compile(r"2 of 3 references from the library")).wait_for(timeout=10_000)
+        page.get_by_text(re.compile(r"2 of 14 references from the library")).wait_for(timeout=10_000)
 
         page.locator("#prompt textarea").fill("These dishes as a toy car")
         page.locator("#prompt textarea").press("Control+Enter")  # the keyboard runs Generate
@@ -107,7 +107,7 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
         page.get_by_text(re.compile(r"2 of 14 references from the library")).wait_for(timeout=10_000)
 
         page.get_by_role("tab", name="History").click()
-        page.get_by_text(re.compile(r"Spent today: \$0\.15\d")).wait_for(timeout=10_000)
+        page.get_by_text(re.compile(r"Spent today: \$0\.26\d")).wait_for(timeout=10_000)
         thumbnails = page.locator("#history-table img")
         thumbnails.nth(3).wait_for(timeout=10_000)  # one per request that made an image
         assert page.locator("#history-table").get_by_text("failed").count() == 0  # the 429 was retried, not lost

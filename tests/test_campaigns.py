@@ -127,6 +127,8 @@ def test_review_save_and_regenerate(line: Studio, fake_gemini: FakeGemini) -> No
     again = line.regenerate_item(campaign.id, items[2].seq)
     assert len(again.version_ids) == 2 and again.version_ids[0] == third
     assert len(fake_gemini.requests) == 6
+    assert not line.cancel_campaign(campaign.id)  # not left marked running (it stayed so until a restart)
+    assert len(line.regenerate_item(campaign.id, items[2].seq).version_ids) == 3
 
 
 def test_another_users_campaign_is_not_found(line: Studio, fake_gemini: FakeGemini) -> None:

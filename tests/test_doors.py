@@ -86,7 +86,7 @@ def test_a_hostile_xmp_packet_is_parsed_in_linear_time(studio: Studio, tmp_path:
 @pytest.mark.parametrize("template", ["{name:x>20000000}", "{name:%}", "{name!r}", "{name[0]}", "{name.__class__}",
                                       "{}", "{0}"])
 def test_placeholders_are_plain_fields_only(template: str) -> None:
-    with pytest.raises(BananaError, match="does not fill") as err:
+    with pytest.raises(BananaError, match="unknown placeholder") as err:
         check_template(f"An ad for {template}")
     assert all(f"{{{f}}}" in str(err.value) for f in FIELDS)
 
@@ -102,3 +102,19 @@ def test_prompts_and_templates_have_a_length_limit(studio: Studio) -> None:
     long = "{folder} " + "y" * (MAX_PROMPT_CHARS - 9)  # fits as written; with the folder filled in it does not
     with pytest.raises(BananaError, match="makes a prompt of"):
         studio.plan_campaign(long, folder=folder)
+
+
+@pytest.mark.parametrize("name", ["spring\nlaunch", "x" * 200_000, "tab\there"])
+def test_a_campaign_name_is_checked_like_a_folder(studio: Studio, name: str) -> None:
+    shutil.copy(SAMPLE / "food" / "honey.png", studio.settings.data_dir / "honey.png")
+    studio.ingest_files([studio.settings.data_dir / "honey.png"], folder="line")
+    with pytest.raises(BananaError, match="campaign name"):
+        studio.plan_campaign("An ad for {name}", folder="line", name=name)
+
+
+def test_a_campaign_tag_keeps_the_tag_rules_whatever_the_name() -> None:
+    from rag.assets import MAX_TAG_CHARS, campaign_tag, clean_tags
+
+    assert campaign_tag("Spring line") == "campaign:Spring line"
+    long = campaign_tag("A very long campaign name for the whole spring range")
+    assert len(long) <= MAX_TAG_CHARS and clean_tags([long]) == [long]  # an edit of its tags is never refused
