@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 from typing import Any
@@ -128,6 +129,9 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     sign_in = sign_in_options(Accounts.from_settings(settings))  # a bad users file stops here, before any change
     for folder in settings.served_dirs:
         folder.mkdir(parents=True, exist_ok=True)
+    # uvicorn believes X-Forwarded-For from these addresses (its default: 127.0.0.1, so any local client could
+    # pick the address the sign-in throttle counts); Gradio passes no setting for it, only this variable.
+    os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies
     return {
         "allowed_paths": [str(folder) for folder in settings.served_dirs],
         "max_file_size": f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file

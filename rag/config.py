@@ -140,6 +140,8 @@ class Settings:
     port: int = _env("BANANA_PORT", default=7860, parse=_int)
     auth: str = _env("BANANA_AUTH", default="", secret=True)
     users_file: str = _env("BANANA_USERS_FILE", default="")  # one user:password per line; each user's work is theirs
+    # Proxies (comma-separated addresses) whose X-Forwarded-For names the client; none: the connecting address counts.
+    trusted_proxies: str = _env("BANANA_TRUSTED_PROXIES", default="")
 
     def __post_init__(self) -> None:
         derived = {

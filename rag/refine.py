@@ -9,6 +9,7 @@ session and no file, and every request, whatever its outcome, is an attempt in H
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,7 @@ def _save(settings: Settings, session: Session, parent: Version | None, result: 
     extra = {**more, "session_id": session.id, "version": f"v{seq}", "parent_version_id": parent.id if parent else "",
              "parents": parents}
     one = replace(result, images=reply.images, text=reply.text)
-    # The whole session id: a file name in the served outputs folder must not be guessable by another user.
-    stem = f"{readable_stem(session.title)}-v{seq}-{session.id}"
+    # A random part of its own: a file name in the served outputs folder must not follow from anything another
+    # user can see (a saved version's record names its session, prompt and version number).
+    stem = f"{readable_stem(session.title)}-v{seq}-{secrets.token_hex(12)}"
     return save_result(one, settings.outputs_dir, max_pixels=settings.max_image_pixels, stem=stem, extra=extra)

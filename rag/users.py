@@ -8,8 +8,9 @@ theirs (see :mod:`rag.studio_sessions`); the library is shared. A password never
 from __future__ import annotations
 
 import hmac
+import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .config import Settings
 from .errors import ConfigError
 
 FAILURES_PER_MINUTE = 5  # per address; then sign-in is refused until the oldest failure is a minute old
+ACCOUNT_FAILURES_PER_MINUTE = 10  # per account from any addresses: guesses spread over many addresses stop too
 
 
 class Accounts:
@@ -76,31 +78,58 @@ class Accounts:
 
 
 class LoginThrottle:
-    """At most ``limit`` failed sign-ins per address in ``window`` seconds; success clears the address."""
+    """At most ``limit`` failed sign-ins per key (an address, or an account) in ``window`` seconds; a success
+    clears the key. A try in progress counts against the limit until it ends (:meth:`begin`, :meth:`end`), so
+    guesses sent all at once cannot slip past it together."""
 
     def __init__(self, limit: int = FAILURES_PER_MINUTE, window: float = 60.0,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window, self._now = limit, window, now
         self._failures: dict[str, deque[float]] = {}
+        self._pending: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
-    def wait(self, address: str) -> float:
-        """Seconds until ``address`` may try again (0: now)."""
-        failures = self._recent(address)
-        if len(failures) < self.limit:
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` may try again (0: now)."""
+        with self._lock:
+            return self._wait(key)
+
+    def begin(self, key: str) -> float:
+        """Reserve a try for ``key`` (then 0), or say how many seconds it must wait (nothing reserved)."""
+        with self._lock:
+            wait = self._wait(key)
+            if wait <= 0:
+                self._pending[key] += 1
+            return wait
+
+    def end(self, key: str) -> None:
+        """A reserved try is over (its outcome went to :meth:`failed` or :meth:`succeeded` first)."""
+        with self._lock:
+            self._pending[key] -= 1
+            if self._pending[key] <= 0:
+                del self._pending[key]
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._recent(key).append(self._now())
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _wait(self, key: str) -> float:
+        failures = self._recent(key)
+        if len(failures) + self._pending[key] < self.limit:
             return 0.0
+        if not failures:  # only tries in progress fill the limit: they end within seconds
+            return 1.0
         return max(0.0, failures[0] + self.window - self._now())
 
-    def failed(self, address: str) -> None:
-        self._recent(address).append(self._now())
-
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
-
-    def _recent(self, address: str) -> deque[float]:
+    def _recent(self, key: str) -> deque[float]:
         cutoff = self._now() - self.window
-        for key in [k for k, times in self._failures.items() if not times or times[-1] < cutoff]:
-            del self._failures[key]  # forget addresses that have been quiet for a window
-        failures = self._failures.setdefault(address, deque())
+        for old in [k for k, times in self._failures.items() if not times or times[-1] < cutoff]:
+            del self._failures[old]  # forget keys that have been quiet for a window
+        failures = self._failures.setdefault(key, deque())
         while failures and failures[0] < cutoff:
             failures.popleft()
         return failures

@@ -118,3 +118,29 @@ def test_a_campaign_tag_keeps_the_tag_rules_whatever_the_name() -> None:
     assert campaign_tag("Spring line") == "campaign:Spring line"
     long = campaign_tag("A very long campaign name for the whole spring range")
     assert len(long) <= MAX_TAG_CHARS and clean_tags([long]) == [long]  # an edit of its tags is never refused
+
+
+def test_an_unsaved_version_cannot_be_fetched_by_rebuilding_its_name(tmp_path: Path, embedder,
+                                                                      fake_gemini) -> None:
+    from rag.provenance import readable_stem
+    from tests.appserver import running_app
+    from tests.conftest import test_settings
+    from tests.fake_gemini import png_bytes, signed_reply
+    from tests.test_app_security import fetch
+
+    settings = test_settings(tmp_path, gemini_api_key="doors-key", gemini_base_url=fake_gemini.base_url)
+    studio = Studio(settings, embedder=embedder)
+    fake_gemini.push(signed_reply(png_bytes(color=(1, 1, 1)), b"a"), signed_reply(png_bytes(color=(2, 2, 2)), b"b"))
+    try:
+        v1 = studio.generate("alice's secret launch", user="alice").versions[0]
+        v2 = studio.refine(v1.session_id, "now in gold", user="alice").versions[0]
+        (saved,) = studio.save_versions([v1.id], user="alice").added  # shared with the team, with its provenance
+        shown = json.dumps(saved.to_dict())
+        with running_app(studio) as url:
+            assert fetch(f"{url}gradio_api/file={v2.path}")[0] == 200  # the owner's page shows it
+            session = saved.meta["provenance"]["session_id"]
+            for guess in (f"{readable_stem(saved.meta['prompt'])}-v2-{session}.png", Path(v1.path).name.replace("-v1-", "-v2-")):
+                assert fetch(f"{url}gradio_api/file={settings.outputs_dir / guess}")[0] in (403, 404)
+        assert Path(v2.path).name.rsplit("-", 1)[-1] not in shown  # nothing in the shared record gives it away
+    finally:
+        studio.close()

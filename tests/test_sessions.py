@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -53,7 +54,9 @@ def test_a_refinement_sends_the_first_turn_with_its_image_and_signature(pro_stud
     assert set(request.modalities()) == {"IMAGE", "TEXT"}  # the per-turn config still asks for images
     assert (request.aspect_ratio(), request.image_size()) == ("3:4", "2K")  # the version's settings carry over
     assert (v1.label, v2.label, v2.parent_id, v2.instruction, v2.model) == ("v1", "v2", v1.id, "now make the cape red", PRO)
-    assert Path(v2.path).name == f"a-knight-with-a-cape-v2-{first.session_id}.png"  # readable, not a hash
+    # readable, with a random part that nothing another user sees gives away
+    assert re.fullmatch(r"a-knight-with-a-cape-v2-[0-9a-f]{24}\.png", Path(v2.path).name)
+    assert first.session_id not in Path(v2.path).name
     assert read_provenance(v2.path)["parents"] == [v1.image_id]
 
 

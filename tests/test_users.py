@@ -139,3 +139,51 @@ def test_throttle_forgets_after_a_window() -> None:
     throttle.failed("a")
     throttle.succeeded("a")
     assert throttle.wait("a") == 0
+
+
+def test_a_forged_forwarded_address_is_not_believed(team_app, caplog: pytest.LogCaptureFixture) -> None:
+    _, url = team_app
+    caplog.set_level(logging.WARNING, logger="banana.auth")
+    statuses = []
+    for i in range(8):  # a new address in every request's header: without a trusted proxy it names nobody
+        body = urllib.parse.urlencode({"username": BOB[0], "password": f"guess-{i}"}).encode()
+        request = urllib.request.Request(url + "login", data=body, headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                statuses.append(reply.status)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+    assert statuses == [400] * 5 + [429] * 3
+    assert "203.0.113" not in caplog.text and caplog.text.count("failed sign-in as 'bob' from 127.0.0.1") == 5
+
+
+def test_guesses_sent_at_once_are_counted_before_they_are_checked(team_app, caplog: pytest.LogCaptureFixture) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, url = team_app
+    caplog.set_level(logging.WARNING, logger="banana.auth")
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda i: sign_in(url, ALICE[0], f"guess-{i}"), range(20)))
+    assert statuses.count(400) == 5 and statuses.count(429) == 15, str(statuses)  # exactly the limit was checked
+    assert caplog.text.count("failed sign-in as 'alice'") == 5
+
+
+def test_an_account_guessed_at_from_many_addresses_waits_too() -> None:
+    import asyncio
+
+    from ui.auth import sign_in_options
+
+    check = sign_in_options(Accounts({"alice": "wonder-1", "bob": "builder-2"}))["auth"]
+
+    async def tries() -> list[bool]:  # every try from another address (as behind a trusted proxy)
+        out = [await check("alice", f"guess-{i}") for i in range(10)]
+        return [*out, await check("alice", "wonder-1"), await check("bob", "builder-2")]
+
+    import ui.auth
+
+    saved, ui.auth.FAILED_DELAY_S = ui.auth.FAILED_DELAY_S, 0.0
+    try:
+        results = asyncio.run(tries())
+    finally:
+        ui.auth.FAILED_DELAY_S = saved
+    assert results == [False] * 10 + [False, True]  # alice's account waits out the minute; bob is not affected

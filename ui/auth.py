@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.middleware import Middleware
 
-from rag.users import Accounts, LoginThrottle
+from rag.users import ACCOUNT_FAILURES_PER_MINUTE, Accounts, LoginThrottle
 
 log = logging.getLogger("banana.auth")
 FAILED_DELAY_S = 1.0  # each wrong password costs the guesser this long
@@ -36,14 +36,15 @@ class _GuardLogin:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path", "").rstrip("/") != "/login":
             await self.app(scope, receive, send)
             return
-        address = (scope.get("client") or ("unknown", 0))[0]
-        wait = self.throttle.wait(address)
+        address = (scope.get("client") or ("unknown", 0))[0]  # X-Forwarded-For only from BANANA_TRUSTED_PROXIES
+        wait = self.throttle.begin(address)
         if wait <= 0:
             token = _address.set(address)
             try:
                 await self.app(scope, receive, send)
             finally:
                 _address.reset(token)
+                self.throttle.end(address)
             return
         log.warning("sign-in refused from %s: too many failed tries; allowed again in %.0f s", address, wait)
         body = json.dumps({"detail": f"Too many failed sign-ins from your address; try again in {wait:.0f} s."}).encode()
@@ -57,16 +58,24 @@ def sign_in_options(accounts: Accounts | None, throttle: LoginThrottle | None = 
     if accounts is None:
         return {}
     throttle = throttle or LoginThrottle()
+    per_account = LoginThrottle(limit=ACCOUNT_FAILURES_PER_MINUTE)
 
     async def check(user: str, password: str) -> bool:
-        address = _address.get()
-        if accounts.check(user, password):
-            throttle.succeeded(address)
-            return True
-        throttle.failed(address)
-        log.warning("failed sign-in as %r from %s", user, address)
-        await asyncio.sleep(FAILED_DELAY_S)
-        return False
+        address, account = _address.get(), user[:100]
+        if per_account.begin(account) > 0:  # guessed at from many addresses: the account waits, whatever the password
+            log.warning("sign-in as %r from %s refused: too many failed tries for this account", user[:100], address)
+            await asyncio.sleep(FAILED_DELAY_S)
+            return False
+        try:
+            ok = accounts.check(user, password)
+            if not ok:
+                log.warning("failed sign-in as %r from %s", user[:100], address)
+                await asyncio.sleep(FAILED_DELAY_S)  # meanwhile the try counts as one in progress
+            for limit, key in ((throttle, address), (per_account, account)):
+                (limit.succeeded if ok else limit.failed)(key)
+            return ok
+        finally:
+            per_account.end(account)
 
     return {"auth": check, "auth_message": "Banana Studio: sign in with the account your team gave you.",
             "app_kwargs": {"middleware": [Middleware(_GuardLogin, throttle=throttle)]}}
