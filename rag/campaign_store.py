@@ -10,7 +10,11 @@ user's campaign read as "not found", as sessions do.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +34,10 @@ CREATE TABLE IF NOT EXISTS campaign_items (campaign_id TEXT NOT NULL REFERENCES 
     error TEXT NOT NULL DEFAULT '', PRIMARY KEY (campaign_id, seq));
 CREATE TABLE IF NOT EXISTS campaign_reviews (version_id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL
     REFERENCES campaigns(id), verdict TEXT NOT NULL, saved_id TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS campaign_leases (campaign_id TEXT PRIMARY KEY, holder TEXT NOT NULL, since REAL NOT NULL,
+    expires REAL NOT NULL);
 """
+LEASE_S = 120.0  # a runner renews its lease as it goes; one whose process died lets go after this long
 ITEM_STATES = ("pending", "running", "done", "failed")
 VERDICTS = ("approved", "rejected", "")
 
@@ -93,6 +100,24 @@ class CampaignStore:
                            [(row["id"], i, *item) for i, item in enumerate(items, start=1)])
         return self.campaign(row["id"])
 
+    def take_lease(self, campaign_id: str, holder: str, ttl_s: float = LEASE_S) -> None:
+        """Become (or stay) the campaign's one runner, across threads and processes, or a sentence saying since
+        when another one is. In one write transaction, so two callers can never both hold it."""
+        now = time.time()
+        with self.sessions.write("take the campaign") as db:
+            row = db.execute("SELECT holder, since, expires FROM campaign_leases WHERE campaign_id = ?",
+                             (campaign_id,)).fetchone()
+            if row is not None and row["holder"] != holder and row["expires"] > now and not _gone(row["holder"]):
+                since = time.strftime("%H:%M", time.localtime(row["since"]))
+                raise BananaError(f"This campaign is already running (since {since}); wait for that run to finish.")
+            since = row["since"] if row is not None and row["holder"] == holder else now
+            db.execute("INSERT OR REPLACE INTO campaign_leases VALUES (?, ?, ?, ?)",
+                       (campaign_id, holder, since, now + ttl_s))
+
+    def release_lease(self, campaign_id: str, holder: str) -> None:
+        with self.sessions.write("let go of the campaign") as db:
+            db.execute("DELETE FROM campaign_leases WHERE campaign_id = ? AND holder = ?", (campaign_id, holder))
+
     def campaign(self, ref: str, user: str | None = None) -> Campaign:
         """A campaign by id or unique id prefix; another user's reads as not found."""
         rows = self.sessions.read("SELECT * FROM campaigns WHERE id LIKE ? || '%' AND (? IS NULL OR user = ?) LIMIT 2",
@@ -146,6 +171,27 @@ class CampaignStore:
             db.execute("INSERT INTO campaign_reviews VALUES (?, ?, ?, COALESCE(?, '')) ON CONFLICT(version_id) DO UPDATE"
                        " SET verdict = excluded.verdict, saved_id = COALESCE(?, saved_id)",
                        (version_id, campaign_id, verdict, saved_id, saved_id))
+
+
+def lease_holder() -> str:
+    """A new holder's name: this machine, this process, and a part of its own (two runs of one process differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def _gone(holder: str) -> bool:
+    """Whether a lease's holder was a process on this machine that has ended (killed, crashed): its lease is void
+    at once, so a Resume after a crash need not wait for it to lapse."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
 
 
 def _encoded(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import batch
 from .assets import clean_campaign_name
-from .campaign_store import Campaign, CampaignStore, Item
+from .campaign_store import LEASE_S, Campaign, CampaignStore, Item, lease_holder
 from .campaigns import Plan, Progress, Runner, make_plan
 from .errors import BananaError, BudgetExceeded
 from .ingest import IngestReport
@@ -117,11 +117,12 @@ class CampaignsMixin:
         submission never went through, so it is never sent at the interactive price); a "now" campaign
         sends its unfinished items."""
         campaign = self.campaign_store.campaign(campaign_id, user)
-        if campaign.mode == "batch" and campaign.batch_job:
-            return self.poll_campaign_batch(campaign.id, user=user)
-        if campaign.mode == "batch":
-            return self.submit_campaign_batch(campaign.id, user=user)
-        return self.run_campaign(campaign.id, user=user, progress=progress)
+        if campaign.mode != "batch":
+            return self.run_campaign(campaign.id, user=user, progress=progress)
+        with self._lease(campaign) as held:  # decided once held: two Resumes never submit two paid jobs
+            step = batch.poll if held.batch_job else batch.submit
+            step(self.campaign_store, self.generator, self.settings, self.model_list, held, self.store.get)
+        return self.campaign_store.campaign(campaign.id)
 
     def cancel_campaign(self, campaign_id: str, *, user: str | None = None) -> bool:
         """Stop a running campaign after the requests in flight; False when it is not running here."""
@@ -175,14 +176,14 @@ class CampaignsMixin:
 
     def submit_campaign_batch(self, campaign_id: str, *, user: str | None = None) -> Campaign:
         """Batch mode: submit the unfinished items as one Gemini Batch job (about half price, within 24 h)."""
-        campaign = self.campaign_store.campaign(campaign_id, user)
-        batch.submit(self.campaign_store, self.generator, self.settings, self.model_list, campaign, self.store.get)
+        with self._lease(self.campaign_store.campaign(campaign_id, user)) as campaign:
+            batch.submit(self.campaign_store, self.generator, self.settings, self.model_list, campaign, self.store.get)
         return self.campaign_store.campaign(campaign.id)
 
     def poll_campaign_batch(self, campaign_id: str, *, user: str | None = None) -> Campaign:
         """Ask how a campaign's Batch job is doing; when it has ended, its images land in the campaign."""
-        campaign = self.campaign_store.campaign(campaign_id, user)
-        batch.poll(self.campaign_store, self.generator, self.settings, self.model_list, campaign, self.store.get)
+        with self._lease(self.campaign_store.campaign(campaign_id, user)) as campaign:
+            batch.poll(self.campaign_store, self.generator, self.settings, self.model_list, campaign, self.store.get)
         return self.campaign_store.campaign(campaign.id)
 
     def poll_batches(self) -> list[Campaign]:
@@ -196,15 +197,34 @@ class CampaignsMixin:
         return waiting
 
     @contextmanager
-    def _runner(self, campaign: Campaign, cancel: threading.Event | None) -> Iterator[Runner]:
-        """The campaign's runner, marked running in this process until the block ends, however it ends."""
-        if campaign.id in self._running:
-            raise BananaError(f"Campaign {campaign.name!r} is already running.")
-        self.model_list.usable(campaign.model)  # shut down since it was planned: say so before anything is sent
-        runner = Runner(self.campaign_store, self.generator, self.settings, self.model_list, self.store.get,
-                        cancel or threading.Event())
-        self._running[campaign.id] = runner.cancel
+    def _lease(self, campaign: Campaign) -> Iterator[Campaign]:
+        """The campaign held by this block alone, across threads and processes (a lease row in sessions.db,
+        renewed while the block runs); yields the campaign as it is once held."""
+        holder, stop = lease_holder(), threading.Event()
+        self.campaign_store.take_lease(campaign.id, holder)
+
+        def renew() -> None:
+            while not stop.wait(LEASE_S / 3):
+                self.campaign_store.take_lease(campaign.id, holder)
+
+        keeper = threading.Thread(target=renew, name=f"lease-{campaign.id}", daemon=True)
+        keeper.start()
         try:
-            yield runner
+            yield self.campaign_store.campaign(campaign.id)
         finally:
-            self._running.pop(campaign.id, None)
+            stop.set()
+            keeper.join(timeout=5)
+            self.campaign_store.release_lease(campaign.id, holder)
+
+    @contextmanager
+    def _runner(self, campaign: Campaign, cancel: threading.Event | None) -> Iterator[Runner]:
+        """The campaign's one runner, held (:meth:`_lease`) and cancellable here until the block ends, however it ends."""
+        self.model_list.usable(campaign.model)  # shut down since it was planned: say so before anything is sent
+        with self._lease(campaign):
+            runner = Runner(self.campaign_store, self.generator, self.settings, self.model_list, self.store.get,
+                            cancel or threading.Event())
+            self._running[campaign.id] = runner.cancel
+            try:
+                yield runner
+            finally:
+                self._running.pop(campaign.id, None)

@@ -229,6 +229,7 @@ class FakeGemini:
         self.route: Callable[[Recorded], Reply | None] | None = None  # answers by content before the queue
         self.batches: dict[str, list[dict[str, Any]]] = {}  # Batch jobs: name -> their inlined requests
         self.batch_states: list[str] = []  # what the next polls of a job say; the last one stays
+        self.batch_delay = 0.0  # seconds a job's creation takes to answer (two submissions can overlap)
         self.files: dict[str, bytes] = {}  # the Files API: uploaded files and Batch results, by name
         self._uploads: dict[str, tuple[str, bytes]] = {}  # upload id -> (mime type, bytes so far)
         self._upload_count = 0
@@ -318,7 +319,8 @@ class FakeGemini:
                                       for row in map(json.loads, filter(str.strip, lines))]
             else:
                 self.batches[name] = (config.get("requests") or {}).get("requests") or []
-        return Reply(200, {"name": name, "metadata": {"state": "BATCH_STATE_PENDING", "model": recorded.model}})
+        return Reply(200, {"name": name, "metadata": {"state": "BATCH_STATE_PENDING", "model": recorded.model}},
+                     delay=self.batch_delay)
 
     def _batch(self, name: str) -> Reply:
         """A job's state (the next of ``batch_states``); once SUCCEEDED, each request answered by ``route``."""

@@ -144,3 +144,79 @@ def test_an_unsaved_version_cannot_be_fetched_by_rebuilding_its_name(tmp_path: P
         assert Path(v2.path).name.rsplit("-", 1)[-1] not in shown  # nothing in the shared record gives it away
     finally:
         studio.close()
+
+
+def test_two_resumes_at_once_submit_one_paid_batch_job(tmp_path: Path, embedder, fake_gemini) -> None:
+    import threading
+
+    from tests.test_campaign_batch import open_studio
+    from tests.test_campaigns import TEMPLATE, answer, product_library
+
+    studio = open_studio(tmp_path, embedder, fake_gemini)
+    fake_gemini.route, fake_gemini.batch_delay = answer(), 2.0  # the first submission is still on its way
+    outcomes: list[str] = []
+    try:
+        studio.ingest_folder(product_library(tmp_path / "lib"))
+        plan = studio.plan_campaign(TEMPLATE, folder="products", batch=True, name="Twice")
+        campaign = studio.start_campaign(plan)  # recorded; its submission never went through
+
+        def resume() -> None:
+            try:
+                outcomes.append(studio.resume_campaign(campaign.id).batch_job)
+            except BananaError as exc:
+                outcomes.append(str(exc))
+
+        threads = [threading.Thread(target=resume) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert len(fake_gemini.batches) == 1 and "batches/job1" in outcomes  # one job, paid once
+        assert any(o.startswith("This campaign is already running (since") for o in outcomes) or outcomes.count(
+            "batches/job1") == 2  # the other was told, or came after and polled the same job
+        assert [a.prompt.startswith("[batch]") for a in studio.history()] == [True]
+    finally:
+        studio.close()
+
+
+def test_a_second_process_is_told_the_campaign_is_running(tmp_path: Path, fake_gemini) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+    from tests.fake_gemini import Reply, image_reply, png_bytes
+    from tests.test_campaign_cli import campaign_args, gemini_env
+    from tests.test_campaigns import PRODUCTS, TEMPLATE, name_of, product_library
+    from tests.test_cli import run
+
+    data = tmp_path / "data"
+    assert run(["ingest", str(product_library(tmp_path / "lib")), "-q"], data).returncode == 0
+    slow = TEMPLATE.format(name=name_of(PRODUCTS[1]))
+    held: list[int] = []
+
+    def route(recorded):  # item 2 takes a while: the second process comes meanwhile
+        if recorded.texts()[0] == slow and not held:
+            held.append(1)
+            return Reply(200, image_reply(png_bytes()).body, delay=6)
+        return image_reply(png_bytes())
+
+    fake_gemini.route = route
+    env = {**os.environ, "CLIP_PRETRAINED": "none", "BANANA_DATA_DIR": str(data), "CAMPAIGN_CONCURRENCY": "1",
+           **gemini_env(fake_gemini)}
+    first = subprocess.Popen([sys.executable, "-m", "rag", *campaign_args("--name", "Spring", "-q")], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not held:
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
+            time.sleep(0.05)
+        (campaign,) = json.loads(run(["campaigns", "--json"], data).stdout)["campaigns"]
+        second = run(["campaign", "--resume", campaign["id"]], data, **gemini_env(fake_gemini))
+        assert second.returncode != 0 and "already running (since" in second.stderr
+        assert first.wait(timeout=120) == 0
+    finally:
+        first.kill()
+    sent = [(r.texts()[0], r.aspect_ratio()) for r in fake_gemini.answered]
+    assert len(sent) == 10 and len(set(sent)) == 10  # every item paid once
