@@ -29,6 +29,7 @@ from .sessions import SessionStore
 from .types import Asset
 
 FIELDS = ("name", "filename", "folder", "tags")
+MAX_CAMPAIGN_IMAGES = 2000  # images one campaign may make (items x ratios x per item), whatever the budget
 Progress = Callable[[int, int, str], None]
 
 
@@ -111,6 +112,10 @@ def make_plan(campaign: Campaign, assets: Sequence[Asset], shared: Sequence[Asse
         raise BananaError(f"No library images match {campaign.source}; choose a folder, search or tag that has some.")
     if not campaign.aspect_ratios:
         raise BananaError("Choose at least one aspect ratio.")
+    images = len(assets) * len(campaign.aspect_ratios) * campaign.per_item
+    if images > MAX_CAMPAIGN_IMAGES:
+        raise BananaError(f"This campaign would make {images:,} images; one campaign makes at most "
+                          f"{MAX_CAMPAIGN_IMAGES:,}. Choose fewer images, aspect ratios or images per item.")
     info = models.get(campaign.model)
     requests = [(a, ratio, render(campaign.template, a)) for a in assets for ratio in campaign.aspect_ratios]
     for asset, ratio, prompt in requests[: len(campaign.aspect_ratios)]:  # the same checks for every item

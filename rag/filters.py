@@ -13,10 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from .errors import BananaError
+
 
 def quote(value: str) -> str:
-    """A Milvus string literal (the filter grammar accepts JSON-style escapes)."""
-    return json.dumps(str(value), ensure_ascii=False)
+    """A Milvus string literal (the filter grammar accepts JSON-style escapes, but not of control characters:
+    those are refused here with a sentence, where Milvus would fail the whole search)."""
+    text = str(value)
+    if any(not ch.isprintable() for ch in text):
+        raise BananaError(f"{text[:40]!r} cannot be searched for: names, tags and words to filter by cannot contain "
+                          "control characters such as line breaks or tabs.")
+    return json.dumps(text, ensure_ascii=False)
 
 
 def one_of(field: str, values: Sequence[str]) -> str:

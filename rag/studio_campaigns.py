@@ -75,9 +75,16 @@ class CampaignsMixin:
         if folder.strip() or tag.strip():
             picked = LibraryFilter(folders=(folder.strip(),) if folder.strip() else (), tags=(tag.strip(),) if tag.strip() else ())
             page = self.library_page(picked, limit=MAX_ASSETS)
-            return sorted(page.assets, key=lambda a: a.filename), f"folder {folder}" if folder.strip() else f"tag {tag}"
+            source = f"folder {folder}" if folder.strip() else f"tag {tag}"
+            if page.total > MAX_ASSETS:
+                raise BananaError(f"The {source} holds {page.total:,} images; a campaign covers at most {MAX_ASSETS}. "
+                                  "Choose a subfolder or a tag, and run the rest as another campaign.")
+            return sorted(page.assets, key=lambda a: a.filename), source
         if query.strip():
-            return [h.asset for h in self.search(Query(text=query.strip(), k=limit))], f"search {query.strip()!r}"
+            return [h.asset for h in self.search(Query(text=query.strip(), k=min(limit, MAX_ASSETS)))], \
+                f"search {query.strip()!r}"
+        if len(set(ids)) > MAX_ASSETS:
+            raise BananaError(f"{len(set(ids)):,} images are chosen; a campaign covers at most {MAX_ASSETS}.")
         return self.references(list(dict.fromkeys(ids))), f"{len(ids)} chosen images"
 
     def plan_campaign(self, template: str, *, folder: str = "", query: str = "", tag: str = "", ids: Sequence[str] = (),

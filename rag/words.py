@@ -17,10 +17,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import BananaError
 from .filters import quote
 from .types import Asset
 
 MAX_TEXT_BYTES = 16000  # the schema's max_length is 16384; a little room for multi-byte cuts
+MAX_QUERY_CHARS = 1000  # CLIP reads 77 tokens; words past a page of text only cost time
+MAX_NEGATIVE_WORDS = 10  # each -word is one CLIP text encode
 # Milvus drops these before BM25 scores a query or a record (the analyzer's stop filter).
 STOP_WORDS = tuple(
     """a an and are as at be by for from in into is it of on or that the this to with""".split()
@@ -88,9 +91,15 @@ class WordQuery:
 
 def parse(text: str) -> WordQuery:
     """``'acme "spring campaign" -red'``: CLIP reads "acme spring campaign", BM25 its words, the
-    phrase must appear and records with the word red are dropped."""
+    phrase must appear and records with the word red are dropped. Each ``-word`` costs a CLIP encode,
+    so a query is bounded before any work: :data:`MAX_QUERY_CHARS`, :data:`MAX_NEGATIVE_WORDS`."""
     text = str(text or "")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BananaError(f"A search can be at most {MAX_QUERY_CHARS:,} characters; this one has {len(text):,}.")
     negatives = tuple(dict.fromkeys(_NEGATIVE.findall(text)))
+    if len(negatives) > MAX_NEGATIVE_WORDS:
+        raise BananaError(f"A search can leave out at most {MAX_NEGATIVE_WORDS} words (-word); this one has "
+                          f"{len(negatives)}.")
     positive = _NEGATIVE.sub(" ", text)
     phrases = tuple(tuple(words(p)) for p in _PHRASE.findall(positive) if words(p))
     clip_text = " ".join(positive.replace('"', " ").split())

@@ -220,3 +220,31 @@ def test_a_second_process_is_told_the_campaign_is_running(tmp_path: Path, fake_g
         first.kill()
     sent = [(r.texts()[0], r.aspect_ratio()) for r in fake_gemini.answered]
     assert len(sent) == 10 and len(set(sent)) == 10  # every item paid once
+
+
+def test_searches_are_bounded_before_any_work(sample_studio: Studio) -> None:
+    with pytest.raises(BananaError, match="at most 10 words"):
+        sample_studio.search("cat " + " ".join(f"-word{i}" for i in range(11)))  # each would be a CLIP encode
+    with pytest.raises(BananaError, match="at most 1,000 characters"):
+        sample_studio.search("cat " * 400)
+    for folders, tags in ((["food\x01"], []), ([], ["a\nb"])):
+        with pytest.raises(BananaError, match="control characters") as err:
+            sample_studio.search("cat", folders=folders, tags=tags)
+        assert "damaged" not in str(err.value)
+
+
+def test_a_campaign_says_how_big_it_may_be(studio: Studio) -> None:
+    from rag.campaign_store import Campaign
+    from rag.campaigns import MAX_CAMPAIGN_IMAGES, make_plan
+    from rag.types import Asset
+
+    with pytest.raises(BananaError, match="600 images are chosen; a campaign covers at most 500"):
+        studio.plan_campaign("An ad for {name}", ids=[f"{i:064x}" for i in range(600)])
+    assets = [Asset(id=f"{i:064x}", path=f"/x/{i}.png", filename=f"{i}.png", folder="f", width=1, height=1,
+                    format="PNG", bytes=1, created=0.0, source="upload") for i in range(150)]
+    ratios = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"]
+    campaign = Campaign(id="", created=0.0, user="", name="Big", source="ids", template="An ad for {name}",
+                        model="gemini-3.1-flash-image", image_size="1K", aspect_ratios=ratios, per_item=1,
+                        shared_refs=[], mode="now", status="planned")
+    with pytest.raises(BananaError, match=f"would make 2,100 images; one campaign makes at most {MAX_CAMPAIGN_IMAGES:,}"):
+        make_plan(campaign, assets, [], studio.model_list, studio.sessions, None)
