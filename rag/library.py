@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import BananaError
 from .filters import build_filter
 from .store import VectorStore
 from .types import Asset
@@ -72,7 +73,7 @@ class LibraryFilter:
         for name in ("folders", "sources", "models", "tags"):
             object.__setattr__(self, name, tuple(getattr(self, name) or ()))
         if self.added not in ("", *ADDED):
-            raise ValueError(f"added must be one of {', '.join(ADDED)} (or empty), not {self.added!r}")
+            raise BananaError(f"Date added must be one of {', '.join(ADDED)} (or empty), not {self.added[:40]!r}.")
 
     def window(self, now: float) -> tuple[float | None, float | None]:
         """The ``created`` range of the "date added" choice: (at or after, before)."""

@@ -86,7 +86,7 @@ def test_date_added_and_the_milvus_filter_agree_with_the_grid(library: Studio) -
     ]
     for chosen in choices:  # the in-memory grid and a Milvus query give the same answer
         assert library.library_page(chosen).total == library.store.count(chosen.expression()), chosen
-    with pytest.raises(ValueError):
+    with pytest.raises(BananaError, match="Date added must be one of"):
         LibraryFilter(added="yesterday")
 
 
