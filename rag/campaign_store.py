@@ -3,8 +3,9 @@
 A campaign lives beside the sessions, versions and attempts it makes, in the same SQLite file and
 through the same connection, lock and transactions as :class:`rag.sessions.SessionStore`, so a
 restart finds it where it stopped. Its tables are created here, on first use, so the sessions
-schema stays as it is. Every lookup takes ``user``: ``None`` checks nothing, a name makes another
-user's campaign read as "not found", as sessions do.
+schema stays as it is. Every lookup takes ``user``
+(:func:`rag.sessions.visible_to`): none checks nothing; a name sees that user's campaigns and the
+team's from before sign-in, and another user's read as "not found", as sessions do.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BananaError
-from .sessions import SessionStore, new_id
+from .sessions import SessionStore, new_id, visible_to
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, created REAL NOT NULL, user TEXT NOT NULL,
@@ -120,16 +121,17 @@ class CampaignStore:
 
     def campaign(self, ref: str, user: str | None = None) -> Campaign:
         """A campaign by id or unique id prefix; another user's reads as not found."""
-        rows = self.sessions.read("SELECT * FROM campaigns WHERE id LIKE ? || '%' AND (? IS NULL OR user = ?) LIMIT 2",
-                                   (ref.strip() or "?", user, user))
+        where, args = visible_to(user)
+        rows = self.sessions.read(f"SELECT * FROM campaigns WHERE id LIKE ? || '%' AND {where} LIMIT 2",
+                                  (ref.strip() or "?", *args))
         if len(rows) != 1:
             why = "matches several campaigns; give more of it" if rows else "is not a campaign here"
             raise BananaError(f"{ref!r} {why}. `python -m rag campaigns` lists them.")
         return _campaign(rows[0])
 
     def campaigns(self, limit: int = 50, user: str | None = None) -> list[Campaign]:
-        rows = self.sessions.read("SELECT * FROM campaigns WHERE (? IS NULL OR user = ?) ORDER BY created DESC LIMIT ?",
-                                   (user, user, limit))
+        where, args = visible_to(user)
+        rows = self.sessions.read(f"SELECT * FROM campaigns WHERE {where} ORDER BY created DESC LIMIT ?", (*args, limit))
         return [_campaign(r) for r in rows]
 
     def items(self, campaign_id: str) -> list[Item]:

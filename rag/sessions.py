@@ -196,17 +196,18 @@ class SessionStore:
 
         Another user's session reads exactly like one that does not exist, so ids cannot be probed.
         """
-        mine, args = ("AND s.user = ?", [owner]) if owner else ("", [])
-        rows = self.read(f"{_SESSION_SQL} WHERE s.id LIKE ? || '%' {mine} GROUP BY s.id LIMIT 2", [ref.strip() or "?", *args])
+        mine, args = visible_to(owner, "s.user")
+        rows = self.read(f"{_SESSION_SQL} WHERE s.id LIKE ? || '%' AND {mine} GROUP BY s.id LIMIT 2",
+                         [ref.strip() or "?", *args])
         if len(rows) != 1:
             why = "matches several sessions; give more of it" if rows else "is not a session here"
             raise BananaError(f"{ref!r} {why}. `python -m rag sessions` lists them.")
         return Session(**dict(rows[0]))
 
     def sessions(self, limit: int = 20, user: str | None = None) -> list[Session]:
-        """The most recently used sessions first."""
-        where, args = ("WHERE s.user = ?", [user]) if user is not None else ("", [])
-        rows = self.read(f"{_SESSION_SQL} {where} GROUP BY s.id ORDER BY s.updated DESC LIMIT ?", [*args, limit])
+        """The most recently used sessions first (:func:`visible_to` ``user``)."""
+        where, args = visible_to(user, "s.user")
+        rows = self.read(f"{_SESSION_SQL} WHERE {where} GROUP BY s.id ORDER BY s.updated DESC LIMIT ?", [*args, limit])
         return [Session(**dict(r)) for r in rows]
 
     def versions(self, session_id: str) -> list[Version]:
@@ -329,9 +330,17 @@ class SessionStore:
         return [dict(r) for r in rows]
 
 
+def visible_to(viewer: str | None, column: str = "user") -> tuple[str, list[str]]:
+    """The SQL condition (and its arguments) for what ``viewer`` may see, the one meaning of "no owner" for
+    sessions and campaigns: without sign-in ("" or None) everything; a signed-in user their own work and the
+    team's, made before sign-in was turned on (stored without an owner), never another user's."""
+    return (f"({column} = ? OR {column} = '')", [viewer]) if viewer else ("1", [])
+
+
 def _owned_versions(owner: str) -> tuple[str, list[str]]:
-    """The SQL that keeps a version query to ``owner``'s sessions ("" = everyone's)."""
-    return ("AND v.session_id IN (SELECT id FROM sessions WHERE user = ?)", [owner]) if owner else ("", [])
+    """The SQL that keeps a version query to the sessions ``owner`` may see."""
+    where, args = visible_to(owner)
+    return (f"AND v.session_id IN (SELECT id FROM sessions WHERE {where})", args) if owner else ("", [])
 
 
 def _version(row: sqlite3.Row) -> Version:

@@ -105,10 +105,12 @@ class SessionsMixin:
         if auto_refs > 0:
             extra = [a.id for a in self.find_references(prompt, auto_refs, model=model, keep=reference_ids)]
             reference_ids, found = [*reference_ids, *extra], {"query": prompt.strip(), "ids": extra}
+        session = self.sessions.session(session_id, user) if session_id else None
+        if session is not None and session.base_asset_id and session.base_asset_id not in reference_ids:
+            reference_ids = [session.base_asset_id, *reference_ids]  # "Edit this": the image being edited goes too
         refs = self.references(reference_ids, reference_files)
         with self.model_list.watching():
             generator, info = self.generator, self.model_list.usable(model)
-            session = self.sessions.session(session_id, user) if session_id else None
             kept = [i for i in (found or {}).get("ids", []) if i in reference_ids]
             more = {"references_found": {"query": str(found.get("query", "")), "ids": kept}} if found and kept else {}
             ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user, more)

@@ -186,10 +186,22 @@ def test_the_edit_this_hook_opens_a_session_on_the_generate_tab(flash_studio: St
 
     flash_studio.ingest_folder(SAMPLE / "food")
     asset = flash_studio.store.get([flash_studio.table().iloc[0]["id"]])[0]
-    session_id, version_ids, current, strip, view, reply, save, save_all, box, button = edit_asset_handler(flash_studio)(
-        asset.id, SimpleNamespace(username="ana"))
+    session_id, version_ids, current, strip, view, reply, save, save_all, box, button, prompt = edit_asset_handler(
+        flash_studio)(asset.id, SimpleNamespace(username="ana"))
+    assert prompt == ""  # the last session's prompt is not this edit's
     session, (original,) = flash_studio.open_session(session_id)
     assert (session.user, session.base_asset_id, version_ids, current) == ("ana", asset.id, [original.id], original.id)
     assert view.value["path"].endswith(asset.path.split("/")[-1]) and asset.filename in reply
     assert not save.interactive and button.interactive and "Refine original" in box.label  # already in the library
     assert fake_gemini.requests == []  # opening costs nothing
+
+
+def test_generate_in_an_edit_this_session_sends_the_image_being_edited(flash_studio: Studio,
+                                                                       fake_gemini: FakeGemini) -> None:
+    flash_studio.ingest_folder(SAMPLE / "food")
+    asset = flash_studio.store.get([flash_studio.table().iloc[0]["id"]])[0]
+    session = flash_studio.start_session(base_asset_id=asset.id)
+    fake_gemini.push(image_reply(png_bytes()))
+    made = flash_studio.generate("the same dish on a picnic blanket", session_id=session.id)  # Generate, not Refine
+    (request,) = fake_gemini.requests
+    assert len(request.inline()) == 1 and [a.id for a in made.result.references] == [asset.id]  # the product is sent

@@ -187,3 +187,26 @@ def test_an_account_guessed_at_from_many_addresses_waits_too() -> None:
     finally:
         ui.auth.FAILED_DELAY_S = saved
     assert results == [False] * 10 + [False, True]  # alice's account waits out the minute; bob is not affected
+
+
+def test_work_made_before_sign_in_belongs_to_the_team(tmp_path: Path, embedder, fake_gemini: FakeGemini) -> None:
+    from ui.session_view import recent_choices
+
+    settings = test_settings(tmp_path, gemini_api_key=KEY, gemini_base_url=fake_gemini.base_url, gemini_retries=0)
+    studio = Studio(settings, embedder=embedder)
+    try:
+        studio.ingest_folder(SAMPLE / "food")
+        fake_gemini.always(image_reply(png_bytes()))
+        before = studio.generate("made before anyone signs in")  # no sign-in: stored without an owner
+        campaign = studio.start_campaign(studio.plan_campaign("An ad for {name}", folder="food", limit=2))
+        bobs = studio.generate("bob's own", user=BOB[0])
+        for user in (ALICE[0], BOB[0]):
+            assert before.session_id in {s.id for s in studio.recent_sessions(user=user)}
+            assert studio.open_session(before.session_id, user=user)[0].id == before.session_id
+            assert [c.id for c in studio.campaigns(user=user)] == [campaign.id]
+        assert bobs.session_id not in {s.id for s in studio.recent_sessions(user=ALICE[0])}  # still bob's alone
+        studio.refine(before.session_id, "alice carries it on", user=ALICE[0])
+        assert any("made before sign-in" in label for label, _ in recent_choices(studio, ALICE[0]))
+        assert not any("made before sign-in" in label for label, _ in recent_choices(studio, ""))
+    finally:
+        studio.close()

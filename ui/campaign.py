@@ -19,7 +19,7 @@ from rag.campaigns import FIELDS, Plan
 from rag.models import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
-from .common import md_escape, progress_callback, user_errors
+from .common import TEAMS, md_escape, progress_callback, user_errors
 from .session_view import model_choices, user_of
 
 KINDS = ("Folder", "Search", "Tag", "Marked rows", "Picked images")
@@ -92,7 +92,8 @@ def _render(studio: Studio) -> SimpleNamespace:
 
 
 def _choices(studio: Studio, user: str) -> list[tuple[str, str]]:
-    return [(f"{c.name} · {c.status}", c.id) for c in studio.campaigns(50, user=user or None)]
+    return [(f"{c.name} · {c.status}{TEAMS if user and not c.user else ''}", c.id)
+            for c in studio.campaigns(50, user=user or None)]
 
 
 def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:

@@ -38,6 +38,9 @@ def _as_user_error(name: str) -> Iterator[None]:
         raise gr.Error(f"Something went wrong ({type(exc).__name__}). The details are in the server log.", print_exception=False) from None
 
 
+TEAMS = " · made before sign-in (the team's)"  # work stored without an owner, shown to every signed-in user
+
+
 def user_errors(fn: F) -> F:
     """Backend errors become a plain-words message in the UI; anything else is logged, not shown raw.
     Works for generator handlers too (their errors happen while they are iterated)."""

@@ -68,7 +68,7 @@ def build(studio: Studio, selected: gr.State, filters: dict[str, Any] | None = N
     return {
         "show_refs": (c.show_refs, [selected, c.model], [selected, c.refs, c.refs_md]),
         "refresh_sessions": (c.refresh_recent, [c.model, c.size, c.n], [c.recent, c.cost]),
-        "edit_asset": (edit_asset_handler(studio, c.enabled), shown_outputs(c)),
+        "edit_asset": (edit_asset_handler(studio, c.enabled), [*shown_outputs(c), c.prompt]),
     }
 
 
@@ -149,16 +149,16 @@ def _helpers(studio: Studio, c: SimpleNamespace) -> None:
 
 def edit_asset_handler(studio: Studio, enabled: bool = True) -> Callable[..., tuple[Any, ...]]:
     """"Edit this" for a library asset: ``fn(asset_id, request)`` starts a session from it and returns the
-    Generate tab's new state. Wire it as ``button.click(fn, [asset_id], hooks["edit_asset"][1])``, then
-    select the Generate tab."""
+    Generate tab's new state, the prompt cleared (an earlier session's prompt is not this edit's). Wire it as
+    ``button.click(fn, [asset_id], hooks["edit_asset"][1])``, then select the Generate tab."""
 
     @user_errors
     def edit(asset_id: str, request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
         session = studio.start_session(base_asset_id=asset_id, user=user)
         original = studio.open_session(session.id, user=user)[1][0]
-        return show(studio, session.id, original.id, f"Editing **{session.title[5:]}**: describe a change in Refine.",
-                    enabled=enabled, user=user)
+        return (*show(studio, session.id, original.id, f"Editing **{session.title[5:]}**: describe a change in Refine.",
+                      enabled=enabled, user=user), "")
 
     return edit
 

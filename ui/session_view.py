@@ -22,6 +22,8 @@ from rag.models import ModelInfo
 from rag.sessions import Session, Version
 from rag.studio import Studio
 
+from .common import TEAMS
+
 log = logging.getLogger("banana.ui")
 REPLY_AT = 5  # where the line beside the run sits in :func:`shown_outputs`
 REFINE_HINT = "e.g. now make the cape red (Ctrl+Enter)"
@@ -58,7 +60,8 @@ def recent_choices(studio: Studio, user: str) -> list[tuple[str, str]]:
     """Sessions to reopen, newest first; with sign-in, the user's own."""
     sessions: list[Session] = studio.recent_sessions(30, user=user or None)
     return [(f"{time.strftime('%b %d %H:%M', time.localtime(s.updated))} · {s.title[:48]} · "
-             f"{s.n_versions} version{'s' if s.n_versions != 1 else ''}", s.id) for s in sessions]
+             f"{s.n_versions} version{'s' if s.n_versions != 1 else ''}{TEAMS if user and not s.user else ''}", s.id)
+            for s in sessions]
 
 
 def show(studio: Studio, session_id: str, current_id: str, reply: str, *, enabled: bool, user: str,
