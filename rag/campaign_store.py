@@ -143,6 +143,15 @@ class CampaignStore:
                                    (campaign_id,))
         return {state: 0 for state in ITEM_STATES} | {r[0]: r[1] for r in rows}
 
+    def spent(self, campaign_id: str) -> float:
+        """What the campaign has cost so far: every attempt of its items' sessions (regenerations included) and
+        its Batch job's, at the price History records."""
+        rows = self.sessions.read(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE session_id IN (SELECT session_id FROM campaign_items"
+            " WHERE campaign_id = ? AND session_id != '') OR id = (SELECT batch_attempt FROM campaigns WHERE id = ?)",
+            (campaign_id, campaign_id))
+        return round(float(rows[0][0]), 4)
+
     def set_status(self, campaign_id: str, status: str, **batch: str | int) -> None:
         """The campaign's state; ``batch_job``, ``batch_state`` and ``batch_attempt`` too when given."""
         unknown = set(batch) - {"batch_job", "batch_state", "batch_attempt"}

@@ -77,12 +77,15 @@ def cmd_campaigns(studio: Studio, args: argparse.Namespace) -> int:
     campaigns = studio.campaigns(args.limit)
     counts = {c.id: studio.campaign_store.counts(c.id) for c in campaigns}
     if args.json:
-        _print_json({"campaigns": [{**vars(c), "items": counts[c.id]} for c in campaigns]})
+        _print_json({"campaigns": [{**vars(c), "items": counts[c.id], "spent_usd": studio.campaign_store.spent(c.id)}
+                                   for c in campaigns]})
     elif not campaigns:
         print("No campaigns yet: `python -m rag campaign --folder FOLDER --template \"...\"` starts one.")
     for c in [] if args.json else campaigns:
         done, total = counts[c.id]["done"], sum(counts[c.id].values())
-        print(f"{c.id}  {_when(c.created)}  {c.status:<9} {done}/{total} items  ${c.estimate_usd:.2f}  {c.name[:50]!r}")
+        spent = studio.campaign_store.spent(c.id)
+        print(f"{c.id}  {_when(c.created)}  {c.status:<9} {done}/{total} items  ${spent:.2f} of ~${c.estimate_usd:.2f}"
+              f"  {c.name[:50]!r}")
     return EXIT_OK
 
 

@@ -67,3 +67,7 @@ class ModelUnavailable(GenerationError):
         super().__init__(message)
         self.model = model
         self.replacement = replacement
+
+
+class NothingToDo(BananaError):
+    """An action that found nothing to act on ("nothing new to save"): a sentence to show, not a failure."""

@@ -18,7 +18,7 @@ from . import batch
 from .assets import clean_campaign_name
 from .campaign_store import LEASE_S, Campaign, CampaignStore, Item, lease_holder
 from .campaigns import Plan, Progress, Runner, make_plan
-from .errors import BananaError, BudgetExceeded
+from .errors import BananaError, BudgetExceeded, NothingToDo
 from .ingest import IngestReport
 from .library import LibraryFilter
 from .query import Query
@@ -173,7 +173,7 @@ class CampaignsMixin:
         verdicts = self.campaign_store.verdicts(campaign.id)
         todo = [self.sessions.version(v) for v, (verdict, saved) in verdicts.items() if verdict == "approved" and not saved]
         if not todo:
-            raise BananaError("No approved images are waiting to be saved; approve some first.")
+            raise NothingToDo("Nothing new to save: no approved images are waiting (approved ones are saved once).")
         report = self.save_generated([v.path for v in todo])
         stored = {a.id for a in report.added} | {i for _, i in report.duplicates}
         for version in todo:

@@ -62,6 +62,9 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         page.screenshot(path=str(SHOTS / "campaign.png"), full_page=True)
         page.locator("#campaign-save").click()
         page.get_by_text("Saved 2 approved image(s) to the library.").wait_for(timeout=60_000)
+        page.locator("#campaign-save").click()  # again: a sentence, and the review stays as it was
+        page.get_by_text(re.compile(r"Nothing new to save")).wait_for(timeout=30_000)
+        assert page.get_by_text(re.compile(r"v1 · saved")).count() >= 2 and page.locator(".error").count() == 0
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
         phone.goto(url)
         phone.locator(".overflow-menu button").first.click()  # five tabs: the last ones fold into a menu on a phone

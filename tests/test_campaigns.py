@@ -122,13 +122,16 @@ def test_review_save_and_regenerate(line: Studio, fake_gemini: FakeGemini) -> No
         assert saved.meta["parents"] == [item.asset_id, logo] and saved.meta["campaign"] == "Spring line"
         assert saved.meta["tags"] == ["campaign:Spring line"]
     assert len(line.campaign_assets(tag="campaign:Spring line")[0]) == 2  # filterable later
-    with pytest.raises(BananaError, match="No approved images are waiting"):
+    with pytest.raises(BananaError, match="Nothing new to save"):
         line.save_approved(campaign.id)  # never saved twice
     again = line.regenerate_item(campaign.id, items[2].seq)
     assert len(again.version_ids) == 2 and again.version_ids[0] == third
     assert len(fake_gemini.requests) == 6
     assert not line.cancel_campaign(campaign.id)  # not left marked running (it stayed so until a restart)
     assert len(line.regenerate_item(campaign.id, items[2].seq).version_ids) == 3
+    # what it cost so far: every paid request, the two regenerations too (the estimate covered the first run only)
+    spent = line.campaign_store.spent(campaign.id)
+    assert spent == pytest.approx(7 * 0.067) and spent > campaign.estimate_usd
 
 
 def test_another_users_campaign_is_not_found(line: Studio, fake_gemini: FakeGemini) -> None:

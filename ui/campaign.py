@@ -16,6 +16,7 @@ import pandas as pd
 
 from rag.campaign_store import Campaign
 from rag.campaigns import FIELDS, Plan
+from rag.errors import NothingToDo
 from rag.models import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
@@ -134,7 +135,8 @@ def _status(studio: Studio, campaign: Campaign) -> str:
     failed = [i for i in studio.open_campaign(campaign.id)[1] if i.status == "failed"]
     job = f" · Batch job {campaign.batch_state}" if campaign.batch_job else ""
     lines = [f"**{md_escape(campaign.name)}** · {campaign.status}{job} · {counts['done']} of {total} done"
-             f"{f' · {len(failed)} failed' if failed else ''} · about ${campaign.estimate_usd:.2f}"]
+             f"{f' · {len(failed)} failed' if failed else ''} · cost so far "
+             f"${studio.campaign_store.spent(campaign.id):.2f} (estimated ${campaign.estimate_usd:.2f})"]
     lines += [f"- #{i.seq} {md_escape(i.asset_name)} {i.aspect_ratio}: {md_escape(i.error[:200])}" for i in failed[:10]]
     return "\n".join(lines)
 
@@ -222,9 +224,12 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
 
     @user_errors
     def save(cid: str, request: gr.Request) -> tuple[Any, ...]:
-        report = studio.save_approved(cid, user=user_of(request) or None)
-        return (f"Saved {len(report.added) + len(report.duplicates)} approved image(s) to the library.",
-                *_view(studio, cid, user_of(request)))
+        try:  # pressed again: say so, and keep the review as it is
+            report = studio.save_approved(cid, user=user_of(request) or None)
+            said = f"Saved {len(report.added) + len(report.duplicates)} approved image(s) to the library."
+        except NothingToDo as exc:
+            said = str(exc)
+        return (said, *_view(studio, cid, user_of(request)))
 
     paid: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
     c.preview.click(preview, form, [c.plan_md, c.plan], api_name=False, concurrency_id="search")
