@@ -85,9 +85,11 @@ def team(tmp_path_factory: pytest.TempPathFactory, embedder):
                                  gemini_retries=0, users_file=str(users))
         studio = Studio(settings, embedder=embedder)
         studio.ingest_folder(SAMPLE / "food")
-        made = studio.generate("alice's private idea", user=ALICE[0])
+        reference = studio.table().iloc[0]["id"]  # indexed in place: its path is not a file the app serves
+        made = studio.generate("alice's private idea", reference_ids=[reference], user=ALICE[0])
+        (saved,) = studio.save_versions([made.versions[0].id], user=ALICE[0]).added
         with running_app(studio) as url:
-            yield studio, url, [made.session_id, made.versions[0].id], root
+            yield studio, url, [made.session_id, made.versions[0].id, saved.id], root
         studio.close()
 
 
@@ -114,3 +116,22 @@ def test_every_endpoint_answers_hostile_values_with_a_sentence(team) -> None:
     assert alices[0] not in {s.id for s in studio.recent_sessions(user=BOB[0])}
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 600, f"the walk grew the server by {grown_mb:.0f} MB"
+
+
+def test_every_answer_reads_in_the_client(team) -> None:
+    """Called as intended, every endpoint's answer is one the client can read: no ``path`` key at any depth
+    that is not a served file (the client downloads those; a generated image's provenance once broke /asset)."""
+    _, url, (session, version, saved), _ = team
+    client = Client(url, auth=ALICE, verbose=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    ids = {"asset_id": saved, "session_id": session, "base_asset_id": saved, "ids": [saved], "version_ids": [version]}
+    broken = []
+    for endpoint, info in endpoints.items():
+        if endpoint in SKIP or endpoint in ("/delete", "/move", "/ingest", "/ingest_folder"):
+            continue
+        args = {**base_args(info["parameters"]), **{k: v for k, v in ids.items()
+                                                    if k in {p["parameter_name"] for p in info["parameters"]}}}
+        said = call(client, endpoint, args)
+        if said and ("403" in said or "download" in said.lower() or "Something went wrong" in said):
+            broken.append(f"{endpoint}: {said[:200]}")
+    assert broken == [], "\n".join(broken)

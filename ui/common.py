@@ -98,16 +98,23 @@ def grid_items(studio: Studio, assets: Sequence[Asset], *, make: bool) -> tuple[
 
 
 def api_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A record for API clients. Gradio treats any dict with a ``path`` key as a file to upload,
-    so the original's location travels as ``source_path``; tags are lifted out of ``meta``."""
-    out = dict(record)
-    out["source_path"] = out.pop("path", "")
+    """A record for API clients. Gradio's client treats any dict with a ``path`` key, at any depth, as a file
+    to download, so every location travels as ``source_path`` (a generated image's provenance nests its
+    references' paths); tags are lifted out of ``meta``."""
+    out = _no_paths(record)
+    out.setdefault("source_path", "")
     meta = out.get("meta")
     if isinstance(meta, dict) and "tags" not in out:
         out["tags"] = list(meta.get("tags") or [])
-    if isinstance(out.get("references"), list):  # a version's or a request's references are records too
-        out["references"] = [api_record(r) if isinstance(r, dict) else r for r in out["references"]]
     return out
+
+
+def _no_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {("source_path" if k == "path" else k): _no_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_paths(v) for v in value]
+    return value
 
 
 Handler = tuple[Callable[..., Any], list[Any], list[Any]]  # (fn, inputs, outputs) of an event
