@@ -393,32 +393,32 @@ class MilvusStore(InMemorySearchMixin, CollectionSwapMixin):
     def iter_records(
         self, batch: int = QUERY_PAGE, with_vectors: bool = False, fields: Sequence[str] | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        """Every record (``fields`` only, when given), in pages; the query iterator keeps memory flat."""
+        """Every record (``fields`` only, when given), in pages; the query iterator keeps memory flat.
+
+        The store is held for one page at a time, never across a ``yield``: a backup, an export or a grid
+        rebuild reading the whole library must not stall every search for its whole length."""
         fields = ["id", *(SCALAR_FIELDS if fields is None else fields)] + (["vector"] if with_vectors else [])
         with self._call("read every record"):
             iterator = self.client.query_iterator(
                 self.collection, batch_size=min(max(1, int(batch)), QUERY_WINDOW), filter="", output_fields=fields
             )
-            try:
-                while True:
+        try:
+            while True:
+                with self._call("read every record"):
                     rows = iterator.next()
-                    if not rows:
-                        break
-                    yield [dict(r) for r in rows]
-            finally:
+                if not rows:
+                    break
+                yield [dict(r) for r in rows]
+        finally:
+            with self._call("read every record"):
                 iterator.close()
 
     def facet(self, field: str) -> dict[str, int]:
         """Counts of each value of a scalar field (folder, source) for the library's summary."""
         counts: dict[str, int] = {}
-        with self._call(f"count images by {field}"):
-            iterator = self.client.query_iterator(self.collection, batch_size=QUERY_PAGE, filter="", output_fields=[field])
-            try:
-                while rows := iterator.next():
-                    for r in rows:
-                        counts[r[field]] = counts.get(r[field], 0) + 1
-            finally:
-                iterator.close()
+        for rows in self.iter_records(QUERY_PAGE, fields=[field]):
+            for r in rows:
+                counts[r[field]] = counts.get(r[field], 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ class InMemorySearchMixin:
 
     if TYPE_CHECKING:
         def _call(self, action: str, *, write: bool = False) -> AbstractContextManager[None]: ...
+        def iter_records(self, batch: int = ..., with_vectors: bool = ...,
+                         fields: Sequence[str] | None = ...) -> Iterator[list[dict[str, Any]]]: ...
         def get(self, ids: Sequence[str]) -> list[Asset]: ...
 
     def _loaded_mirror(self) -> VectorMirror | None:
@@ -64,14 +66,10 @@ class InMemorySearchMixin:
             return
         started = time.monotonic()
         try:
-            fields = ["id", "vector", *([TEXT_FIELD] if self.full_text else [])]
-            pages = self.client.query_iterator(self.collection, batch_size=QUERY_WINDOW, filter="", output_fields=fields)
-            try:
-                while rows := pages.next():
-                    texts = [r[TEXT_FIELD] for r in rows] if self.full_text else None
-                    mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), texts, read=True)
-            finally:
-                pages.close()
+            words = [TEXT_FIELD] if self.full_text else []
+            for rows in self.iter_records(QUERY_WINDOW, fields=words, with_vectors=True):  # a page at a time, held
+                texts = [r[TEXT_FIELD] for r in rows] if self.full_text else None
+                mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), texts, read=True)
         except Exception:  # noqa: BLE001 - searches go on without the copy
             if lite_mirror.shared(key) is mirror:  # not closed or swapped meanwhile
                 log.warning("Could not read the library's vectors into memory; searches ask Milvus Lite.",

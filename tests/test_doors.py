@@ -248,3 +248,17 @@ def test_a_campaign_says_how_big_it_may_be(studio: Studio) -> None:
                         shared_refs=[], mode="now", status="planned")
     with pytest.raises(BananaError, match=f"would make 2,100 images; one campaign makes at most {MAX_CAMPAIGN_IMAGES:,}"):
         make_plan(campaign, assets, [], studio.model_list, studio.sessions, None)
+
+
+def test_a_search_answers_while_the_whole_library_is_being_read(sample_studio: Studio) -> None:
+    """An export, a backup or a grid rebuild reads every record page by page; between pages the store is free."""
+    import threading
+
+    pages = sample_studio.store.iter_records(batch=2)  # many pages: the reader pauses between each
+    first = next(pages)
+    answered: list[int] = []
+    searcher = threading.Thread(target=lambda: answered.append(len(sample_studio.search("a red car", k=3))))
+    searcher.start()
+    searcher.join(timeout=60)  # the old store held its lock across the paused reader: this waited forever
+    rest = sum(len(p) for p in pages)
+    assert answered == [3] and len(first) + rest == sample_studio.count()
