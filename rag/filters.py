@@ -20,9 +20,9 @@ def quote(value: str) -> str:
     """A Milvus string literal (the filter grammar accepts JSON-style escapes, but not of control characters:
     those are refused here with a sentence, where Milvus would fail the whole search)."""
     text = str(value)
-    if any(not ch.isprintable() for ch in text):
+    if any(not ch.isprintable() and ch not in "\t\n\r" for ch in text):  # JSON's own escapes Milvus reads
         raise BananaError(f"{text[:40]!r} cannot be searched for: names, tags and words to filter by cannot contain "
-                          "control characters such as line breaks or tabs.")
+                          "control characters.")
     return json.dumps(text, ensure_ascii=False)
 
 

@@ -261,12 +261,10 @@ class SessionStore:
         return [self.version(vid) for vid in ids]
 
     def history(self, version_id: str | None) -> list[Content]:
-        """The conversation that led to a version, oldest turn first: what a refinement of it sends before its own turn.
-
-        It stops where the model changes: a turn that continued on another model sent the earlier version's
-        image as its own reference, and thought signatures belong to the model that made them."""
+        """The conversation that led to a version, oldest turn first, back to where its model changed (a turn that
+        continued on another model sent the earlier image as its reference; signatures belong to their model)."""
         turns: list[Content] = []
-        model = None
+        model = None  # the newest turn's
         while version_id:
             rows = self.read("SELECT v.parent_id, t.request, t.reply, t.model FROM versions v"
                              " LEFT JOIN turns t ON t.id = v.turn_id WHERE v.id = ?", (version_id,))
@@ -331,9 +329,8 @@ class SessionStore:
 
 
 def visible_to(viewer: str | None, column: str = "user") -> tuple[str, list[str]]:
-    """The SQL condition (and its arguments) for what ``viewer`` may see, the one meaning of "no owner" for
-    sessions and campaigns: without sign-in ("" or None) everything; a signed-in user their own work and the
-    team's, made before sign-in was turned on (stored without an owner), never another user's."""
+    """The SQL condition and arguments for what ``viewer`` may see of sessions and campaigns: without sign-in
+    ("" or None) everything; a user their own and the team's (stored without an owner, before sign-in)."""
     return (f"({column} = ? OR {column} = '')", [viewer]) if viewer else ("1", [])
 
 

@@ -398,27 +398,32 @@ class MilvusStore(InMemorySearchMixin, CollectionSwapMixin):
         The store is held for one page at a time, never across a ``yield``: a backup, an export or a grid
         rebuild reading the whole library must not stall every search for its whole length."""
         fields = ["id", *(SCALAR_FIELDS if fields is None else fields)] + (["vector"] if with_vectors else [])
-        with self._call("read every record"):
+        yield from self._pages(fields, batch, "read every record")
+
+    def _pages(self, fields: list[str], batch: int, action: str) -> Iterator[list[dict[str, Any]]]:
+        with self._call(action):
             iterator = self.client.query_iterator(
                 self.collection, batch_size=min(max(1, int(batch)), QUERY_WINDOW), filter="", output_fields=fields
             )
         try:
             while True:
-                with self._call("read every record"):
+                with self._call(action):  # one page at a time: searches go on between pages
                     rows = iterator.next()
                 if not rows:
                     break
                 yield [dict(r) for r in rows]
         finally:
-            with self._call("read every record"):
+            with self._call(action):
                 iterator.close()
 
     def facet(self, field: str) -> dict[str, int]:
         """Counts of each value of a scalar field (folder, source) for the library's summary."""
         counts: dict[str, int] = {}
-        for rows in self.iter_records(QUERY_PAGE, fields=[field]):
-            for r in rows:
-                counts[r[field]] = counts.get(r[field], 0) + 1
+        action = f"count images by {field}"
+        for rows in self._pages([field], QUERY_PAGE, action):
+            with self._call(action):  # a collection without the field (another app's) answers rows without it
+                for r in rows:
+                    counts[r[field]] = counts.get(r[field], 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def close(self) -> None:

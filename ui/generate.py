@@ -351,17 +351,7 @@ def _api(studio: Studio) -> None:
         gr.api(fn, api_name=fn.__name__, concurrency_id="ingest", concurrency_limit=1)
     for fn in (sessions, session, start_session, find_references):
         gr.api(fn, api_name=fn.__name__)
-
-    _api_models(studio)
-
-
-def _api_models(studio: Studio) -> None:
-    @user_errors
-    def models() -> list[dict[str, Any]]:
-        """The image models offered, the preferred first: caps, sizes, prices; the default with its ``reason``."""
-        return studio.model_offers()
-
-    gr.api(models, api_name="models")
+    gr.api(user_errors(studio.model_offers), api_name="models")
 
 
 def _run_record(run: Any) -> dict[str, Any]:
