@@ -200,8 +200,8 @@ def _gone(holder: str) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except OSError:
-        return False  # alive, another user's
+    except OSError:  # alive, another user's
+        pass
     return False
 
 

@@ -69,8 +69,9 @@ class FileCache:
 
     def forget(self, uris: Sequence[str]) -> None:
         """The server no longer knows these files: upload them again next time."""
+        gone = set(uris)
         with self._lock:
-            self._files = {k: f for k, f in self._files.items() if f.uri not in set(uris)}
+            self._files = {k: f for k, f in self._files.items() if f.uri not in gone}
 
 
 def sdk_uploader(client: Any, clock: Callable[[], float] = time.time) -> Callable[[bytes, str], Uploaded]:

@@ -56,7 +56,7 @@ class ModelList:
     def __init__(self, lister: Callable[[], list[ListedModel]], wanted: str = AUTO, *, caption: str = "",
                  ttl_s: float = 3600.0, today: Callable[[], date] = date.today) -> None:
         self._lister = lister
-        self.wanted = model_name(wanted) or AUTO
+        self.wanted = AUTO if model_name(wanted).lower() in ("", AUTO) else model_name(wanted)
         self._caption = caption.strip()
         self._ttl_s = ttl_s
         self._today = today

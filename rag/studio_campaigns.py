@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -126,10 +126,7 @@ class CampaignsMixin:
         campaign = self.campaign_store.campaign(campaign_id, user)
         if campaign.mode != "batch":
             return self.run_campaign(campaign.id, user=user, progress=progress)
-        with self._lease(campaign) as held:  # decided once held: two Resumes never submit two paid jobs
-            step = batch.poll if held.batch_job else batch.submit
-            step(self.campaign_store, self.generator, self.settings, self.model_list, held, self.store.get)
-        return self.campaign_store.campaign(campaign.id)
+        return self._batch(campaign)
 
     def cancel_campaign(self, campaign_id: str, *, user: str | None = None) -> bool:
         """Stop a running campaign after the requests in flight; False when it is not running here."""
@@ -183,15 +180,11 @@ class CampaignsMixin:
 
     def submit_campaign_batch(self, campaign_id: str, *, user: str | None = None) -> Campaign:
         """Batch mode: submit the unfinished items as one Gemini Batch job (about half price, within 24 h)."""
-        with self._lease(self.campaign_store.campaign(campaign_id, user)) as campaign:
-            batch.submit(self.campaign_store, self.generator, self.settings, self.model_list, campaign, self.store.get)
-        return self.campaign_store.campaign(campaign.id)
+        return self._batch(self.campaign_store.campaign(campaign_id, user), batch.submit)
 
     def poll_campaign_batch(self, campaign_id: str, *, user: str | None = None) -> Campaign:
         """Ask how a campaign's Batch job is doing; when it has ended, its images land in the campaign."""
-        with self._lease(self.campaign_store.campaign(campaign_id, user)) as campaign:
-            batch.poll(self.campaign_store, self.generator, self.settings, self.model_list, campaign, self.store.get)
-        return self.campaign_store.campaign(campaign.id)
+        return self._batch(self.campaign_store.campaign(campaign_id, user), batch.poll)
 
     def poll_batches(self) -> list[Campaign]:
         """Poll every campaign waiting on a Batch job (the app does this in the background); returns them."""
@@ -202,6 +195,14 @@ class CampaignsMixin:
             except BananaError as exc:
                 log.warning("Polling the Batch job of campaign %s failed: %s", campaign.id, exc)
         return waiting
+
+    def _batch(self, campaign: Campaign, step: Callable[..., Any] | None = None) -> Campaign:
+        """A Batch step (submit or poll; without ``step``, whichever the campaign needs) with the campaign held,
+        decided once held: two Resumes never submit two paid jobs."""
+        with self._lease(campaign) as held:
+            (step or (batch.poll if held.batch_job else batch.submit))(
+                self.campaign_store, self.generator, self.settings, self.model_list, held, self.store.get)
+        return self.campaign_store.campaign(campaign.id)
 
     @contextmanager
     def _lease(self, campaign: Campaign) -> Iterator[Campaign]:
