@@ -107,13 +107,9 @@ def details(store: VectorStore, asset_id: str) -> AssetDetails:
 def clean_folder(name: str) -> str:
     """A folder label a user typed, made safe: "/" separates levels (a backslash counts as one),
     blank levels go; ".." or "." levels, control characters and names over MAX_FOLDER_CHARS are refused."""
-    text = str(name or "").replace("\\", "/").strip()
+    text = _short_printable(str(name or "").replace("\\", "/").strip(), "folder name")
     if not text.strip("/ "):
         raise BananaError("Type a folder name (for example: products/shoes).")
-    if len(text) > MAX_FOLDER_CHARS:
-        raise BananaError(f"A folder name can be at most {MAX_FOLDER_CHARS} characters; this one has {len(text)}.")
-    if any(not ch.isprintable() for ch in text):
-        raise BananaError("A folder name cannot contain control characters such as line breaks or tabs.")
     levels = [level.strip() for level in text.split("/") if level.strip()]
     if any(level in (".", "..") for level in levels):
         raise BananaError('A folder name cannot contain "." or ".." levels; use plain names like products/shoes.')
@@ -127,12 +123,16 @@ def campaign_tag(name: str) -> str:
 
 
 def clean_campaign_name(name: str) -> str:
-    """A campaign name a user typed: printable, at most MAX_FOLDER_CHARS; "" when blank (a name is made up)."""
-    text = " ".join(str(name or "").split(" ")).strip()
+    """A campaign name a user typed, held to a folder name's rules; "" when blank (a name is made up)."""
+    return _short_printable(str(name or "").strip(), "campaign name")
+
+
+def _short_printable(text: str, what: str) -> str:
+    """``text`` if it has at most MAX_FOLDER_CHARS printable characters, else the sentence saying which rule."""
     if len(text) > MAX_FOLDER_CHARS:
-        raise BananaError(f"A campaign name can be at most {MAX_FOLDER_CHARS} characters; this one has {len(text):,}.")
+        raise BananaError(f"A {what} can be at most {MAX_FOLDER_CHARS} characters; this one has {len(text)}.")
     if any(not ch.isprintable() for ch in text):
-        raise BananaError("A campaign name cannot contain control characters such as line breaks or tabs.")
+        raise BananaError(f"A {what} cannot contain control characters such as line breaks or tabs.")
     return text
 
 

@@ -21,6 +21,7 @@ from .gemini_files import MAX_REQUEST_BYTES, FileCache, b64_len, file_uris, is_f
 from .gemini_reply import read_reply, retry_delay
 from .generate import Content, GenerationResult, ModelReply, Notify
 from .images import encode_reference
+from .model_list import pinned
 from .models import ListedModel, ModelInfo, current_models, model_info, replacement_for
 from .types import Asset
 
@@ -86,9 +87,8 @@ class GeminiGenerator:
         self._bad_response = genai_errors.UnknownApiResponseError
         self._timeout_exc, self._transport_exc = _network_errors()
         self._key = key
-        wanted = settings.gemini_model.strip()
         # The default for direct callers; the app picks each request's model through rag.model_list.ModelList.
-        self.model = wanted if wanted and wanted != "auto" else current_models()[0].name
+        self.model = pinned(settings.gemini_model) or current_models()[0].name
         self._timeout_s = settings.gemini_timeout_s
         self._max_pixels = settings.max_image_pixels
         self._attempts = max(0, settings.gemini_retries) + 1

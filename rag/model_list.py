@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from .errors import BananaError, ModelUnavailable
-from .models import ListedModel, ModelInfo, current_models, is_image_model, model_info, model_name, \
-    replacement_for, valid_model_name
+from .models import ListedModel, ModelInfo, current_models, generates_content, is_image_model, model_info, \
+    model_name, replacement_for, valid_model_name
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,12 @@ AUTO = "auto"
 # read with the search tool 2026-12-06) name gemini-3.1-flash-lite as the model to move to.
 FALLBACK_TEXT_MODEL = "gemini-3.1-flash-lite"
 _TEXT_MODEL = re.compile(r"^gemini-(\d+(?:\.\d+)?)-(flash-lite|flash)$")  # a GA text model: no preview, image, tts
+
+
+def pinned(wanted: str) -> str:
+    """The model a setting names, or "" for ``auto`` (any spelling) and blank: the one reading of GEMINI_MODEL."""
+    name = model_name(wanted)
+    return "" if name.lower() in ("", AUTO) else name
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class ModelList:
     def __init__(self, lister: Callable[[], list[ListedModel]], wanted: str = AUTO, *, caption: str = "",
                  ttl_s: float = 3600.0, today: Callable[[], date] = date.today) -> None:
         self._lister = lister
-        self.wanted = AUTO if model_name(wanted).lower() in ("", AUTO) else model_name(wanted)
+        self.wanted = pinned(wanted) or AUTO
         self._caption = caption.strip()
         self._ttl_s = ttl_s
         self._today = today
@@ -121,11 +127,20 @@ class ModelList:
             raise ModelUnavailable(f"{name} was shut down by Google on {info.shutdown}; use {instead.title} instead.",
                                    name, instead.name)
         offered = self.all()
-        if self.listed and name not in {m.name for m in offered}:
+        found = next((m for m in offered if m.name == name), None)
+        if found is None and self.listed:
             names = ", ".join(m.name for m in offered) or "no image model"
             raise ModelUnavailable(f"Gemini does not offer {name} to this API key; it offers {names}.", name,
                                    offered[0].name if offered else "")
-        return self.get(name)
+        return found or info
+
+    def replacement(self, name: str) -> ModelInfo | None:
+        """What to use instead of ``name`` when a request may not use it (shut down, not offered); None while it may."""
+        try:
+            self.usable(name)
+        except ModelUnavailable as exc:
+            return self.get(exc.replacement)  # "" (none named): the default
+        return None
 
     def caption_model(self) -> str:
         """The text model captions use: CAPTION_MODEL, or with ``auto`` the newest GA Flash-Lite (else Flash)
@@ -135,7 +150,7 @@ class ModelList:
         ranked = []
         for m in self._get()[0]:
             match = _TEXT_MODEL.match(model_name(m.name))
-            if match and (m.methods is None or "generateContent" in m.methods):
+            if match and generates_content(m.methods):
                 ranked.append((match[2] == "flash-lite", float(match[1]), model_name(m.name)))
         return max(ranked)[2] if ranked else FALLBACK_TEXT_MODEL
 

@@ -193,9 +193,14 @@ def retired_models(today: date | None = None) -> list[ModelInfo]:
     return [m for m in CATALOGUE if m.retired(today)]
 
 
+def generates_content(methods: Iterable[str] | None) -> bool:
+    """Whether a listed model answers ``generateContent`` (None: the API did not say, so assume it does)."""
+    return methods is None or "generateContent" in methods
+
+
 def is_image_model(name: str, methods: Iterable[str] | None) -> bool:
     """Whether a model the API lists makes images through ``generateContent`` (Imagen uses ``predict``)."""
-    return "image" in model_name(name).lower() and (methods is None or "generateContent" in methods)
+    return "image" in model_name(name).lower() and generates_content(methods)
 
 
 def all_aspect_ratios() -> tuple[str, ...]:

@@ -78,7 +78,7 @@ def _model_of(models: ModelList, parent: Version, model: str) -> ModelInfo:
     try:
         return models.usable(parent.model)
     except ModelUnavailable as exc:
-        instead = models.get(exc.replacement) if exc.replacement else models.get()
+        instead = models.get(exc.replacement)  # "" (none named): the default
         raise ModelUnavailable(
             f"{parent.label} was made with {parent.model}, which Gemini no longer serves. Continue on "
             f"{instead.title}: a new branch starts from {parent.label}'s image (the conversation before it stays "

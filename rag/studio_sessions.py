@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .assets import campaign_tag
-from .errors import BananaError, ModelUnavailable
+from .errors import BananaError
 from .files import sha256_file
 from .generate import Notify
 from .ingest import IngestReport, Progress
@@ -188,11 +188,7 @@ class SessionsMixin:
 
     def replacement_for(self, model: str) -> ModelInfo | None:
         """The model to continue on when ``model`` can no longer be used (shut down, not offered); None while it can."""
-        try:
-            self.model_list.usable(model)
-        except ModelUnavailable as exc:
-            return self.model_list.get(exc.replacement) if exc.replacement else self.model_list.get()
-        return None
+        return self.model_list.replacement(model)
 
     def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
         """"Edit this": a session whose first version is a library image, ready for a refinement."""
