@@ -14,10 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from rag.backup import BackupSchedule
-from rag.batch import poll_forever
-from rag.config import Settings
-from rag.errors import BananaError
+from rag.campaigns import poll_forever
+from rag.core import BananaError, Settings
+from rag.store import BackupSchedule
 from rag.studio import Studio
 from rag.users import Accounts
 from ui import asset as asset_ui

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 def real_weights() -> Path | None:
     """A real CLIP weights file: CLIP_PRETRAINED if it names one, else ../shared/models."""
-    from rag.embedder import find_local_weights
+    from rag.clip.embedder import find_local_weights
 
     return find_local_weights(SHARED_MODELS, os.environ.get("CLIP_PRETRAINED", ""))
 
@@ -103,7 +103,7 @@ def openclipart_files(n: int | None, unique: bool = False) -> list[Path]:
 
 def image_files(root: Path, n: int | None, unique: bool = False) -> list[Path]:
     """``n`` image files under ``root`` spread evenly over the sorted list; all if ``n`` is None."""
-    from rag.images import is_image_name
+    from rag.media.images import is_image_name
 
     files = sorted(p for p in Path(root).rglob("*") if p.is_file() and is_image_name(p))
     if unique:

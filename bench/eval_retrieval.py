@@ -34,7 +34,7 @@ Two test sets:
   files that answer them; hit@1/5/10 and MRR@10, also split into the searches that share a word
   with an answer's file name and those that do not.
 
-Each search option of :class:`rag.query.Query` is measured against the baseline, CLIP alone
+Each search option of :class:`rag.search.query.Query` is measured against the baseline, CLIP alone
 (``words=False``): ``hybrid`` (the default: Milvus' BM25 over each asset's text field, i.e. file
 name, folder, tags, embedded text and prompt, fused with CLIP by ``hybrid_search`` and RRF),
 ``ensemble`` (prompt ensembling), ``dedupe`` (near-duplicate collapsing) and ``image_weight``.
@@ -360,8 +360,8 @@ def eval_text(runner: Runner, relevant: dict[str, set[str]], n_library: int) -> 
 
 def words_only(runner: Runner, text: str, depth: int) -> list[str]:
     """Diagnostic: the ids Milvus' BM25 ranks for ``text`` (the text field alone, no CLIP)."""
-    from rag.schema import SPARSE_FIELD
-    from rag.words import parse
+    from rag.store import parse
+    from rag.store.schema import SPARSE_FIELD
 
     store, sparse = runner.studio.store, parse(text).sparse_text
     if not sparse or not store.full_text:
@@ -429,7 +429,7 @@ CREATIVE_VARIANTS: list[tuple[str, dict[str, Any]]] = [
 
 
 def load_creative(path: Path = CREATIVE) -> list[dict[str, Any]]:
-    from rag.words import STOP_WORDS, parse, words
+    from rag.store.words import STOP_WORDS, parse, words
 
     data = json.loads(path.read_text())
     out = []
@@ -469,7 +469,7 @@ def eval_creative(runner: Runner, queries: list[dict[str, Any]]) -> list[dict[st
 
 # -- main -----------------------------------------------------------------------------------------
 def make_studio(root: Path, pretrained: str, embedder: Any = None) -> Any:
-    from rag.config import Settings
+    from rag.core import Settings
     from rag.studio import Studio
 
     env = dict(os.environ)
@@ -549,7 +549,7 @@ def verdicts(random: bool, res: dict[str, Any]) -> list[str]:
 def run_openclipart(args: argparse.Namespace, pretrained: str, tmp: Path, res: dict[str, Any]) -> Any:
     """Sample, lay out and ingest openclipart, run the text, image and text+image evaluations into
     ``res``; return the embedder (loaded) for the next library."""
-    from rag.rank import DEDUPE_COSINE
+    from rag.search.rank import DEDUPE_COSINE
 
     files = openclipart_sample(args.per_class, args.limit)
     ids_by_label: Labels = defaultdict(set)
@@ -608,8 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from common import machine, quiet_logs
 
     quiet_logs()
-    from rag.errors import ModelLoadError
-    from rag.rank import DEDUPE_COSINE
+    from rag.core import ModelLoadError
+    from rag.search.rank import DEDUPE_COSINE
 
     print(f"machine: {machine()}")
     if random:

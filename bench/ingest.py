@@ -145,7 +145,7 @@ def pick_images(args: argparse.Namespace) -> tuple[Path, list[Path], list[Path]]
 
 
 def make_settings(tmp: Path, args: argparse.Namespace):
-    from rag.config import Settings
+    from rag.core import Settings
 
     data = tmp / "data"
     s = Settings.from_env().with_(data_dir=data, milvus_uri=str(data / "milvus.db"), library_dir=data / "library",
@@ -225,7 +225,7 @@ def main() -> None:
     preamble()
     import torch
 
-    from rag.embedder import ClipEmbedder
+    from rag.clip import ClipEmbedder
 
     t_setup = time.perf_counter()
     root, ours_files, distinct = pick_images(args)

@@ -32,8 +32,8 @@ def ceiling(emb: Any, files: list[Path], batch: int, threads: int) -> tuple[int,
     """A model's batched forward pass over pictures decoded and moved to its device beforehand (untimed)."""
     import torch
 
-    from rag.clip_torch import inference
-    from rag.images import decode
+    from rag.clip.runtime import inference
+    from rag.media import decode
 
     s, visual = emb.settings, emb.visual
     prepared = [visual.prepare(decode(p.read_bytes(), background=s.background).image) for p in files]
@@ -83,7 +83,7 @@ def serve(conn: Connection, settings: Any, lite_path: str, threads: int) -> None
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import peak_rss_mb, quiet_logs
 
-    from rag.embedder import ClipEmbedder
+    from rag.clip import ClipEmbedder
 
     quiet_logs()
     emb = ClipEmbedder(settings.with_(precision="fp32"))

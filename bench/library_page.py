@@ -41,7 +41,7 @@ def make_assets(n: int, files: list[Path], seed: int = 0) -> tuple[list, object]
     """``n`` records over ``files`` (cycled), with folders, sources, models, parents, tags and dates."""
     import numpy as np
 
-    from rag.types import Asset
+    from rag.core import Asset
 
     rnd = random.Random(seed)
     now = time.time()
@@ -65,7 +65,7 @@ def make_assets(n: int, files: list[Path], seed: int = 0) -> tuple[list, object]
 
 def newest_from_milvus(store, expression: str, offset: int) -> list:
     """Newest first without the index: every matching (id, created) from Milvus, sorted, then get."""
-    from rag.store import QUERY_WINDOW
+    from rag.store.milvus import QUERY_WINDOW
 
     rows = store.client.query(store.collection, filter=expression, output_fields=["id", "created"], limit=QUERY_WINDOW)
     rows.sort(key=lambda r: (-r["created"], r["id"]))
@@ -105,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     preamble()
 
-    from rag.config import Settings
+    from rag.core import Settings
     from rag.library import LibraryFilter
     from rag.studio import Studio
 

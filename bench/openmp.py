@@ -69,8 +69,8 @@ def main() -> None:
         torch.set_num_threads(args.torch_threads)
     from query_lib import Data, asset_for, rebuild_index
 
-    from rag.config import Settings
-    from rag.embedder import ClipEmbedder
+    from rag.clip import ClipEmbedder
+    from rag.core import Settings
     from rag.store import MilvusStore
 
     settings = Settings.from_env()

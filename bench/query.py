@@ -20,7 +20,7 @@ does at start-up). Then, for each index type (dropped and rebuilt on the same ro
   shows what waiting for the proxy's time tick costs (the test server ticks every 20 ms).
 
 On Lite, one more pass measures what the app runs: the vectors and words read into memory at start
-(``MilvusStore.warm_up``, rag/lite_mirror.py, rag/lite_words.py), searched with NumPy and scored
+(``MilvusStore.warm_up``, rag/store/lite_mirror.py, rag/store/lite_words.py), searched with NumPy and scored
 with BM25 there, Lite asked only for the winners' records (``FLAT, vectors in memory (app)``;
 RESULT keys ``memory_*``). Each synthetic record has two tags taken from the query words, so word
 search has matches to score (each word is in ~1/12 of the library).
@@ -148,9 +148,9 @@ def index_pass(ctx, backend: str, base, emb, store, data: Data, qs, texts: list[
 
 
 def memory_pass(ctx, base, emb, store, data: Data, qs, texts: list[str], label: str, args):
-    """What the app runs on Lite: the vectors and words read into memory at start (rag/lite_mirror.py),
+    """What the app runs on Lite: the vectors and words read into memory at start (rag/store/lite_mirror.py),
     searched with NumPy and scored with BM25 there; Lite gives the records of the winners."""
-    from rag import lite_mirror
+    from rag.store import lite_mirror
     from rag.store import MilvusStore
     from rag.studio import Studio
 
@@ -223,7 +223,7 @@ def main() -> None:
     preamble()
     from text import queries as text_queries
 
-    from rag.config import Settings
+    from rag.core import Settings
     from rag.studio import Studio
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]

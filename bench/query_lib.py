@@ -22,7 +22,7 @@ INDEX_PARAMS = {"HNSW": {"M": 16, "efConstruction": 200}, "HNSW_SQ": {"M": 16, "
 
 
 def index_params(kind: str) -> dict:
-    """The build parameters rag/store.py gives each index type (Lite needs them nested)."""
+    """The build parameters rag/store/milvus.py gives each index type (Lite needs them nested)."""
     if kind.startswith("HNSW"):
         return INDEX_PARAMS[kind]
     if kind.startswith("IVF"):
@@ -63,7 +63,7 @@ def asset_for(i: int):
     the library), so that word search has matches to score."""
     from text import ADJ, NOUN
 
-    from rag.types import Asset
+    from rag.core import Asset
 
     return Asset(
         id=f"{i:064x}", path=f"/library/folder{i % 40}/picture_{i}.png", filename=f"picture_{i}.png",
@@ -81,7 +81,7 @@ def exact_topk(vectors, q, k: int = K):
 
 
 def blas_threads(n: int) -> None:
-    """Set the OpenBLAS thread count of this process (rag.store sets it to 1 when it opens Lite)."""
+    """Set the OpenBLAS thread count of this process (rag.store.milvus sets it to 1 when it opens Lite)."""
     import ctypes
 
     with open("/proc/self/maps") as fh:
@@ -196,7 +196,7 @@ def time_text(studio, texts: list[str]) -> dict:
 def time_bounded(client, collection: str, queries, n: int = 50) -> dict:
     """The same search as ``MilvusStore.search`` on a server, but with Bounded consistency: what the
     index and the fetch cost without waiting for the proxy's time tick (Strong consistency waits)."""
-    from rag.store import SCALAR_FIELDS
+    from rag.store.milvus import SCALAR_FIELDS
 
     times = []
     for q in queries[:n]:

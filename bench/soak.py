@@ -133,7 +133,7 @@ def main() -> None:
     print(choose_model())
     quiet_logs()
     preamble()
-    from rag.config import Settings
+    from rag.core import Settings
     from rag.studio import Studio
     from tests.appserver import running_app
 

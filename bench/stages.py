@@ -4,12 +4,12 @@
     python bench/stages.py --n 200      # a quick look
 
 Every step runs in this thread, one image at a time, through the app's own functions and in the
-order ``rag.ingest`` runs them: read and hash (twice: the hash stage, then the decoder checks the
+order ``rag.library.ingest`` runs them: read and hash (twice: the hash stage, then the decoder checks the
 bytes it reads are the ones hashed), open and decode the pixels, shrink to the working size,
 composite transparency, open_clip's resize and crop into a uint8 picture, then per batch the
 float conversion and normalisation, the model's forward pass, the upsert into a fresh Milvus
 Lite collection, and the final flush. The decode steps are checked to give exactly what
-``rag.images.decode`` gives, so the profile cannot drift from the code it profiles.
+``rag.media.images.decode`` gives, so the profile cannot drift from the code it profiles.
 
 Shares are of the sum of CPU time per image. The decode steps use one core; the model and the
 store use torch's / Lite's threads, so their CPU time is wall time x threads (an upper bound:
@@ -36,9 +36,9 @@ DECODE_STEPS = ("read + hash x2", "open + decode pixels", "shrink to working siz
 
 
 def decode_steps(data_path: Path, settings, visual, t: dict[str, float]):
-    """``decode`` + ``prepare`` of one file split into its steps (rag.images internals, same order)."""
-    from rag import images as im
-    from rag.files import sha256_bytes, sha256_file
+    """``decode`` + ``prepare`` of one file split into its steps (rag.media.images internals, same order)."""
+    from rag.media import images as im
+    from rag.core import sha256_bytes, sha256_file
 
     t0 = time.perf_counter()
     digest = sha256_file(data_path)
@@ -71,13 +71,11 @@ def main() -> None:
     preamble()
     import torch
 
-    from rag.clip_torch import inference, unit_rows
-    from rag.config import Settings
-    from rag.errors import ImageError
-    from rag.images import decode
+    from rag.clip.runtime import inference, unit_rows
+    from rag.core import Asset, ImageError, Settings
+    from rag.media import decode
     from rag.store import MilvusStore
     from rag.studio import Studio
-    from rag.types import Asset
 
     settings = Settings.from_env()
     emb = Studio(settings).embedder

@@ -57,8 +57,8 @@ def main() -> None:
     preamble()
     import torch
 
-    from rag.config import Settings
-    from rag.embedder import ClipEmbedder
+    from rag.clip import ClipEmbedder
+    from rag.core import Settings
 
     settings = Settings.from_env()
     text = ClipEmbedder(settings.with_(precision="fp32")).text  # the fp32 model every variant starts from
@@ -92,7 +92,7 @@ def full_context_variants(text, tower, threads: int) -> dict:
     """``encode_text`` over the full 77-token context: fp32 (the reference), 1 thread, bf16 autocast, int8."""
     import torch
 
-    from rag.clip_torch import normalise
+    from rag.clip.runtime import normalise
 
     model, tok = text.model, text.tokenize
 
@@ -128,7 +128,7 @@ def padding_free_variants(text, tower, threads: int) -> dict:
     """The text tower cut after the last real token (exact for a causal tower), in fp32, 1 thread and bf16."""
     import torch
 
-    from rag.clip_text import encode_padding_free
+    from rag.clip.text import encode_padding_free
 
     def trunc(texts: list[str], m=text.model):
         return encode_padding_free(m, text.tokenize(texts), text.numerics)
@@ -205,7 +205,7 @@ def onnx_variants(model, tok, threads: int) -> dict:
     import torch
     from open_clip.transformer import text_global_pool
 
-    from rag.clip_torch import normalise
+    from rag.clip.runtime import normalise
 
     class Text(torch.nn.Module):
         def __init__(self, m):

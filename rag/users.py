@@ -2,7 +2,7 @@
 
 Accounts come from ``--users FILE`` / ``BANANA_USERS_FILE`` (one ``user:password`` per line, ``#``
 comments) or the single ``--auth user:password``. Each signed-in user's sessions and history are
-theirs (see :mod:`rag.studio_sessions`); the library is shared. A password never reaches a log line.
+theirs (see :mod:`rag.studio.sessions`); the library is shared. A password never reaches a log line.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .config import Settings
-from .errors import ConfigError
+from rag.core import ConfigError, Settings
 
 FAILURES_PER_MINUTE = 5  # per address; then sign-in is refused until the oldest failure is a minute old
 ACCOUNT_FAILURES_PER_MINUTE = 10  # per account from any addresses: guesses spread over many addresses stop too

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings
-from rag.embedder import ClipEmbedder, find_local_weights
+from rag.clip.embedder import ClipEmbedder, find_local_weights
+from rag.core import Settings
 from rag.studio import Studio
 from tests.fake_gemini import fake_gemini  # noqa: F401  (pytest fixture)
 
@@ -54,7 +54,7 @@ def sample_studio(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedd
     s = Studio(test_settings(tmp_path_factory.mktemp("sample")), embedder=embedder)
     report = s.ingest_folder(SAMPLE)
     assert report.added and not report.failed
-    s.store.warm_up()  # searched as the app searches: Lite's vectors in memory (rag/lite_mirror.py)
+    s.store.warm_up()  # searched as the app searches: Lite's vectors in memory (rag/store/lite_mirror.py)
     yield s
     s.close()
 

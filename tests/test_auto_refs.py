@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.gemini import MAX_REFERENCE_BYTES, MAX_REFERENCE_SIDE
-from rag.images import encode_reference
-from rag.provenance import read_provenance
-from rag.query import Query
+from rag.generation import read_provenance
+from rag.generation.gemini import MAX_REFERENCE_BYTES, MAX_REFERENCE_SIDE
+from rag.media import encode_reference
+from rag.search import Query
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply, png_bytes

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rag.config import Settings
-from rag.embedder import ClipEmbedder
-from rag.errors import BananaError, ConfigError, ImageError, ModelLoadError
-from rag.filters import build_filter
-from rag.images import decode
+from rag.clip import ClipEmbedder
+from rag.core import BananaError, ConfigError, ImageError, ModelLoadError, Settings
+from rag.media import decode
+from rag.store import build_filter
 from rag.studio import Studio
 from tests.conftest import SAMPLE
 

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from rag import backup
+from rag.store import backup
 from rag.studio import Studio
 from tests.conftest import SAMPLE
 from tests.test_cli import run

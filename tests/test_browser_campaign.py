@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from rag.provenance import read_provenance
+from rag.generation import read_provenance
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings

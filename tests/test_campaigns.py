@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import BananaError, BudgetExceeded
+from rag.core import BananaError, BudgetExceeded
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, Recorded, Reply, error_reply, image_reply, png_bytes

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.captions import INSTRUCTION, cost_per_image, parse_caption
-from rag.embedder import ClipEmbedder
-from rag.errors import BananaError
+from rag.clip import ClipEmbedder
+from rag.core import BananaError
+from rag.library.captions import INSTRUCTION, cost_per_image, parse_caption
 from rag.studio import Studio
 from tests.conftest import test_settings
 from tests.fake_gemini import FakeGemini, text_reply

@@ -73,7 +73,7 @@ def test_unloadable_weights_name_the_setting(tmp_path: Path) -> None:
 
 HOLD = """
 import sys, time
-from rag.config import Settings
+from rag.core import Settings
 from rag.store import MilvusStore
 store = MilvusStore(Settings.from_env(), 512, "ViT-B-32/none")
 print("open", flush=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rag.config import Settings
+from rag.core import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

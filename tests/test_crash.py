@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rag.core import Asset
 from rag.studio import Studio
-from rag.types import Asset
 from tests.conftest import ROOT, test_settings
 
 N_IMAGES = 24
@@ -171,9 +171,9 @@ def test_upload_killed_midway_leaves_no_duplicates_or_strays(tmp_path: Path, emb
 FLUSH_CRASH_SCRIPT = """
 import os, signal, sys
 import numpy as np
-from rag.config import Settings
+from rag.core import Settings
 from rag.store import MilvusStore
-from rag.types import Asset
+from rag.core import Asset
 try:
     from milvus_lite.storage.wal import WAL
     WAL.close_and_delete

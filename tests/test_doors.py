@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.campaigns import FIELDS, check_template
-from rag.errors import BananaError, GenerationError
-from rag.image_text import MAX_XMP_BYTES, embedded_text
-from rag.models import MAX_PROMPT_CHARS, model_info
+from rag.campaigns.plan import FIELDS, check_template
+from rag.core import BananaError, GenerationError
+from rag.generation.models import MAX_PROMPT_CHARS, model_info
+from rag.media.image_text import MAX_XMP_BYTES, embedded_text
 from rag.studio import Studio
 from tests.conftest import SAMPLE
 
@@ -113,7 +113,7 @@ def test_a_campaign_name_is_checked_like_a_folder(studio: Studio, name: str) -> 
 
 
 def test_a_campaign_tag_keeps_the_tag_rules_whatever_the_name() -> None:
-    from rag.assets import MAX_TAG_CHARS, campaign_tag, clean_tags
+    from rag.library.assets import MAX_TAG_CHARS, campaign_tag, clean_tags
 
     assert campaign_tag("Spring line") == "campaign:Spring line"
     long = campaign_tag("A very long campaign name for the whole spring range")
@@ -122,7 +122,7 @@ def test_a_campaign_tag_keeps_the_tag_rules_whatever_the_name() -> None:
 
 def test_an_unsaved_version_cannot_be_fetched_by_rebuilding_its_name(tmp_path: Path, embedder,
                                                                       fake_gemini) -> None:
-    from rag.provenance import readable_stem
+    from rag.generation.provenance import readable_stem
     from tests.appserver import running_app
     from tests.conftest import test_settings
     from tests.fake_gemini import png_bytes, signed_reply
@@ -234,9 +234,9 @@ def test_searches_are_bounded_before_any_work(sample_studio: Studio) -> None:
 
 
 def test_a_campaign_says_how_big_it_may_be(studio: Studio) -> None:
-    from rag.campaign_store import Campaign
-    from rag.campaigns import MAX_CAMPAIGN_IMAGES, make_plan
-    from rag.types import Asset
+    from rag.campaigns import Campaign
+    from rag.campaigns.plan import MAX_CAMPAIGN_IMAGES, make_plan
+    from rag.core import Asset
 
     with pytest.raises(BananaError, match="600 images are chosen; a campaign covers at most 500"):
         studio.plan_campaign("An ad for {name}", ids=[f"{i:064x}" for i in range(600)])

@@ -17,10 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
-from rag.clip_torch import unit_rows
-from rag.config import Settings
-from rag.embedder import ClipEmbedder
-from rag.images import WORKING_SIZE, decode
+from rag.clip import ClipEmbedder
+from rag.clip.runtime import unit_rows
+from rag.core import Settings
+from rag.media.images import WORKING_SIZE, decode
 from tests.conftest import SAMPLE
 
 ARCH = "ViT-B-32"

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rag.embedder import ClipEmbedder
-from rag.rank import ENSEMBLE_TEMPLATES
-from rag.search import Query, query_vector, search
+from rag.clip import ClipEmbedder
+from rag.search.engine import Query, query_vector, search
+from rag.search.rank import ENSEMBLE_TEMPLATES
 from rag.studio import Studio
 from tests.conftest import ROOT, SAMPLE, real_weights, test_settings
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import BananaError, GenerationError
-from rag.generate import GeneratedImage, GenerationResult
-from rag.provenance import save_result
+from rag.core import BananaError, GenerationError
+from rag.generation.base import GeneratedImage, GenerationResult
+from rag.generation.provenance import save_result
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 

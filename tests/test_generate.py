@@ -1,4 +1,4 @@
-"""rag.generate, rag.gemini and rag.provenance against a fake Gemini server: the real google-genai SDK
+"""rag.generation.base, rag.generation.gemini and rag.generation.provenance against a fake Gemini server: the real google-genai SDK
 over real HTTP."""
 
 from __future__ import annotations
@@ -15,16 +15,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rag.config import Settings
-from rag.errors import GenerationBlocked, GenerationDisabled, GenerationError, GenerationTimeout, ModelUnavailable, \
-    RateLimited
-from rag.gemini import MAX_REFERENCE_BYTES, MAX_REFERENCE_SIDE, GeminiGenerator
-from rag.generate import GeneratedImage, GenerationResult, ImageGenerator, make_generator
-from rag.images import encode_reference
-from rag.model_list import ModelList
-from rag.models import estimate_cost, max_references_for, model_info
-from rag.provenance import PROVENANCE_KEY, read_provenance, save_result
-from rag.types import Asset
+from rag.core import Asset, Settings
+from rag.core.errors import (
+    GenerationBlocked,
+    GenerationDisabled,
+    GenerationError,
+    GenerationTimeout,
+    ModelUnavailable,
+    RateLimited,
+)
+from rag.generation import ModelList, make_generator
+from rag.generation.base import GeneratedImage, GenerationResult, ImageGenerator
+from rag.generation.gemini import MAX_REFERENCE_BYTES, MAX_REFERENCE_SIDE, GeminiGenerator
+from rag.generation.models import estimate_cost, max_references_for, model_info
+from rag.generation.provenance import PROVENANCE_KEY, read_provenance, save_result
+from rag.media import encode_reference
 from tests.fake_gemini import (
     TODAY,
     FakeGemini,

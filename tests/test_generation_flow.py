@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import GenerationDisabled, GenerationError
-from rag.provenance import read_provenance
+from rag.core import GenerationDisabled, GenerationError
+from rag.generation import read_provenance
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, error_reply, image_reply, png_bytes

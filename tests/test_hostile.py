@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rag.collect import display_name
-from rag.errors import ImageError
-from rag.images import decode
-from rag.ingest import Ingestor, IngestReport
+from rag.core import ImageError
+from rag.library import Ingestor, IngestReport
+from rag.media import decode, display_name
 from rag.studio import Studio
 from tests.conftest import ROOT
 from tests.hostile import BACKGROUND, Case, build_corpus, busy_row, encode, ico_wrapping_png, png_bytes
@@ -237,8 +236,8 @@ def test_file_deleted_during_upload_is_reported(studio: Studio, tmp_path: Path) 
 
 _MEASURE = r"""
 import resource, sys, json
-from rag.images import decode
-from rag.errors import ImageError
+from rag.media import decode
+from rag.core import ImageError
 data = open(sys.argv[1], "rb").read()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

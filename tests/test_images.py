@@ -1,4 +1,4 @@
-"""One way to open an image (rag.images) and one way to write a file (rag.files).
+"""One way to open an image (rag.media.images) and one way to write a file (rag.core.files).
 
 Formats outside the allow-list (EPS, which Pillow hands to Ghostscript, and PSD) and a PNG declaring
 60000×60000 pixels are refused with a sentence wherever a file enters: as a generation reference,
@@ -18,13 +18,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from rag.errors import GenerationError, ImageError
-from rag.files import atomic_path, atomic_write
-from rag.images import allowed_formats, decode
+from rag.core import Asset, GenerationError, ImageError, atomic_path, atomic_write
+from rag.media import THUMB_SIZE
+from rag.media.images import allowed_formats, decode
+from rag.store import export_parquet
 from rag.studio import Studio
-from rag.thumbs import THUMB_SIZE
-from rag.transfer import export_parquet
-from rag.types import Asset
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply
 from tests.fake_gemini import png_bytes as generated_png
@@ -152,7 +150,7 @@ def test_library_folder_and_previews_outside_the_allow_list(
         assert reason in reasons[path.name], reasons
 
     # The originals are replaced by hostile files after indexing: their previews are refused too.
-    caplog.set_level("INFO", logger="rag.thumbs")
+    caplog.set_level("INFO", logger="rag.media.thumbs")
     assets = sorted(report.added, key=lambda a: a.path)
     for asset, (make, reason) in zip(assets, DISGUISED.values(), strict=True):
         Path(asset.path).write_bytes(make())

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import rag.library as library_module
-from rag.assets import clean_folder, clean_tags, rewrite
-from rag.errors import BananaError
+import rag.library.grid as library_module
+from rag.core import BananaError
 from rag.library import PAGE_SIZE, LibraryFilter
-from rag.query import Query
+from rag.library.assets import clean_folder, clean_tags, rewrite
+from rag.search import Query
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 

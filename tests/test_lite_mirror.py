@@ -1,4 +1,4 @@
-"""Lite's vectors in memory (rag/lite_mirror.py): the same answers as Milvus Lite, kept current."""
+"""Lite's vectors in memory (rag/store/lite_mirror.py): the same answers as Milvus Lite, kept current."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embedder import ClipEmbedder
-from rag.lite_mirror import VectorMirror, reciprocal_rank_fusion
-from rag.lite_words import WordIndex, best, tokens
-from rag.schema import SPARSE_FIELD
+from rag.clip import ClipEmbedder
+from rag.store.lite_mirror import VectorMirror, reciprocal_rank_fusion
+from rag.store.lite_words import WordIndex, best, tokens
+from rag.store.schema import SPARSE_FIELD
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rag.errors import GenerationError, ModelUnavailable
-from rag.gemini import GeminiGenerator
-from rag.gemini_files import MAX_REQUEST_BYTES
-from rag.model_list import ModelList
-from rag.models import CATALOGUE, ListedModel, current_models, model_info, retired_models
+from rag.core import GenerationError, ModelUnavailable
+from rag.generation import ModelList
+from rag.generation.gemini import GeminiGenerator
+from rag.generation.gemini_files import MAX_REQUEST_BYTES
+from rag.generation.models import CATALOGUE, ListedModel, current_models, model_info, retired_models
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import TODAY, FakeGemini, Recorded, Reply, error_reply, signed_reply

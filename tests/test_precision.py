@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from rag import clip_precision
-from rag.cli import cmd_stats
-from rag.config import Settings
-from rag.embedder import ClipEmbedder
-from rag.errors import ConfigError
+from rag.clip import precision as clip_precision
+from rag.cli.library import cmd_stats
+from rag.clip import ClipEmbedder
+from rag.core import ConfigError, Settings
 from rag.store import MilvusStore
 from rag.studio import Studio
 from tests.conftest import SAMPLE, MilvusBackend, test_settings
@@ -109,7 +108,7 @@ def test_a_cast_that_moves_the_probes_is_undone_bit_for_bit(
 ) -> None:
     monkeypatch.setattr(clip_precision, "MIN_COSINE", 1.000001)  # no cast can pass: fall back
     emb = ClipEmbedder(test_settings(tmp_path, precision="bf16"))
-    with caplog.at_level(logging.WARNING, logger="rag.clip_precision"):
+    with caplog.at_level(logging.WARNING, logger="rag.clip.precision"):
         model = emb.visual.model
     assert emb.precision == "fp32" and "running in fp32" in caplog.text
     reference = libraries["fp32"].embedder.visual.model.state_dict()

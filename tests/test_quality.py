@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import ClipEmbedder
+from rag.clip import ClipEmbedder
 from rag.studio import Studio
 from tests.conftest import SAMPLE, real_weights, test_settings
 

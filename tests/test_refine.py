@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from rag.errors import BudgetExceeded, GenerationBlocked, GenerationError, ModelUnavailable, RateLimited
+from rag.core import BudgetExceeded, GenerationBlocked, GenerationError, ModelUnavailable, RateLimited
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings

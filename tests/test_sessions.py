@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import BananaError, BudgetExceeded
-from rag.provenance import read_provenance
-from rag.sessions import FILE_NAME, SessionStore
+from rag.core import BananaError, BudgetExceeded
+from rag.generation import read_provenance
+from rag.generation.sessions import FILE_NAME, SessionStore
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply, png_bytes, signed_reply

@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.store as store_module
-from rag.embedder import ClipEmbedder
-from rag.errors import StoreError
-from rag.filters import build_filter
-from rag.store import QUERY_WINDOW, MilvusStore
+import rag.store.milvus as store_module
+from rag.clip import ClipEmbedder
+from rag.core import Asset, StoreError
+from rag.store import build_filter
+from rag.store.milvus import QUERY_WINDOW, MilvusStore
 from rag.studio import Studio
-from rag.types import Asset
 from tests.conftest import SAMPLE, MilvusBackend, test_settings, unique_collection
 
 DIM = 16
@@ -261,7 +260,7 @@ def test_reopen_an_existing_collection(milvus_backend: MilvusBackend, caplog: py
     assert again.count() == 9 and again.search(vectors[4], 1)[0].asset == assets[4]
     again.close()
 
-    with caplog.at_level(logging.WARNING, logger="rag.store"):
+    with caplog.at_level(logging.WARNING, logger="rag.store.milvus"):
         other_model = open_store(milvus_backend, collection=name, model="ViT-L-14/other")
     assert "re-index" in caplog.text and other_model.count() == 9
     other_model.close()
@@ -354,8 +353,8 @@ def words_on_server(studio: Studio) -> None:
 def test_children_come_from_one_filtered_query_and_tags_filter_on_meta(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """An asset page's children: one query filtered on ``meta["parents"]`` (no scan). The grid's tag,
     model and date filters read ``meta`` too, with hostile values quoted safely; both back ends agree."""
-    from rag.assets import children
     from rag.library import LibraryFilter
+    from rag.library.assets import children
 
     assets, vectors = make_assets(12)
     p1, p2 = assets[0].id, assets[1].id

@@ -3,6 +3,7 @@ that speaks in sentences, and nothing that runs at import."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -13,10 +14,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from rag.cli import build_parser
-from rag.config import Settings
-from rag.errors import StoreError
-from rag.query import Query
+from rag.cli.main import build_parser
+from rag.core import Settings, StoreError
+from rag.search import Query
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import ROOT, test_settings
@@ -157,9 +157,9 @@ import logging, os, sys
 import PIL.Image
 before = (PIL.Image.MAX_IMAGE_PIXELS, len(PIL.Image.OPEN), dict(os.environ), {n: list(logging.getLogger(n).filters) for n in logging.root.manager.loggerDict})
 import pkgutil, importlib, rag
-for m in pkgutil.iter_modules(rag.__path__):
-    if m.name != "__main__":
-        importlib.import_module("rag." + m.name)
+for m in pkgutil.walk_packages(rag.__path__, "rag."):
+    if m.name != "rag.__main__":
+        importlib.import_module(m.name)
 after = (PIL.Image.MAX_IMAGE_PIXELS, len(PIL.Image.OPEN), dict(os.environ), {n: list(logging.getLogger(n).filters) for n in logging.root.manager.loggerDict})
 print(before[0] == after[0] is not None, before[1] == after[1], before[2] == after[2], all(not f for f in after[3].values()))
 from threadpoolctl import threadpool_info
@@ -169,3 +169,42 @@ print(all(i.get("num_threads", 2) != 1 or os.cpu_count() == 1 for i in threadpoo
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True"] * 5, out.stdout  # Pillow's limit and plugins, environment, log filters, BLAS
+
+
+# -- the shape of the house --------------------------------------------------------------------------
+def test_the_layers_are_a_checked_contract() -> None:
+    """pyproject.toml's import-linter contracts: layers import downwards only, no circles, no gradio in rag."""
+    out = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports; raise SystemExit(lint_imports(no_cache=True))"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3 kept, 0 broken" in out.stdout
+
+
+def _sources() -> list[Path]:
+    return sorted([*ROOT.glob("rag/**/*.py"), *ROOT.glob("ui/*.py"), ROOT / "app.py"])
+
+
+def test_no_module_over_350_lines_and_no_function_over_60() -> None:
+    long_modules = [f"{p.relative_to(ROOT)}: {n}" for p in _sources() if (n := len(p.read_text().splitlines())) > 350]
+    long_functions = [
+        f"{p.relative_to(ROOT)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1}"
+        for p in _sources() for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long_modules and not long_functions, long_modules + long_functions
+
+
+def test_every_package_names_what_it_offers_and_no_private_name_crosses_one() -> None:
+    crossing = []
+    for path in _sources():
+        here = path.relative_to(ROOT).parts[:2]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rag."):
+                there = tuple(node.module.split(".")[:2])
+                crossing += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                             if a.name.startswith("_") and there != here]
+    assert not crossing, crossing
+    for init in ROOT.glob("rag/*/__init__.py"):
+        tree = ast.parse(init.read_text())
+        assert ast.get_docstring(tree), f"{init} says what its package is for"
+        assert init.parent.name == "cli" or any(isinstance(n, ast.Assign) and n.targets[0].id == "__all__" for n in tree.body), init

@@ -16,12 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rag.embedder import ClipEmbedder
-from rag.errors import BananaError
+from rag.clip import ClipEmbedder
+from rag.core import Asset, BananaError
 from rag.store import MilvusStore
+from rag.store.transfer import COLUMNS, TransferError, export_parquet, import_parquet, read_header
 from rag.studio import Studio
-from rag.transfer import COLUMNS, TransferError, export_parquet, import_parquet, read_header
-from rag.types import Asset
 from tests.conftest import ROOT, SAMPLE, MilvusBackend, test_settings
 
 RICH_META = {
@@ -125,7 +124,7 @@ def test_import_refuses_another_model_unless_forced(source, tmp_path: Path, capl
     with pytest.raises(TransferError, match=refused):
         import_parquet(store, exported, model="ViT-B-32/laion2b_s34b_b79k")
     assert store.count() == 0
-    with caplog.at_level(logging.WARNING, logger="rag.transfer"):
+    with caplog.at_level(logging.WARNING, logger="rag.store.transfer"):
         assert import_parquet(store, exported, force=True) == store.count() > 0
     assert "importing anyway" in caplog.text
     store.close()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from rag.media import expand_uploads
 from rag.studio import Studio
-from rag.uploads import expand_uploads
 
 
 def _png_bytes(color: tuple[int, int, int]) -> bytes:

@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client
 
 import app as app_module
-from rag.errors import ConfigError
+from rag.core import ConfigError
 from rag.studio import Studio
 from rag.users import Accounts, LoginThrottle
 from tests.appserver import running_app

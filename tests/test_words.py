@@ -16,13 +16,13 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from rag.embedder import ClipEmbedder
-from rag.errors import BananaError
-from rag.query import Query
-from rag.schema import create_collection
-from rag.store import MODEL_PROPERTY
+from rag.clip import ClipEmbedder
+from rag.core import BananaError
+from rag.search import Query
+from rag.store.milvus import MODEL_PROPERTY
+from rag.store.schema import create_collection
+from rag.store.words import parse_words, words
 from rag.studio import Studio
-from rag.words import parse, words
 from tests.conftest import test_settings
 
 XMP = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
@@ -93,14 +93,14 @@ def library(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedder) ->
 
 def test_words_are_stemmed_and_file_names_split() -> None:
     assert words("RedBird_02 campaigns") == ["red", "bird", "02", "campaign"]
-    q = parse('acme "Spring campaigns" -red')
+    q = parse_words('acme "Spring campaigns" -red')
     assert q.clip_text == "acme Spring campaigns" and q.negatives == ("red",)
     assert q.phrases == (("spring", "campaign"),)
     assert q.filter() == 'text like "% spring campaign %" and not (text like "% red %")'
 
 
 def test_embedded_words_are_read_from_png_xmp_and_iptc(tmp_path: Path) -> None:
-    from rag.images import decode, file_text
+    from rag.media import decode, file_text
 
     png = png_with_text(tmp_path / "a.png", 1, "Acme  spring\ncampaign")
     assert file_text(png) == decode(png).text == "Acme spring campaign"

@@ -19,10 +19,9 @@ from typing import Any
 
 import gradio as gr
 
-from rag.assets import AssetDetails
-from rag.library import LibraryFilter
+from rag.core import Asset
+from rag.library import AssetDetails, LibraryFilter
 from rag.studio import Studio
-from rag.types import Asset
 
 from .common import Handler, api_record, chain, gallery_items, md_escape, user_errors
 

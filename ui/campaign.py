@@ -2,7 +2,7 @@
 it runs, now or as a Batch job; then one row per source image with its results side by side, to approve,
 reject, regenerate and save. Resume continues a "now" campaign, or asks how a Batch job is doing.
 
-Wiring only: every action is a :class:`rag.studio.Studio` call. A run is two events, record then send,
+Wiring only: every action is a :class:`rag.studio.studio.Studio` call. A run is two events, record then send,
 so Cancel knows the campaign while it runs; a second tab or a restart picks a campaign up from the list.
 """
 
@@ -14,10 +14,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from rag.campaign_store import Campaign
-from rag.campaigns import FIELDS, Plan
-from rag.errors import NothingToDo
-from rag.models import MAX_IMAGES_PER_RUN
+from rag.campaigns import FIELDS, Campaign, Plan
+from rag.core import NothingToDo
+from rag.generation import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
 from .common import TEAMS, md_escape, progress_callback, user_errors

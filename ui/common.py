@@ -14,11 +14,10 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from rag.errors import BananaError
+from rag.core import Asset, BananaError, Hit
 from rag.library import LibraryFilter
-from rag.query import Query
+from rag.search import Query
 from rag.studio import Studio
-from rag.types import Asset, Hit
 
 log = logging.getLogger("banana.ui")
 F = TypeVar("F", bound=Callable[..., Any])

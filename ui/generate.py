@@ -14,9 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from rag.errors import BananaError
-from rag.models import MAX_IMAGES_PER_RUN
-from rag.query import Query
+from rag.core import BananaError
+from rag.generation import MAX_IMAGES_PER_RUN
+from rag.search import Query
 from rag.studio import Studio
 
 from .common import OnePerUser, api_record, gallery_items, progress_callback, user_errors

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import gradio as gr
 import pandas as pd
 
-from rag.sessions import Attempt
+from rag.generation import Attempt
 from rag.studio import Studio
 
 from .common import api_record, user_errors

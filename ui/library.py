@@ -11,9 +11,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from rag.core import SOURCES
 from rag.library import ADDED, PAGE_SIZE, LibraryFilter
 from rag.studio import Studio
-from rag.types import SOURCES
 
 from . import library_table, trash
 from .common import api_record, chain, counted, grid_items, library_filter, quietly, streamed, user_errors

@@ -10,10 +10,9 @@ from typing import Any
 
 import gradio as gr
 
-from rag.errors import BananaError
-from rag.query import Query
+from rag.core import SOURCES, BananaError, Hit
+from rag.search import Query
 from rag.studio import Studio
-from rag.types import SOURCES, Hit
 
 from .common import counted, gallery_items, md_escape, query_endpoint, user_errors
 

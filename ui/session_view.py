@@ -17,9 +17,8 @@ from typing import Any
 
 import gradio as gr
 
-from rag.errors import BananaError
-from rag.models import ModelInfo
-from rag.sessions import Session, Version
+from rag.core import BananaError
+from rag.generation import ModelInfo, Session, Version
 from rag.studio import Studio
 
 from .common import TEAMS

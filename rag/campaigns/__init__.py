@@ -1,0 +1,8 @@
+"""Campaigns: one prompt template over many products, planned, run (live or Batch) and reviewed.
+"""
+
+from rag.campaigns.batch import poll_forever
+from rag.campaigns.plan import FIELDS, Plan, Progress, Runner, make_plan
+from rag.campaigns.records import LEASE_S, Campaign, CampaignStore, Item, lease_holder
+
+__all__ = ["Campaign", "CampaignStore", "FIELDS", "Item", "lease_holder", "LEASE_S", "make_plan", "Plan", "poll_forever", "Progress", "Runner"]

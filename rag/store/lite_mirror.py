@@ -1,0 +1,151 @@
+"""Exact vector search in memory, for Milvus Lite.
+
+Milvus Lite checks every stored row in Python on each search (its duplicate and tombstone masks,
+~3 µs a row whatever the index): ~30 ms at 10k images and ~300 ms at 100k before a single vector
+is compared, while NumPy compares 10k vectors in ~1 ms. So on Lite the store keeps a copy of the
+vectors here, with the words that BM25 scores (rag/store/lite_words.py), loaded once and kept current by
+its own writes, and asks Lite only for the records of the winners. Lite lets one process hold a
+database, so no other program writes behind its back; the copies are shared per (database,
+collection) so that every store object of this process sees the same one. Searches with a filter
+still go to Lite: its filter language is not repeated here.
+
+Reading 10k vectors out of Lite takes ~2.5 s (100k: ~25 s), so the app reads them in the
+background at start (``MilvusStore.warm_up``) and searches go to Lite until the copy is whole;
+writes made meanwhile go to both. A one-shot command never pays for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from rag.store.lite_words import WordIndex
+
+
+class VectorMirror:
+    """Unit vectors by id in one growing float32 matrix (removal moves the last row into the gap),
+    and the records' words for BM25 (rag/store/lite_words.py)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.ready = False  # every stored vector is here (set by :meth:`loaded`)
+        self._written: set[str] = set()  # while loading: ids the store wrote or deleted, newer than a page read
+        self._lock = threading.Lock()
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._matrix = np.zeros((0, dim), dtype=np.float32)
+        self._words = WordIndex()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def put(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str] | None = None, *,
+            read: bool = False) -> None:
+        """Add or replace vectors and (with full-text search) words; ``read``: a page read from the
+        store while loading, which must not bring back an id deleted since, nor old words over new."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        with self._lock:
+            for n, (i, v) in enumerate(zip(ids, vectors)):
+                if read and i in self._written:
+                    continue
+                if not read and not self.ready:
+                    self._written.add(i)
+                row = self._row.get(i)
+                if row is None:
+                    row = self._append(i)
+                self._matrix[row] = v
+                if texts is not None:
+                    self._words.put(i, texts[n])
+
+    def _append(self, id_: str) -> int:
+        row = len(self._ids)
+        if row == len(self._matrix):
+            grown = np.zeros((max(1024, 2 * row), self.dim), dtype=np.float32)
+            grown[:row] = self._matrix[:row]
+            self._matrix = grown
+        self._ids.append(id_)
+        self._row[id_] = row
+        return row
+
+    def loaded(self) -> None:
+        with self._lock:
+            self.ready, self._written = True, set()
+
+    def remove(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            for i in ids:
+                if not self.ready:
+                    self._written.add(i)
+                self._words.remove(i)
+                row = self._row.pop(i, None)
+                if row is None:
+                    continue
+                last = len(self._ids) - 1
+                if row != last:
+                    moved = self._ids[last]
+                    self._ids[row], self._row[moved] = moved, row
+                    self._matrix[row] = self._matrix[last]
+                self._ids.pop()
+
+    def top(self, vector: np.ndarray, k: int, min_score: float = 0.0) -> list[tuple[str, float]]:
+        """The ``k`` nearest by cosine, best first, as (id, score); only scores >= ``min_score`` when > 0."""
+        q = np.asarray(vector, dtype=np.float32).reshape(self.dim)
+        with self._lock:
+            n = len(self._ids)
+            if n == 0 or k <= 0:
+                return []
+            scores = self._matrix[:n] @ q
+            k = min(k, n)
+            best = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+            best = best[np.argsort(-scores[best], kind="stable")]
+            found = [(self._ids[j], float(scores[j])) for j in best]
+        return [f for f in found if f[1] >= min_score] if min_score > 0 else found
+
+    def word_scores(self, text: str) -> dict[str, float]:
+        """BM25 of each record whose words match ``text``, as Milvus scores them."""
+        with self._lock:
+            return self._words.scores(text)
+
+    def vector(self, id_: str) -> np.ndarray | None:
+        with self._lock:
+            row = self._row.get(id_)
+            return None if row is None else self._matrix[row].copy()
+
+
+_mirrors: dict[tuple[str, str], VectorMirror] = {}
+_registry_lock = threading.Lock()
+
+
+def shared(key: tuple[str, str]) -> VectorMirror | None:
+    """The copy for (database, collection), whole or loading; None when there is none."""
+    with _registry_lock:
+        return _mirrors.get(key)
+
+
+def claim(key: tuple[str, str], dim: int) -> tuple[VectorMirror, bool]:
+    """The copy for ``key``, and whether it was made by this call (the caller then fills it)."""
+    with _registry_lock:
+        if key in _mirrors:
+            return _mirrors[key], False
+        mirror = _mirrors[key] = VectorMirror(dim)
+        return mirror, True
+
+
+def forget(database: str, collection: str | None = None) -> None:
+    """Drop the copies of a collection (or of every collection of a database) that no longer holds
+    what they hold: renamed, dropped, restored from a backup, or closed."""
+    with _registry_lock:
+        for key in [k for k in _mirrors if k[0] == database and collection in (None, k[1])]:
+            del _mirrors[key]
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int) -> list[str]:
+    """Ids by the sum of 1 / (k + rank) over the rankings that hold them (rank 1 is the best), as
+    Milvus' RRFRanker fuses them; ties keep the order in which the ids were first seen."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, id_ in enumerate(ranking, start=1):
+            fused[id_] = fused.get(id_, 0.0) + 1.0 / (k + rank)
+    return sorted(fused, key=lambda i: -fused[i])
