@@ -150,8 +150,7 @@ def index_pass(ctx, backend: str, base, emb, store, data: Data, qs, texts: list[
 def memory_pass(ctx, base, emb, store, data: Data, qs, texts: list[str], label: str, args):
     """What the app runs on Lite: the vectors and words read into memory at start (rag/store/lite_mirror.py),
     searched with NumPy and scored with BM25 there; Lite gives the records of the winners."""
-    from rag.store import lite_mirror
-    from rag.store import MilvusStore
+    from rag.store import MilvusStore, lite_mirror
     from rag.studio import Studio
 
     s_mem = MilvusStore(base.with_(collection=store.collection), DIM, emb.name)

@@ -37,8 +37,8 @@ DECODE_STEPS = ("read + hash x2", "open + decode pixels", "shrink to working siz
 
 def decode_steps(data_path: Path, settings, visual, t: dict[str, float]):
     """``decode`` + ``prepare`` of one file split into its steps (rag.media.images internals, same order)."""
-    from rag.media import images as im
     from rag.core import sha256_bytes, sha256_file
+    from rag.media import images as im
 
     t0 = time.perf_counter()
     digest = sha256_file(data_path)

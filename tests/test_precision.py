@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from rag.clip import precision as clip_precision
 from rag.cli.library import cmd_stats
 from rag.clip import ClipEmbedder
+from rag.clip import precision as clip_precision
 from rag.core import ConfigError, Settings
 from rag.store import MilvusStore
 from rag.studio import Studio
