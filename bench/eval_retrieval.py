@@ -360,7 +360,7 @@ def eval_text(runner: Runner, relevant: dict[str, set[str]], n_library: int) -> 
 
 def words_only(runner: Runner, text: str, depth: int) -> list[str]:
     """Diagnostic: the ids Milvus' BM25 ranks for ``text`` (the text field alone, no CLIP)."""
-    from rag.store import parse
+    from rag.store import parse_words as parse
     from rag.store.schema import SPARSE_FIELD
 
     store, sparse = runner.studio.store, parse(text).sparse_text
@@ -429,7 +429,8 @@ CREATIVE_VARIANTS: list[tuple[str, dict[str, Any]]] = [
 
 
 def load_creative(path: Path = CREATIVE) -> list[dict[str, Any]]:
-    from rag.store.words import STOP_WORDS, parse, words
+    from rag.store.words import STOP_WORDS, words
+    from rag.store.words import parse_words as parse
 
     data = json.loads(path.read_text())
     out = []

@@ -168,7 +168,7 @@ def memory_pass(ctx, base, emb, store, data: Data, qs, texts: list[str], label: 
           f"{tr['e2e p50 ms']:.1f} ms, CLIP only {tr['CLIP-only e2e p50 ms']:.1f} ms", flush=True)
     ctx.results.update({f"memory_store_p50_ms_{label}": r["store p50 ms"], f"memory_e2e_p50_ms_{label}": tr["e2e p50 ms"],
                         f"memory_clip_e2e_p50_ms_{label}": tr["CLIP-only e2e p50 ms"], f"memory_load_s_{label}": load_s})
-    lite_mirror.forget(s_mem._db)
+    lite_mirror.forget(s_mem.connection.db)
     return r, tr
 
 

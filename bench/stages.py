@@ -45,7 +45,7 @@ def decode_steps(data_path: Path, settings, visual, t: dict[str, float]):
     data = data_path.read_bytes()
     assert sha256_bytes(data) == digest
     t1 = time.perf_counter()
-    img = im._open(data, settings.max_image_pixels)
+    img = im.open_image(data, settings.max_image_pixels)
     if (img.format or "").upper() in ("JPEG", "MPO"):
         img.draft("RGB", (im.WORKING_SIZE, im.WORKING_SIZE))
     img.load()

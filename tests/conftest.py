@@ -3,8 +3,13 @@ real ones are available), the fake Gemini server on loopback."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -57,6 +62,70 @@ def sample_studio(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedd
     s.store.warm_up()  # searched as the app searches: Lite's vectors in memory (rag/store/lite_mirror.py)
     yield s
     s.close()
+
+
+# -- the command line, in-process -----------------------------------------------------------------
+class CliRun(NamedTuple):
+    """What one ``python -m rag`` command left, as ``subprocess.run`` reports it: exit code, stdout, stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_environ(data_dir: Path, **env: str) -> dict[str, str]:
+    """The environment a CLI test runs under: this one, the weightless model, its own data folder and,
+    unless ``env`` names one, its own Milvus Lite database (a developer's MILVUS_URI is left out)."""
+    environ = {**os.environ, "CLIP_PRETRAINED": "none", "BANANA_DATA_DIR": str(data_dir), **env}
+    if "MILVUS_URI" not in env:
+        environ.pop("MILVUS_URI", None)
+    return environ
+
+
+def run_cli(args: Sequence[str], data_dir: Path, *, embedder: ClipEmbedder | None = None, **env: str) -> CliRun:
+    """``python -m rag ARGS`` in this process: :func:`rag.cli.main` with the environment :func:`cli_environ`
+    gives, reusing ``embedder`` when the settings ask for its model (a process would build its own, ~5-8 s).
+
+    stdout and stderr are captured, and so are log records at the level ``main`` sets (WARNING, INFO with
+    ``-v``), formatted as its ``logging.basicConfig`` would; argparse's ``SystemExit`` becomes the exit code.
+    A command that holds a Milvus Lite database keeps it open in this process afterwards (Lite shares it
+    within a process): release it (``server_manager_instance.release_server``) before another process opens it.
+    """
+    from rag.cli import main
+
+    def make_studio(settings: Settings) -> Studio:
+        same = embedder is not None and all(getattr(settings, f) == getattr(embedder.settings, f)
+                                            for f in ("clip_model", "clip_pretrained", "device", "precision"))
+        return Studio(settings, embedder=embedder if same else None)
+
+    out, err = io.StringIO(), io.StringIO()
+    verbose = "-v" in args or "--verbose" in args
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    shown = logging.StreamHandler(err)
+    shown.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(shown)  # main's basicConfig then adds nothing that would outlive the command
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args), environ=cli_environ(data_dir, **env), make_studio=make_studio)
+            except SystemExit as exc:  # argparse: 2 for a usage error, 0 for --help
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def cli(embedder: ClipEmbedder) -> Callable[..., CliRun]:
+    """``cli(args, data_dir, **env)``: :func:`run_cli` with the session's model."""
+
+    def run(args: Sequence[str], data_dir: Path, **env: str) -> CliRun:
+        return run_cli(args, data_dir, embedder=embedder, **env)
+
+    return run
 
 
 def real_weights() -> Path | None:

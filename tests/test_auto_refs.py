@@ -15,7 +15,6 @@ from rag.search import Query
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply, png_bytes
-from tests.test_cli import run
 
 KEY = "auto-refs-key-5c1"
 PROMPT = "a bowl of fresh fruit on a wooden table"
@@ -61,12 +60,12 @@ def test_a_user_dropped_reference_is_not_claimed_as_found(food_studio: Studio, f
     assert read_provenance(run_.paths[0])["references_found"]["ids"] == found[:1]
 
 
-def test_cli_auto_refs(tmp_path: Path, fake_gemini: FakeGemini) -> None:
+def test_cli_auto_refs(tmp_path: Path, fake_gemini: FakeGemini, cli) -> None:
     env = {"GEMINI_API_KEY": KEY, "GEMINI_BASE_URL": fake_gemini.base_url}
-    assert run(["ingest", str(SAMPLE / "food"), "-q"], tmp_path).returncode == 0
-    top = json.loads(run(["search", PROMPT, "-k", "2", "--json"], tmp_path).stdout)["results"]
+    assert cli(["ingest", str(SAMPLE / "food"), "-q"], tmp_path).returncode == 0
+    top = json.loads(cli(["search", PROMPT, "-k", "2", "--json"], tmp_path).stdout)["results"]
     fake_gemini.push(image_reply(png_bytes()))
-    result = run(["generate", PROMPT, "--auto-refs", "2", "--json"], tmp_path, **env)
+    result = cli(["generate", PROMPT, "--auto-refs", "2", "--json"], tmp_path, **env)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["references"] == [a["id"] for a in top]

@@ -82,7 +82,7 @@ def test_a_job_that_ends_badly_is_shown_with_its_state(batch_line: Studio, fake_
 
 def test_above_the_inline_limit_the_requests_go_as_a_jsonl_file(batch_line: Studio, fake_gemini: FakeGemini,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("rag.campaigns.batch.INLINE_LIMIT_BYTES", 1000)  # the real limit is 20 MB
+    monkeypatch.setattr("rag.generation.gemini_batch.INLINE_LIMIT_BYTES", 1000)  # the real limit is 20 MB
     fake_gemini.route = answer(fail=name_of(PRODUCTS[4]))
     plan = batch_line.plan_campaign(TEMPLATE, folder="products", aspect_ratios=["9:16"], per_item=2, batch=True)
     campaign = batch_line.submit_campaign_batch(batch_line.start_campaign(plan).id)

@@ -15,7 +15,6 @@ from rag.generation import read_provenance
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, error_reply, image_reply, png_bytes
-from tests.test_cli import run
 
 API_KEY = "test-key-do-not-leak-123"
 
@@ -47,7 +46,7 @@ def test_generate_from_library_references_then_save(gen_studio: Studio, fake_gem
     (saved,) = report.added
     assert saved.source == "generated" and saved.meta["parents"] == [h.asset.id for h in refs]
     assert gen_studio.count() == before + 1
-    assert [a.id for a in gen_studio.lineage(saved.id)] == [h.asset.id for h in refs]
+    assert [a.id for a in gen_studio.asset(saved.id).parents] == [h.asset.id for h in refs]
     assert gen_studio.search("banana", sources=["generated"], k=5)[0].asset.id == saved.id
     assert gen_studio.save_generated(generation.paths).duplicates  # saving twice adds nothing
 
@@ -81,10 +80,10 @@ def test_without_key_generation_is_off_but_search_works(tmp_path: Path, embedder
     assert studio.search("a tree", k=3)
 
 
-def test_cli_generate_with_save(fake_gemini: FakeGemini, tmp_path: Path) -> None:
+def test_cli_generate_with_save(fake_gemini: FakeGemini, tmp_path: Path, cli) -> None:
     ref = sorted((SAMPLE / "tools").iterdir())[0]
     fake_gemini.push(image_reply(png_bytes((20, 20), (1, 2, 3))))
-    result = run(
+    result = cli(
         ["generate", "a hammer made of bananas", "--ref", str(ref), "--aspect", "16:9", "--out", str(tmp_path / "out"), "--save", "--json"],
         tmp_path / "data",
         GEMINI_API_KEY=API_KEY,
@@ -100,6 +99,6 @@ def test_cli_generate_with_save(fake_gemini: FakeGemini, tmp_path: Path) -> None
     assert API_KEY not in result.stdout + result.stderr
 
 
-def test_cli_generate_without_key_explains(tmp_path: Path) -> None:
-    result = run(["generate", "x"], tmp_path, GEMINI_API_KEY="", GOOGLE_API_KEY="")
+def test_cli_generate_without_key_explains(tmp_path: Path, cli) -> None:
+    result = cli(["generate", "x"], tmp_path, GEMINI_API_KEY="", GOOGLE_API_KEY="")
     assert result.returncode == 1 and "GEMINI_API_KEY" in result.stderr

@@ -98,8 +98,7 @@ def gen_studio(tmp_path: Path, embedder, fake_gemini: FakeGemini) -> Studio:
     settings = test_settings(tmp_path, gemini_api_key=API_KEY, gemini_base_url=fake_gemini.base_url, gemini_retries=0)
     studio = Studio(settings, embedder=embedder)
     yield studio
-    if studio._store is not None:
-        studio._store.close()
+    studio.close()
 
 
 # ----------------------------------------------------------------------------- where files enter

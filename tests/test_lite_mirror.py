@@ -26,7 +26,7 @@ def _ranked(hits: list) -> list[tuple[str, float, bool]]:
 
 def test_searches_answer_as_milvus_lite_does(sample_studio: Studio) -> None:
     store = sample_studio.store
-    assert store._mirror() is not None  # the fixture warmed it, as the app does
+    assert store.memory.ready() is not None  # the fixture warmed it, as the app does
     for text in TEXTS:
         vec = sample_studio.embedder.embed_texts([text])[0]
         ours, lite = store.search(vec, 10), store.search(vec, 10, EVERYTHING)
@@ -44,7 +44,7 @@ def test_searches_answer_as_milvus_lite_does(sample_studio: Studio) -> None:
 
 def test_word_scores_are_milvus_bm25(sample_studio: Studio) -> None:
     store = sample_studio.store
-    mirror = store._mirror()
+    mirror = store.memory.ready()
     assert mirror is not None
     for text in ["car", "red car", "soup bowl food", "flower flower garden", "animal bird cat", "the"]:
         rows = store.client.search(store.collection, data=[text], anns_field=SPARSE_FIELD, limit=200,
@@ -82,7 +82,7 @@ def test_writes_reach_the_copy_and_a_reindex_replaces_it(tmp_path: Path, embedde
         probe = sorted((tmp_path / "food").iterdir())[0]
         vec = embedder.embed_images([probe])[0]
         (first,) = studio.store.search(vec, 1)
-        assert first.score > 0.999 and (mirror := studio.store._mirror()) is not None
+        assert first.score > 0.999 and (mirror := studio.store.memory.ready()) is not None
         assert first.asset.id in mirror.word_scores("food")  # its folder's word
         studio.delete([first.asset.id])
         assert first.asset.id not in {h.asset.id for h in studio.store.search(vec, 20)}

@@ -113,7 +113,7 @@ def test_edit_this_starts_from_a_library_image(pro_studio: Studio, fake_gemini: 
     assert v1.parent_id == original.id
     saved = pro_studio.save_versions([original.id, v1.id])
     (added,) = saved.added  # the original is in the library already
-    assert [a.id for a in pro_studio.lineage(added.id)] == [asset.id]
+    assert [a.id for a in pro_studio.asset(added.id).parents] == [asset.id]
     with pytest.raises(BananaError, match="No asset"):
         pro_studio.start_session(base_asset_id="0" * 64)
 

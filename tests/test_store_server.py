@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.store.milvus as store_module
 from rag.clip import ClipEmbedder
 from rag.core import Asset, StoreError
 from rag.store import build_filter
@@ -152,9 +151,9 @@ def test_page_walks_every_record_once(filled) -> None:
 def test_page_past_the_server_query_window(filled, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages past the server's query window come from the query iterator: the same rows as a query.
 
-    ``page()`` takes that path only on a server (Lite has no window), so the store is told it is
-    one, on both back ends, and the spy checks the iterator path really ran. A tiny iterator batch
-    makes offsets fall inside, across and past batch boundaries.
+    ``page()`` takes that path only on a server (Lite has no window), so the store's pages are given
+    a small window, on both back ends, and the spy checks the iterator path really ran. A tiny iterator
+    batch makes offsets fall inside, across and past batch boundaries.
     """
     s, assets, _ = filled
     plain = [(offset, 30, "") for offset in (0, 7, 30, 200, 235, N + 5)]
@@ -163,11 +162,10 @@ def test_page_past_the_server_query_window(filled, monkeypatch: pytest.MonkeyPat
     near = {args: s.page(*args) for args in plain + filtered}
     assert sum(map(len, near.values())) > 0 and near[(N + 5, 30, "")] == []
     far_calls: list[tuple] = []
-    far_page = s._far_page
-    monkeypatch.setattr(s, "_far_page", lambda *args: far_calls.append(args) or far_page(*args))
-    monkeypatch.setattr(s, "is_server", True)
-    monkeypatch.setattr(store_module, "QUERY_WINDOW", 25)  # every page above is past the window
-    monkeypatch.setattr(store_module, "QUERY_PAGE", 7)
+    far_page = s.pages.far_page
+    monkeypatch.setattr(s.pages, "far_page", lambda *args: far_calls.append(args) or far_page(*args))
+    monkeypatch.setattr(s.pages, "window", 25)  # a server's window (Lite has none), and every page above is past it
+    monkeypatch.setattr(s.pages, "batch", 7)
     for args, expected in near.items():
         assert s.page(*args) == expected, args
     assert len(far_calls) == len(near)

@@ -106,7 +106,7 @@ def test_round_trip_keeps_records_vectors_and_search(
         (generated,) = target.search("anything", k=20, sources=["generated"])
         assert without_embedded(generated.asset.meta) == RICH_META and generated.asset.folder == 'gen "quoted"'
         assert generated.asset.meta["embedded"]  # the words read from the file at ingest came along
-        assert target.lineage(generated.asset.id) == []  # parents are ids of assets not in this library
+        assert target.asset(generated.asset.id).parents == []  # parents are ids of assets not in this library
         for query in ({"text": "a red car"}, {"image_id": generated.asset.id}, {"text": "food", "folders": ["food"]}):
             want, got = studio.search(k=6, **query), target.search(k=6, **query)
             assert [h.asset for h in got] == [h.asset for h in want], query

@@ -4,10 +4,12 @@ reject, regenerate and save. Resume continues a "now" campaign, or asks how a Ba
 
 Wiring only: every action is a :class:`rag.studio.studio.Studio` call. A run is two events, record then send,
 so Cancel knows the campaign while it runs; a second tab or a restart picks a campaign up from the list.
+The same operations for gradio_client are in :mod:`ui.campaign_api`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +21,7 @@ from rag.core import NothingToDo
 from rag.generation import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
+from . import campaign_api
 from .common import TEAMS, md_escape, progress_callback, user_errors
 from .session_view import model_choices, user_of
 
@@ -40,7 +43,7 @@ def build(studio: Studio, selected: gr.State, marked: gr.State | None = None) ->
     c.load = load
     c.marked = marked if marked is not None else gr.State([])
     _listen(studio, selected, c)
-    _api(studio)
+    campaign_api.api(studio)
     return {"load": (load, None, c.pick)}
 
 
@@ -156,9 +159,36 @@ def _plan_view(plan: Plan) -> tuple[str, pd.DataFrame]:
     return plan.summary() + warn, pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
+PAID: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
+
+
 def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
+    """The tab's three groups of controls: the form, the campaign picked from the list, its review.
+
+    Run now (the form) and Resume (the picker) end in the same run, so it is made once here for both."""
+    c.review = [c.status, c.gallery, c.chosen]
+    run = _runner(studio)
+    _listen_form(studio, selected, c, run)
+    _listen_picked(studio, c, run)
+    _listen_review(studio, c)
+
+
+def _runner(studio: Studio) -> Callable[..., tuple[Any, ...]]:
+    """The paid half of Run now and Resume: the campaign is already recorded, so Cancel can find it."""
+
+    @user_errors
+    def run(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """Run (or resume) a campaign now; a Batch campaign is asked how its job is doing instead."""
+        if cid:
+            studio.resume_campaign(cid, user=user_of(request) or None, progress=progress_callback(progress))
+        return _view(studio, cid, user_of(request))
+
+    return run
+
+
+def _listen_form(studio: Studio, selected: gr.State, c: SimpleNamespace, run: Callable[..., tuple[Any, ...]]) -> None:
+    """Preview the cost, Run now (record, then run) or submit as one Batch job, all from the same form."""
     form = [c.kind, c.value, c.template, c.name, c.shared, c.model, c.aspects, c.per_item, c.size, selected, c.marked]
-    review = [c.status, c.gallery, c.chosen]
 
     @user_errors
     def preview(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
@@ -170,8 +200,9 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     @user_errors
     def start(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
               per_item: float, size: str, picked: list[str], marked: list[str],
-                request: gr.Request) -> tuple[Any, ...]:
-        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked, user_of(request))
+              request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked,
+                     user_of(request))
         campaign = studio.start_campaign(plan)
         return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
                 *_plan_view(plan))
@@ -179,36 +210,48 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     @user_errors
     def submit(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
                per_item: float, size: str, picked: list[str], marked: list[str],
-                request: gr.Request) -> tuple[Any, ...]:
-        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked, user_of(request),
-                     batch=True)
+               request: gr.Request) -> tuple[Any, ...]:
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked,
+                     user_of(request), batch=True)
         campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id)
         return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
                 *_plan_view(plan), *_view(studio, campaign.id, user_of(request)))
 
+    c.preview.click(preview, form, [c.plan_md, c.plan], api_name=False, concurrency_id="search")
+    c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], c.review, **PAID).then(
+        c.load, None, c.pick, api_name=False, queue=False)
+    c.batch.click(submit, form, [c.cid, c.pick, c.plan_md, c.plan, *c.review], **PAID)
+
+
+def _listen_picked(studio: Studio, c: SimpleNamespace, run: Callable[..., tuple[Any, ...]]) -> None:
+    """The campaign chosen in the list: Resume it, Cancel it while it runs, or Open it to review."""
+
     @user_errors
-    def run(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        """Run (or resume) a campaign now; a Batch campaign is asked how its job is doing instead."""
-        if cid:
-            studio.resume_campaign(cid, user=user_of(request) or None, progress=progress_callback(progress))
-        return _view(studio, cid, user_of(request))
+    def cancel(cid: str, request: gr.Request) -> None:
+        if cid and studio.cancel_campaign(cid, user=user_of(request) or None):
+            gr.Info("Stopping after the requests in flight; Resume continues from there.")
 
     @user_errors
     def show(cid: str, request: gr.Request) -> tuple[Any, ...]:
         return _view(studio, cid, user_of(request))
 
-    def verdict(said: str) -> Any:
+    c.resume.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(run, [c.cid], c.review,
+                                                                                             **PAID)
+    c.cancel.click(cancel, c.cid, None, api_name=False, queue=False)
+    c.open.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(show, c.cid, c.review,
+                                                                                           api_name=False)
+
+
+def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
+    """The review under the grid: approve or reject results, regenerate the rejected (paid), save the approved."""
+
+    def verdict(said: str) -> Callable[..., tuple[Any, ...]]:
         @user_errors
         def review(cid: str, chosen: list[str], request: gr.Request) -> tuple[Any, ...]:
             studio.review_campaign(cid, chosen or [], said, user=user_of(request) or None)
             return _view(studio, cid, user_of(request))
 
         return review
-
-    @user_errors
-    def cancel(cid: str, request: gr.Request) -> None:
-        if cid and studio.cancel_campaign(cid, user=user_of(request) or None):
-            gr.Info("Stopping after the requests in flight; Resume continues from there.")
 
     @user_errors
     def again(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
@@ -230,96 +273,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
             said = str(exc)
         return (said, *_view(studio, cid, user_of(request)))
 
-    paid: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
-    c.preview.click(preview, form, [c.plan_md, c.plan], api_name=False, concurrency_id="search")
-    c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], review, **paid).then(
-        c.load, None, c.pick, api_name=False, queue=False)
-    c.batch.click(submit, form, [c.cid, c.pick, c.plan_md, c.plan, *review], **paid)
-    c.resume.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(run, [c.cid], review, **paid)
-    c.cancel.click(cancel, c.cid, None, api_name=False, queue=False)
-    c.open.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(show, c.cid, review,
-                                                                                           api_name=False)
-    c.approve.click(verdict("approved"), [c.cid, c.chosen], review, api_name=False)
-    c.reject.click(verdict("rejected"), [c.cid, c.chosen], review, api_name=False)
-    c.again.click(again, c.cid, review, **paid)
-    c.save.click(save, c.cid, [c.saved, *review], api_name=False, concurrency_id="ingest", concurrency_limit=1)
-
-
-def _api(studio: Studio) -> None:
-    """Endpoints for gradio_client, the same operations as the tab and the CLI."""
-
-    def planned(template: str, folder: str, query: str, tag: str, ids: list[str], refs: list[str], aspect_ratios: list[str],
-                per_item: int, model: str, name: str, user: str, batch: bool = False) -> Plan:
-        return studio.plan_campaign(template, folder=folder, query=query, tag=tag, ids=ids or [], refs=refs or [],
-                                    aspect_ratios=aspect_ratios or ["1:1"], per_item=per_item, model=model, name=name,
-                                    user=user, batch=batch)
-
-    @user_errors
-    def plan_campaign(template: str, folder: str = "", query: str = "", tag: str = "", ids: list[str] | None = None,
-                      refs: list[str] | None = None, aspect_ratios: list[str] | None = None, per_item: int = 1,
-                      model: str = "", name: str = "", request: gr.Request = None) -> dict[str, Any]:
-        """The requests a campaign would send, their estimated cost and today's budget left; sends nothing."""
-        return planned(template, folder, query, tag, ids or [], refs or [], aspect_ratios or [], per_item, model, name,
-                       user_of(request)).to_dict()
-
-    @user_errors
-    def run_campaign(template: str, folder: str = "", query: str = "", tag: str = "", ids: list[str] | None = None,
-                     refs: list[str] | None = None, aspect_ratios: list[str] | None = None, per_item: int = 1,
-                     model: str = "", name: str = "", request: gr.Request = None) -> dict[str, Any]:
-        """Plan, record and run a campaign now; returns it with its items."""
-        plan = planned(template, folder, query, tag, ids or [], refs or [], aspect_ratios or [], per_item, model, name,
-                       user_of(request))
-        campaign = studio.run_campaign(studio.start_campaign(plan).id, user=user_of(request) or None)
-        return _record(studio, campaign.id, user_of(request))
-
-    @user_errors
-    def resume_campaign(campaign_id: str, request: gr.Request = None) -> dict[str, Any]:
-        """Continue a campaign from its first unfinished item; for a Batch campaign, ask how its job is doing."""
-        studio.resume_campaign(campaign_id, user=user_of(request) or None)
-        return _record(studio, campaign_id, user_of(request))
-
-    @user_errors
-    def submit_campaign_batch(template: str, folder: str = "", query: str = "", tag: str = "",
-                              ids: list[str] | None = None, refs: list[str] | None = None,
-                              aspect_ratios: list[str] | None = None, per_item: int = 1, model: str = "", name: str = "",
-                              request: gr.Request = None) -> dict[str, Any]:
-        """Plan and record a campaign, then submit it as one Gemini Batch job; /resume_campaign polls it."""
-        plan = planned(template, folder, query, tag, ids or [], refs or [], aspect_ratios or [], per_item, model, name,
-                       user_of(request), batch=True)
-        campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id, user=user_of(request) or None)
-        return _record(studio, campaign.id, user_of(request))
-
-    @user_errors
-    def campaigns(request: gr.Request = None) -> list[dict[str, Any]]:
-        """The campaigns, newest first."""
-        return [vars(c) for c in studio.campaigns(50, user=user_of(request) or None)]
-
-    @user_errors
-    def campaign(campaign_id: str, request: gr.Request = None) -> dict[str, Any]:
-        """One campaign, its items (status, versions, errors) and the verdicts on its images."""
-        return _record(studio, campaign_id, user_of(request))
-
-    @user_errors
-    def review_campaign(campaign_id: str, version_ids: list[str], verdict: str, request: gr.Request = None) -> dict[str, Any]:
-        """Approve or reject images of a campaign (``verdict``: approved, rejected, or "" to clear)."""
-        studio.review_campaign(campaign_id, version_ids, verdict, user=user_of(request) or None)
-        return _record(studio, campaign_id, user_of(request))
-
-    @user_errors
-    def save_approved(campaign_id: str, request: gr.Request = None) -> list[str]:
-        """Add the approved images to the library; returns their asset ids."""
-        report = studio.save_approved(campaign_id, user=user_of(request) or None)
-        return [a.id for a in report.added] + [i for _, i in report.duplicates]
-
-    for fn in (run_campaign, resume_campaign, submit_campaign_batch):
-        gr.api(fn, api_name=fn.__name__, concurrency_id="generate", concurrency_limit=2)
-    gr.api(save_approved, api_name="save_approved", concurrency_id="ingest", concurrency_limit=1)
-    for fn in (plan_campaign, campaigns, campaign, review_campaign):
-        gr.api(fn, api_name=fn.__name__)
-
-
-def _record(studio: Studio, campaign_id: str, user: str) -> dict[str, Any]:
-    campaign, items = studio.open_campaign(campaign_id, user=user or None)
-    verdicts = studio.campaign_store.verdicts(campaign.id)
-    return {**vars(campaign), "items": [vars(i) for i in items],
-            "verdicts": {v: {"verdict": d, "saved_id": s} for v, (d, s) in verdicts.items()}}
+    c.approve.click(verdict("approved"), [c.cid, c.chosen], c.review, api_name=False)
+    c.reject.click(verdict("rejected"), [c.cid, c.chosen], c.review, api_name=False)
+    c.again.click(again, c.cid, c.review, **PAID)
+    c.save.click(save, c.cid, [c.saved, *c.review], api_name=False, concurrency_id="ingest", concurrency_limit=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rag.cli.campaigns import add_campaign_commands
 from rag.cli.common import EXIT_ERROR, Command, print_json
@@ -42,13 +42,21 @@ def _fail(args: argparse.Namespace, message: str) -> int:
     return EXIT_ERROR
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
+         make_studio: Callable[[Settings], Studio] | None = None) -> int:
+    """Run one command and return its exit code (``python -m rag`` exits with it).
+
+    ``argv`` defaults to ``sys.argv[1:]`` and ``environ`` to ``os.environ`` (read by :meth:`Settings.from_env`);
+    ``make_studio`` builds the Studio from those settings (default ``Studio(settings)``), so a caller running
+    commands in-process (the tests) can hand over a model it already loaded. Usage errors raise ``SystemExit(2)``
+    as argparse does.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     studio: Studio | None = None
     try:
-        studio = Studio(Settings.from_env())
+        studio = (make_studio or Studio)(Settings.from_env(environ))
         return int(args.func(studio, args))
     except BananaError as exc:
         return _fail(args, str(exc))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Source = Literal["upload", "folder", "generated"]
 SOURCES: tuple[str, ...] = ("upload", "folder", "generated")
 
 

@@ -1,7 +1,17 @@
 """Image generation behind :class:`ImageGenerator` (Gemini today), which models exist, and refine sessions.
 """
 
-from rag.generation.base import GenerationResult, ImageGenerator, Notify
+from rag.generation.attempts import Attempt
+from rag.generation.base import (
+    BatchAnswer,
+    BatchGenerator,
+    BatchJob,
+    BatchRequest,
+    GenerationResult,
+    ImageGenerator,
+    Notify,
+    PreparedBatch,
+)
 from rag.generation.factory import make_generator
 from rag.generation.model_list import Choice, ModelList
 from rag.generation.models import (
@@ -16,6 +26,6 @@ from rag.generation.models import (
 from rag.generation.provenance import read_provenance
 from rag.generation.refine import Ask, Generation, keep_images, refine, run_turn, start_from, version_asset
 from rag.generation.reply import read_reply
-from rag.generation.sessions import Attempt, Session, SessionStore, Version, new_id, visible_to
+from rag.generation.sessions import Session, SessionStore, Version, new_id, visible_to
 
-__all__ = ["all_aspect_ratios", "all_sizes", "Ask", "Attempt", "Choice", "estimate_cost", "Generation", "GenerationResult", "ImageGenerator", "keep_images", "make_generator", "MAX_IMAGES_PER_RUN", "MAX_PROMPT_CHARS", "ModelInfo", "ModelList", "new_id", "Notify", "read_provenance", "read_reply", "refine", "retired_models", "run_turn", "Session", "SessionStore", "start_from", "Version", "version_asset", "visible_to"]
+__all__ = ["all_aspect_ratios", "all_sizes", "Ask", "Attempt", "BatchAnswer", "BatchGenerator", "BatchJob", "BatchRequest", "Choice", "estimate_cost", "Generation", "GenerationResult", "ImageGenerator", "keep_images", "make_generator", "MAX_IMAGES_PER_RUN", "MAX_PROMPT_CHARS", "ModelInfo", "ModelList", "new_id", "Notify", "PreparedBatch", "read_provenance", "read_reply", "refine", "retired_models", "run_turn", "Session", "SessionStore", "start_from", "Version", "version_asset", "visible_to"]

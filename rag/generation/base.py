@@ -5,6 +5,8 @@ They only use :class:`ImageGenerator`, :class:`GenerationResult` and the excepti
 writes anything: saving is :func:`rag.generation.provenance.save_result`, a separate step, so a failed or
 refused generation leaves the outputs folder untouched. The Gemini implementation is
 :mod:`rag.generation.gemini`; what each model accepts and costs is :mod:`rag.generation.models`.
+Batch mode (many requests as one cheaper job, answered later) is :class:`BatchGenerator`: campaigns
+use it without knowing how the service takes a job in or gives its answers back.
 """
 
 from __future__ import annotations
@@ -86,4 +88,66 @@ class ImageGenerator(Protocol):
 
     def models(self) -> list[ListedModel]:
         """Every model the service offers this key now; raises :class:`rag.core.errors.GenerationError` when it cannot say."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One image request of a Batch job, sent once per key: a campaign asks several images of one item,
+    and each answer comes back under its key. Without keys nothing is sent (only its turn is wanted)."""
+
+    prompt: str
+    references: list[Asset]
+    aspect_ratio: str
+    image_size: str
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Batch requests read and encoded, not sent yet, so a reference that cannot be sent is found before
+    the job is paid for. ``turns[i]`` is request ``i``'s user turn as JSON (what a refinement of its image
+    sends again); ``payload`` belongs to the generator that prepared it, which alone reads it."""
+
+    turns: list[Content]
+    payload: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """What came back for one key: the model's reply, or ``error`` (a sentence) when it made nothing."""
+
+    key: str
+    reply: ModelReply | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A Batch job as last seen. ``state`` is the service's name for it (shown to people and kept with the
+    campaign); ``answers`` are filled once it has succeeded."""
+
+    name: str
+    state: str
+    ended: bool = False
+    succeeded: bool = False
+    answers: tuple[BatchAnswer, ...] = ()
+
+
+@runtime_checkable
+class BatchGenerator(Protocol):
+    """Batch mode: submit requests as one job, then ask how it is doing until it ends with its answers.
+
+    Every failure is a :class:`rag.core.errors.GenerationError` sentence, the API key scrubbed."""
+
+    def prepare_batch(self, requests: Sequence[BatchRequest]) -> PreparedBatch:
+        """Read and encode the requests (each reference re-encoded); nothing is sent."""
+        ...
+
+    def submit_batch(self, model: str, batch: PreparedBatch, name: str) -> BatchJob:
+        """Send the prepared requests to ``model`` as one job shown as ``name``; returns the job (its name is its id)."""
+        ...
+
+    def poll_batch(self, name: str) -> BatchJob:
+        """How job ``name`` is doing, with its answers once it has succeeded."""
         ...

@@ -24,7 +24,8 @@ from rag.core import (
     RateLimited,
     Settings,
 )
-from rag.generation.base import Content, GenerationResult, ModelReply, Notify
+from rag.generation.base import BatchJob, BatchRequest, Content, GenerationResult, ModelReply, Notify, PreparedBatch
+from rag.generation.gemini_batch import GeminiBatches
 from rag.generation.gemini_files import (
     MAX_REQUEST_BYTES,
     FileCache,
@@ -125,9 +126,7 @@ class GeminiGenerator:
         except Exception as exc:  # noqa: BLE001 - SDK raises ValueError/pydantic errors
             raise GenerationError(f"Could not set up the Gemini client: {self._scrub(str(exc))}") from None
         self.files = FileCache(sdk_uploader(self._client))
-
-    def close(self) -> None:
-        self._client.close()
+        self._batches = GeminiBatches(self._client, self.prepared, self._scrub)
 
     # -- public
     def generate(
@@ -197,10 +196,15 @@ class GeminiGenerator:
         )
         return contents, request, config
 
-    @property
-    def client(self) -> Any:
-        """The SDK client (Batch mode uses its ``batches``)."""
-        return self._client
+    # -- Batch mode (rag.generation.base.BatchGenerator), in rag.generation.gemini_batch
+    def prepare_batch(self, requests: Sequence[BatchRequest]) -> PreparedBatch:
+        return self._batches.prepare(requests)
+
+    def submit_batch(self, model: str, batch: PreparedBatch, name: str) -> BatchJob:
+        return self._batches.submit(model, batch, name)
+
+    def poll_batch(self, name: str) -> BatchJob:
+        return self._batches.poll(name)
 
     def models(self) -> list[ListedModel]:
         """Every model ``models.list`` names for this key (all pages), with the methods each serves."""

@@ -5,8 +5,8 @@ With :mod:`rag.campaigns.records` (which writes its tables through :meth:`Sessio
 module that speaks SQL. A *session* is a tree of *versions*; each generated version
 belongs to a *turn*: the user's Content that was sent and the model's Content that came back, kept
 verbatim (thought signatures included) so a later turn can send the conversation again, after a
-restart too. An *attempt* is one click that could cost money, with its outcome; the day's attempts
-are the budget. WAL mode lets the app and the CLI share the file; writes that check the budget run
+restart too. Every paid *attempt* and the daily budget are :mod:`rag.generation.attempts`, on the
+same connection. WAL mode lets the app and the CLI share the file; writes that check the budget run
 in ``BEGIN IMMEDIATE`` transactions, so two requests can never both squeeze under the cap.
 """
 
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.core import BananaError, BudgetExceeded, os_error_text
+from rag.core import BananaError, os_error_text
+from rag.generation.attempts import AttemptLedger
 from rag.generation.base import Content
 
 SCHEMA_VERSION = 1
@@ -59,11 +60,6 @@ def _why(exc: Exception) -> str:
     if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
         return "the disk is full; free some space and try again"
     return str(exc)
-
-
-def day_of(ts: float) -> str:
-    """The local calendar day of a timestamp: the budget's and History's unit."""
-    return time.strftime("%Y-%m-%d", time.localtime(ts))
 
 
 def new_id() -> str:
@@ -108,30 +104,11 @@ class Version:
         return "original" if self.turn_id is None else f"v{self.seq}"
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One request that could cost money: who, what, and how it ended (``pending`` while it runs)."""
+class SessionStore(AttemptLedger):
+    """The database: open once per process; every method is thread-safe and speaks in records.
 
-    id: int
-    created: float
-    day: str
-    user: str
-    session_id: str
-    parent_id: str
-    model: str
-    image_size: str
-    prompt: str
-    references: list[dict[str, Any]]
-    requested: int
-    images: int
-    cost_usd: float
-    outcome: str  # ok, text-only, blocked, failed, refused, pending
-    reason: str
-    version_ids: list[str]
-
-
-class SessionStore:
-    """The database: open once per process; every method is thread-safe and speaks in records."""
+    Its attempts and the budget are :class:`rag.generation.attempts.AttemptLedger`'s methods, on this connection.
+    """
 
     def __init__(self, data_dir: str | Path, *, now: Callable[[], float] = time.time) -> None:
         self.path = Path(data_dir) / FILE_NAME
@@ -274,58 +251,6 @@ class SessionStore:
             version_id = rows[0]["parent_id"]
         return turns
 
-    # -- attempts and the budget
-    def spent(self, day: str | None = None) -> float:
-        """USD of a day's attempts (today's by default), running ones at their estimate."""
-        rows = self.read("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE day = ?", (day or day_of(self._now()),))
-        return float(rows[0][0])
-
-    def begin_attempt(self, *, user: str, session_id: str, parent_id: str, model: str, image_size: str, prompt: str,
-                      references: list[dict[str, Any]], requested: int, estimate: float, budget: float | None) -> int:
-        """Record a request before it is sent, at its estimated cost; refuse it if that would pass ``budget`` today."""
-        now = self._now()
-        row = (now, day_of(now), user, session_id, parent_id, model, image_size, prompt, json.dumps(references), requested)
-        sql = ("INSERT INTO attempts (created, day, user, session_id, parent_id, model, image_size, prompt, refs,"
-               " requested, cost_usd, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        refusal = ""
-        with self.write("check the budget") as db:
-            spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE day = ?", (row[1],)).fetchone()[0]
-            if budget is not None and spent + estimate > budget + 1e-9:
-                refusal = (f"Today's generation budget is ${budget:.2f} (GEMINI_DAILY_BUDGET_USD) and ${spent:.3f} is "
-                           f"spent; this request would cost about ${estimate:.3f}, so it was not sent. "
-                           "Try again tomorrow, ask for fewer or smaller images, or raise the budget.")
-                db.execute(sql, (*row, 0.0, "refused", refusal))
-                attempt_id = 0
-            else:
-                attempt_id = int(db.execute(sql, (*row, estimate, "pending", "")).lastrowid or 0)
-        if refusal:
-            raise BudgetExceeded(refusal)
-        return attempt_id
-
-    def end_attempt(self, attempt_id: int, *, outcome: str, images: int, cost: float, reason: str = "",
-                    version_ids: Sequence[str] = (), session_id: str = "") -> None:
-        """How a request ended: its outcome, what it returned and cost, and (for a first turn) its new session."""
-        with self.write("record how the request ended") as db:
-            db.execute("UPDATE attempts SET outcome = ?, images = ?, cost_usd = ?, reason = ?, version_ids = ?,"
-                       " session_id = CASE WHEN ? = '' THEN session_id ELSE ? END WHERE id = ?",
-                       (outcome, images, cost, reason[:2000], json.dumps(list(version_ids)), session_id, session_id,
-                        attempt_id))
-
-    def attempts(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
-        """The newest attempts first, optionally for one user or day."""
-        clauses = [(c, a) for c, a in (("user = ?", user), ("day = ?", day)) if a is not None]
-        where = ("WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else ""
-        rows = self.read(f"SELECT * FROM attempts {where} ORDER BY id DESC LIMIT ?", [*(a for _, a in clauses), limit])
-        return [_attempt(r) for r in rows]
-
-    def totals(self, days: int = 30, user: str | None = None) -> list[dict[str, Any]]:
-        """Spend per day and user, newest day first: requests, images, USD; optionally one user's."""
-        mine, args = (" AND user = ?", [user]) if user is not None else ("", [])
-        rows = self.read("SELECT day, user, COUNT(*) AS requests, SUM(images) AS images, ROUND(SUM(cost_usd), 4) AS cost_usd"
-                          f" FROM attempts WHERE day >= ?{mine} GROUP BY day, user ORDER BY day DESC, user",
-                          [day_of(self._now() - days * 86400), *args])
-        return [dict(r) for r in rows]
-
 
 def visible_to(viewer: str | None, column: str = "user") -> tuple[str, list[str]]:
     """The SQL condition and arguments for what ``viewer`` may see of sessions and campaigns: without sign-in
@@ -344,10 +269,3 @@ def _version(row: sqlite3.Row) -> Version:
     refs = json.loads(data.pop("refs") or "[]")
     return Version(**{k: ("" if v is None and k not in ("parent_id", "turn_id") else v) for k, v in data.items()},
                    references=refs)
-
-
-def _attempt(row: sqlite3.Row) -> Attempt:
-    data = dict(row)
-    data["references"] = json.loads(data.pop("refs"))
-    data["version_ids"] = json.loads(data["version_ids"])
-    return Attempt(**data)

@@ -192,11 +192,6 @@ def library_page(index: LibraryIndex, store: VectorStore, chosen: LibraryFilter,
     return LibraryPage(assets=store.get(ids), total=total, offset=max(0, int(offset)), facets=facets)
 
 
-def filter_of(values: dict[str, Any]) -> LibraryFilter:
-    """A filter from loose front-end values (lists or None), as the API and the UI send them."""
-    return LibraryFilter(**{k: tuple(v or ()) if k != "added" else (v or "") for k, v in values.items()})
-
-
 def table_frame(assets: Sequence[Asset]) -> pd.DataFrame:
     """Records as the table view's rows (the order is kept)."""
     rows = [

@@ -4,7 +4,7 @@ Two reasons to rebuild: a collection made before word search has no text field (
 the text is computed), and a new CLIP model must never mix its vectors with the old one's (every
 file is embedded again). Either way the old collection keeps answering until the new one holds
 every record; a crash before that leaves it untouched (the next run starts over), and a crash
-during the swap is finished when the library is next opened (:meth:`MilvusStore._finish_swap`).
+during the swap is finished when the library is next opened (:meth:`rag.store.swap.CollectionSwap.finish`).
 """
 
 from __future__ import annotations

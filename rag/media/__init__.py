@@ -2,7 +2,8 @@
 """
 
 from rag.media.collect import MAX_FOLDER_BYTES, MAX_PATH_BYTES, collect_files, display_name, is_utf8, shown_path
-from rag.media.images import decode, encode_png, encode_reference, file_text, png_text
+from rag.media.encode import encode_png, encode_reference, png_text
+from rag.media.images import decode, file_text
 from rag.media.thumbs import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, placeholder, thumbnail
 from rag.media.uploads import expand_uploads
 

@@ -1,4 +1,5 @@
-"""The only place that opens image files: for embedding, previews, generation references, provenance.
+"""The only place that opens image files: decoding for embedding here, and through :func:`open_image` the
+re-encoding for previews, generation references and provenance (:mod:`rag.media.encode`).
 
 Every file meets the same two guards: Pillow may only use the decoders we support
 (:func:`allowed_formats`), and a declared size over the caller's pixel limit is refused before any
@@ -14,11 +15,10 @@ import io
 import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -119,7 +119,7 @@ def _read(source: bytes | str | Path) -> bytes:
     return data
 
 
-def _open(source: bytes | str | Path, max_pixels: int | None, *, formats: tuple[str, ...] = ()) -> Image.Image:
+def open_image(source: bytes | str | Path, max_pixels: int | None, *, formats: tuple[str, ...] = ()) -> Image.Image:
     """Read the header only, with the allowed decoders, and refuse a declared size over ``max_pixels``
     (``None``: the caller reads the header and never decodes pixels)."""
     data = _read(source)
@@ -138,7 +138,7 @@ def _open(source: bytes | str | Path, max_pixels: int | None, *, formats: tuple[
 
 
 @contextmanager
-def _decoding(mode: str, max_pixels: int) -> Iterator[None]:
+def decoding(mode: str, max_pixels: int) -> Iterator[None]:
     """Whatever Pillow raises while decoding pixels becomes an :class:`ImageError` sentence."""
     try:
         yield
@@ -170,14 +170,15 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def _upright(img: Image.Image) -> Image.Image:
+def upright(img: Image.Image) -> Image.Image:
     """``img`` as displayed (EXIF rotation applied); call after ``load()``: a PNG's EXIF follows its pixels."""
     orientation = _orientation(img)
     return img.transpose(_ORIENTATION[orientation]) if orientation != 1 else img
 
 
-def _has_alpha(img: Image.Image) -> bool:
-    # "transparency" covers palette images and the colour-key form of L/RGB PNGs (tRNS).
+def has_alpha(img: Image.Image) -> bool:
+    """Whether the picture may have transparent pixels: an alpha channel, or a palette or colour-key
+    transparency (``info["transparency"]``, the tRNS form of palette and L/RGB PNGs)."""
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
 
 
@@ -186,7 +187,7 @@ def _flatten(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
         img = img.convert("I").point(lambda v: v / 256).convert("L")
     elif img.mode == "F":
         img = img.convert("L")
-    if not _has_alpha(img):
+    if not has_alpha(img):
         return img.convert("RGB")
     rgba = img if img.mode == "RGBA" else img.convert("RGBA")
     # One blend pass into an RGB canvas: the same pixels, for every colour, alpha and background,
@@ -218,7 +219,7 @@ def _shrink(img: Image.Image, owned: bool) -> Image.Image:
     """
     if img.mode == "P" or img.mode == "1":
         # Palette and bilevel images would be resized with NEAREST; expand them first.
-        img = img.convert("RGBA" if _has_alpha(img) else ("RGB" if img.mode == "P" else "L"))
+        img = img.convert("RGBA" if has_alpha(img) else ("RGB" if img.mode == "P" else "L"))
     elif img.mode == "PA":
         img = img.convert("RGBA")
     if max(img.size) <= WORKING_SIZE:
@@ -254,10 +255,10 @@ def decode(
         img = source
         _check_size(img.width, img.height, max_pixels)
     else:
-        img = _open(source, max_pixels)
+        img = open_image(source, max_pixels)
     fmt = (img.format or ("" if opened_here else "RAW")).upper()
     width, height = img.size
-    with _decoding(img.mode, max_pixels):
+    with decoding(img.mode, max_pixels):
         if opened_here and fmt in ("JPEG", "MPO"):
             img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))  # decode at 1/2..1/8 scale: less memory and time
         big = img.width * img.height > BIG_PIXELS
@@ -280,79 +281,7 @@ def file_text(source: str | Path) -> str:
     """The words embedded in an image file (XMP, IPTC, PNG text), for a record made before they
     were read; "" for a file that is gone or unreadable. Only the header is read, no pixel decoded."""
     try:
-        with _open(source, None) as img:
+        with open_image(source, None) as img:
             return embedded_text(img)
     except ImageError:
         return ""
-
-
-def encode_reference(source: str | Path, *, max_side: int, max_bytes: int, max_pixels: int) -> tuple[bytes, str]:
-    """A file re-encoded to send as a generation reference: upright, at most ``max_side`` px and
-    ``max_bytes``; PNG when it has transparent pixels, else JPEG q90. Returns ``(bytes, mime type)``.
-
-    Re-encoding strips EXIF (location data stays home) and keeps uploads small.
-    """
-    with _open(source, max_pixels) as src, _decoding(src.mode, max_pixels):
-        src.load()
-        img = _upright(src)
-        transparent = _has_alpha(img)
-        if transparent:
-            img = img.convert("RGBA")
-            transparent = img.getchannel("A").getextrema()[0] < 255  # fully opaque -> JPEG
-        img = img if transparent else img.convert("RGB")
-        options: dict[str, Any] = {"format": "PNG"} if transparent else {"format": "JPEG", "quality": 90}
-        side = max_side
-        while side >= 64:
-            candidate = img.copy()
-            candidate.thumbnail((side, side), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            candidate.save(buf, **options)
-            if buf.tell() <= max_bytes:
-                return buf.getvalue(), f"image/{options['format'].lower()}"
-            side = int(side * 0.75)
-    raise ImageError(f"it stays over {max_bytes / 2**20:.0f} MB even when shrunk")
-
-
-def encode_png(data: bytes, *, text: Mapping[str, str], max_pixels: int) -> bytes:
-    """Image bytes re-encoded as an upright PNG (colour profile kept) carrying ``text`` in compressed
-    iTXt chunks, so a saved file holds its own record (read back with :func:`png_text`)."""
-    with _open(data, max_pixels) as src, _decoding(src.mode, max_pixels):
-        src.load()
-        img = _upright(src)
-        if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "I;16"):
-            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-        from PIL.PngImagePlugin import PngInfo  # here: importing a plugin registers it process-wide
-
-        info = PngInfo()
-        for key, value in text.items():
-            info.add_itxt(key, value, zip=True)
-        info.add_text("Software", "Banana Studio")
-        buf = io.BytesIO()
-        extra = {"icc_profile": img.info["icc_profile"]} if img.info.get("icc_profile") else {}
-        img.save(buf, format="PNG", pnginfo=info, **extra)
-    return buf.getvalue()
-
-
-def png_text(source: str | Path, key: str) -> str | None:
-    """The text chunk ``key`` of a PNG written by :func:`encode_png`, or ``None`` for any other file.
-    Only the header is read (our chunks precede the pixels): no pixel is decoded."""
-    try:
-        with _open(source, None, formats=("PNG",)) as img:
-            value = img.info.get(key)
-    except ImageError:
-        return None
-    return value if isinstance(value, str) else None
-
-
-def encode_preview(source: str | Path, *, size: int, max_pixels: int) -> bytes:
-    """A WebP of at most ``size`` px, upright, transparency kept: what galleries show instead of originals."""
-    with _open(source, max_pixels) as img, _decoding(img.mode, max_pixels):
-        if img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
-        img.load()
-        pic = _upright(img)
-        pic = pic.convert("RGBA") if ("A" in pic.getbands() or "transparency" in pic.info) else pic.convert("RGB")
-        pic.thumbnail((size, size))
-        buf = io.BytesIO()
-        pic.save(buf, "WEBP", quality=82)
-    return buf.getvalue()

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from rag.core import Asset, ImageError, atomic_write, os_error_text
-from rag.media.images import encode_preview
+from rag.media.encode import encode_preview
 
 log = logging.getLogger(__name__)
 

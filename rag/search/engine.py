@@ -96,10 +96,6 @@ def search_results(embedder: Embedder, store: VectorStore, query: Query) -> Sear
     return SearchResults(hits=hits, below_cutoff=below, notice=notice if query.words and query.text.strip() else "")
 
 
-def search(embedder: Embedder, store: VectorStore, query: Query) -> list[Hit]:
-    return search_results(embedder, store, query).hits
-
-
 def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:
     """Results as a table (rank, score, words matched, file, folder, size, source, id, path)."""
     columns = ["rank", "score", "words", "filename", "folder", "tags", "width", "height", "source", "id", "path"]

@@ -1,4 +1,4 @@
-"""The one type that carries search options, from the UI, the CLI and the API to :func:`rag.search.engine.search`.
+"""The one type that carries search options, from the UI, the CLI and the API to :func:`rag.search.search_results`.
 
 Each option is one field with its default and its help text; the CLI builds its flags from these
 fields and the UI maps one control to each, so adding an option touches this file, its use in

@@ -65,25 +65,22 @@ def damaged_message(where: str, problems: list[str], settings: Settings) -> str:
 
 
 class BackupSchedule:
-    """Writes a backup whenever one is due, in a background thread, until stopped."""
+    """Writes a backup whenever one is due, in a daemon thread: it runs as long as the app does."""
 
     def __init__(self, settings: Settings, export: Callable[[Path], int]) -> None:
         self.settings, self.export = settings, export
-        self._stop = threading.Event()
 
     def start(self) -> BackupSchedule:
+        """Start the thread (none when BACKUP_EVERY_HOURS is 0)."""
         if self.settings.backup_every_hours > 0:
             threading.Thread(target=self._run, name="backups", daemon=True).start()
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             if due(self.settings):
                 try:
                     write_backup(self.settings, self.export)
                 except Exception as exc:  # noqa: BLE001 - a failed backup must not stop the app; it is retried
                     log.error("the scheduled backup failed: %s", exc)
-            self._stop.wait(min(CHECK_EVERY_S, self.settings.backup_every_hours * 3600))
+            time.sleep(min(CHECK_EVERY_S, self.settings.backup_every_hours * 3600))

@@ -2,7 +2,8 @@
 
 Milvus Lite runs inside this process, so its quirks are this process's problem: a flush that a
 crash interrupted, NumPy threads that starve the CLIP model, an environment variable pymilvus
-misreads, and a harmless error it logs. :class:`rag.store.milvus.MilvusStore` calls these when it opens.
+misreads, and a harmless error it logs. :class:`rag.store.connection.MilvusConnection` calls these when it
+opens a database.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+STORE_LOG = "rag.store.milvus"  # the store's logger: at DEBUG it shows failures in full, pymilvus' tracebacks too
 
 
 class _QuietLite(logging.Filter):
@@ -31,7 +34,7 @@ class _OursToReport(logging.Filter):
     (:class:`rag.core.errors.StoreError`), so the traceback shows only when the store logs at DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return logging.getLogger("rag.store.milvus").isEnabledFor(logging.DEBUG)
+        return logging.getLogger(STORE_LOG).isEnabledFor(logging.DEBUG)
 
 
 _QUIET = _QuietLite()

@@ -1,4 +1,4 @@
-"""The Milvus Lite half of :class:`rag.store.milvus.MilvusStore`: searches over the vectors held in memory.
+"""Searches over Lite's vectors held in memory, for :class:`rag.store.milvus.MilvusStore`.
 
 Why the copy exists, and how it stays current, is in :mod:`rag.store.lite_mirror`. Here: reading it out
 of Lite (``warm_up``), and the two searches that use it, a plain one and the hybrid one, whose BM25
@@ -12,82 +12,93 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from rag.core import Asset, Hit
-from rag.store import lite_mirror
+from rag.store import lite, lite_mirror
 from rag.store.lite_mirror import VectorMirror, reciprocal_rank_fusion
 from rag.store.lite_words import best
+from rag.store.pages import QUERY_WINDOW
 from rag.store.schema import TEXT_FIELD
 
-log = logging.getLogger("rag.store.milvus")
+log = logging.getLogger(lite.STORE_LOG)  # the store's own name: its messages are the store's
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
-QUERY_WINDOW = 16384  # a Milvus server refuses offset+limit (query) and top-k (search) beyond this
 
 
-class InMemorySearchMixin:
-    client: Any
-    collection: str
-    dim: int
-    is_server: bool
-    full_text: bool
-    _db: str
-    _warm: bool
+class RecordSource(Protocol):
+    """What the copy is read from, and where its winners' records come from: the store that owns it."""
 
-    if TYPE_CHECKING:
-        def _call(self, action: str, *, write: bool = False) -> AbstractContextManager[None]: ...
-        def iter_records(self, batch: int = ..., with_vectors: bool = ...,
-                         fields: Sequence[str] | None = ...) -> Iterator[list[dict[str, Any]]]: ...
-        def get(self, ids: Sequence[str]) -> list[Asset]: ...
+    @property
+    def full_text(self) -> bool: ...  # whether the collection has words (it changes when a rebuild is swapped in)
+    def iter_records(self, batch: int = ..., with_vectors: bool = ...,
+                     fields: Sequence[str] | None = ...) -> Iterator[list[dict[str, Any]]]: ...
+    def get(self, ids: Sequence[str]) -> list[Asset]: ...
 
-    def _loaded_mirror(self) -> VectorMirror | None:
-        """On Lite, the in-memory copy of the vectors (rag/store/lite_mirror.py), whole or still loading."""
-        return None if self.is_server else lite_mirror.shared((self._db, self.collection))
 
-    def _mirror(self) -> VectorMirror | None:
-        mirror = self._loaded_mirror()
-        if mirror is None and self._warm:  # dropped by a swap or a failed write: read it again
+class InMemorySearch:
+    """On Lite, the copy of one collection's vectors in memory and the searches over it; on a server
+    (``on_lite`` false), nothing: every method answers that there is no copy."""
+
+    def __init__(self, source: RecordSource, *, db: str, collection: str, dim: int, on_lite: bool) -> None:
+        self.source, self.key, self.dim, self.on_lite = source, (db, collection), dim, on_lite
+        self.warm = False  # warm_up ran: keep the copy, reading it again after a swap or a failed write drops it
+
+    def held(self) -> VectorMirror | None:
+        """The copy (rag/store/lite_mirror.py), whole or still loading, for writes to keep it current."""
+        return lite_mirror.shared(self.key) if self.on_lite else None
+
+    def ready(self) -> VectorMirror | None:
+        """The whole copy, for searches; when a swap or a failed write dropped it, it is read again."""
+        mirror = self.held()
+        if mirror is None and self.warm:
             threading.Thread(target=self.warm_up, name="lite-vectors", daemon=True).start()
         return mirror if mirror is not None and mirror.ready else None
 
     def warm_up(self) -> None:
         """On Lite, read every vector and its words into memory, so searches skip Lite's row-by-row
         checks; the app runs this in the background at start, while searches and writes go on. Never raises."""
-        if self.is_server:
+        if not self.on_lite:
             return
-        self._warm = True
-        key = (self._db, self.collection)
-        mirror, fresh = lite_mirror.claim(key, self.dim)
+        self.warm = True
+        mirror, fresh = lite_mirror.claim(self.key, self.dim)
         if not fresh:
             return
         started = time.monotonic()
         try:
-            words = [TEXT_FIELD] if self.full_text else []
-            for rows in self.iter_records(QUERY_WINDOW, fields=words, with_vectors=True):  # a page at a time, held
-                texts = [r[TEXT_FIELD] for r in rows] if self.full_text else None
+            words = self.source.full_text
+            for rows in self.source.iter_records(QUERY_WINDOW, fields=[TEXT_FIELD] if words else [],
+                                                 with_vectors=True):  # a page at a time, held
+                texts = [r[TEXT_FIELD] for r in rows] if words else None
                 mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), texts, read=True)
         except Exception:  # noqa: BLE001 - searches go on without the copy
-            if lite_mirror.shared(key) is mirror:  # not closed or swapped meanwhile
+            if lite_mirror.shared(self.key) is mirror:  # not closed or swapped meanwhile
                 log.warning("Could not read the library's vectors into memory; searches ask Milvus Lite.",
                             exc_info=log.isEnabledFor(logging.DEBUG))
-                lite_mirror.forget(*key)
+                lite_mirror.forget(*self.key)
             return
         mirror.loaded()
         log.info("%d images' vectors and words read into memory in %.1f s (searches skip Milvus Lite's row-by-row walk)",
                  len(mirror), time.monotonic() - started)
 
-    def _hits(self, scored: Sequence[tuple[str, float]], words: set[str] | None = None) -> list[Hit]:
-        by_id = {a.id: a for a in self.get([i for i, _ in scored])}
-        return [Hit(asset=by_id[i], score=s, words=i in (words or ())) for i, s in scored if i in by_id]
+    def close(self) -> None:
+        """Stop keeping copies, and drop those of the whole database: it is about to be closed."""
+        self.warm = False
+        lite_mirror.forget(self.key[0])
 
-    def _fused(self, mirror: VectorMirror, vector: np.ndarray, text: str, limit: int, side: int,
-               min_score: float) -> list[Hit]:
-        """``hybrid_search`` on Lite without a filter: vectors and words from the copy in memory
-        (BM25 as Milvus scores it), fused with the same reciprocal-rank formula as Milvus' RRFRanker."""
+    def search(self, vector: np.ndarray, limit: int, min_score: float) -> list[Hit] | None:
+        """``search`` without a filter from the copy; None while there is no whole copy (ask Milvus)."""
+        if (mirror := self.ready()) is None:
+            return None
+        return self._hits(mirror.top(vector, limit, min_score))
+
+    def hybrid_search(self, vector: np.ndarray, text: str, limit: int, side: int, min_score: float) -> list[Hit] | None:
+        """``hybrid_search`` without a filter: vectors and words from the copy (BM25 as Milvus scores it),
+        fused with the same reciprocal-rank formula as Milvus' RRFRanker; None while there is no whole copy."""
+        if (mirror := self.ready()) is None:
+            return None
         dense = mirror.top(vector, side, min_score)
         matched = mirror.word_scores(text)
         ids = reciprocal_rank_fusion([[i for i, _ in dense], best(matched, side)], RRF_K)[:limit]
@@ -97,3 +108,7 @@ class InMemorySearchMixin:
                 score[i] = float(v @ q)
         scored = [(i, score[i]) for i in ids if i in score]
         return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], set(matched))
+
+    def _hits(self, scored: Sequence[tuple[str, float]], words: set[str] | None = None) -> list[Hit]:
+        by_id = {a.id: a for a in self.source.get([i for i, _ in scored])}
+        return [Hit(asset=by_id[i], score=s, words=i in (words or ())) for i, s in scored if i in by_id]

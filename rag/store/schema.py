@@ -1,17 +1,21 @@
-"""The collection's fields, and how a stored row becomes an :class:`rag.core.types.Asset`.
+"""The collection's fields, its vector index, and how a stored row becomes an :class:`rag.core.types.Asset`.
 
 One schema for Lite and a server; where they differ in how index parameters are given, this
-module absorbs it.
+module absorbs it. The search parameters follow the index the collection really has.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from rag.core import Asset
 from rag.store.words import STOP_WORDS
 
+log = logging.getLogger(__name__)
+
+SCALAR_FIELDS = ("path", "filename", "folder", "width", "height", "format", "bytes", "created", "source", "meta")
 TEXT_FIELD, SPARSE_FIELD = "text", "sparse"
 TEXT_MAX_LENGTH = 16384
 # Milvus' standard tokenizer and stop filter (Lite has no other filter); words arrive stemmed (rag/store/words.py).
@@ -65,6 +69,29 @@ def create_collection(client: Any, name: str, dim: int, index_type: str, is_serv
     if full_text:
         _add_full_text(schema, index)
     client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong", properties=properties)
+
+
+def existing_index(client: Any, collection: str) -> str:
+    """The vector index a collection really has, upper case ("" when it cannot say): the search
+    parameters follow it, not the setting, which may have changed since the collection was made."""
+    try:
+        names = client.list_indexes(collection, field_name="vector") or ["vector"]
+        return str(client.describe_index(collection, names[0]).get("index_type") or "").upper()
+    except Exception as exc:  # noqa: BLE001
+        log.debug("cannot describe the index of %s: %s", collection, exc)
+        return ""
+
+
+def dense_params(index: str, limit: int, min_score: float) -> dict[str, Any]:
+    """Search parameters for the vector field under ``index``; ``min_score`` > 0 makes it a range search."""
+    params: dict[str, Any] = {}
+    if index == "HNSW":
+        params["ef"] = max(64, limit)  # HNSW needs ef >= k
+    elif index.startswith("IVF"):
+        params["nprobe"] = 32
+    if min_score > 0:
+        params["radius"] = float(min_score) - 1e-6  # COSINE: results closer than this (score >= min_score)
+    return {"metric_type": "COSINE", **({"params": params} if params else {})}
 
 
 def asset_from_row(row: dict[str, Any]) -> Asset:

@@ -1,7 +1,7 @@
-"""The generation half of :class:`rag.studio.studio.Studio`: generating, refine sessions, spend, saving versions.
+"""Generating, refine sessions, models, spend and saving versions.
 
-A mixin so that Studio stays the one object the UI and CLI call while each module reads in one
-sitting; the work itself is in :mod:`rag.generation.refine` and :mod:`rag.generation.sessions`.
+:class:`GenerationService` is what :class:`rag.studio.studio.Studio` delegates these to; the work itself is in
+:mod:`rag.generation.refine` and :mod:`rag.generation.sessions`.
 
 ``user`` is the signed-in user. With sign-in, every session, version and request is its user's: a
 method given another user's id answers as if it did not exist. "" (no sign-in, the CLI) sees all.
@@ -9,19 +9,21 @@ method given another user's id answers as if it did not exist. "" (no sign-in, t
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rag.core import Asset, BananaError, sha256_file
+from rag.core import Asset, BananaError, Hit, Settings, sha256_file
 from rag.generation import (
     Ask,
     Attempt,
+    Choice,
     Generation,
+    ImageGenerator,
     ModelInfo,
+    ModelList,
     Notify,
     Session,
     SessionStore,
@@ -34,33 +36,39 @@ from rag.generation import (
 )
 from rag.library import IngestReport, Progress, campaign_tag
 from rag.search import Query
-
-if TYPE_CHECKING:
-    from rag.core import Settings
-    from rag.generation import Choice, ImageGenerator, ModelList
-    from rag.store import VectorStore
+from rag.store import VectorStore
+from rag.studio.resources import GENERATION_OFF
 
 
-class SessionsMixin:
-    settings: Settings
-    model_list: ModelList
-    _generator: ImageGenerator | None
-    _sessions: SessionStore | None
-    _store_lock: threading.Lock
+class GenerationService:
+    """Generation and its records, given each collaborator it uses rather than the whole Studio.
 
-    if TYPE_CHECKING:
-        @property
-        def store(self) -> VectorStore: ...
-        @property
-        def generator(self) -> ImageGenerator: ...
-        def ingest_files(self, paths: Sequence[str | Path], **kwargs: Any) -> IngestReport: ...
-        def preview(self, asset: Asset, *, large: bool = False, make: bool = True) -> Path | None: ...
-        def search(self, query: Query | str = "", /, **options: Any) -> list[Any]: ...
+    The lazy pieces come as getters, so nothing is opened or built before it is needed: ``store`` (the
+    Milvus connection), ``generator`` (the Gemini client; raises when no key is set), ``sessions`` (sessions.db).
+    ``settings`` is a getter too, since Studio's settings can be replaced (the CLI's ``--out``, tests).
+    ``generator_built`` says whether a generator exists already (handed in, e.g. a fake), so that
+    :meth:`generation_status` never builds one. ``search``, ``ingest`` and ``preview`` are Studio's
+    ``search``, ``ingest_files`` and ``preview``.
+    """
+
+    def __init__(self, settings: Callable[[], Settings], model_list: ModelList, store: Callable[[], VectorStore],
+                 generator: Callable[[], ImageGenerator], generator_built: Callable[[], bool],
+                 sessions: Callable[[], SessionStore], search: Callable[[Query], list[Hit]],
+                 ingest: Callable[..., IngestReport], preview: Callable[[Asset], Path | None]) -> None:
+        self._settings = settings
+        self._model_list = model_list
+        self._store = store
+        self._generator = generator
+        self._generator_built = generator_built
+        self._sessions = sessions
+        self._search = search
+        self._ingest = ingest
+        self._preview = preview
 
     # -- generation -------------------------------------------------------------------------
     def references(self, ids: Sequence[str] = (), files: Sequence[str | Path] = ()) -> list[Asset]:
         """Library assets by id plus ad-hoc files (not added to the library) as reference records."""
-        found = self.store.get(ids) if ids else []
+        found = self._store().get(ids) if ids else []
         missing = set(ids) - {a.id for a in found}
         if missing:
             raise BananaError(f"{len(missing)} selected reference(s) are no longer in the library; reselect them.")
@@ -80,11 +88,11 @@ class SessionsMixin:
         (``n``: fewer). The Search tab's search, so its filters (``query``) and ranking apply."""
         if not prompt.strip():
             raise BananaError("Write a prompt first: the references are found by searching the library with it.")
-        room = self.model_list.get(model).max_references - len(keep)
+        room = self._model_list.get(model).max_references - len(keep)
         wanted = min(n, room) if n > 0 else room
         if wanted <= 0:
             return []
-        hits = self.search(replace(query or Query(), text=prompt.strip(), k=wanted + len(keep)))
+        hits = self._search(replace(query or Query(), text=prompt.strip(), k=wanted + len(keep)))
         return [h.asset for h in hits if h.asset.id not in keep][:wanted]
 
     def generate(
@@ -111,16 +119,16 @@ class SessionsMixin:
         if auto_refs > 0:
             extra = [a.id for a in self.find_references(prompt, auto_refs, model=model, keep=reference_ids)]
             reference_ids, found = [*reference_ids, *extra], {"query": prompt.strip(), "ids": extra}
-        session = self.sessions.session(session_id, user) if session_id else None
+        session = self._sessions().session(session_id, user) if session_id else None
         if session is not None and session.base_asset_id and session.base_asset_id not in reference_ids:
             reference_ids = [session.base_asset_id, *reference_ids]  # "Edit this": the image being edited goes too
         refs = self.references(reference_ids, reference_files)
-        with self.model_list.watching():
-            generator, info = self.generator, self.model_list.usable(model)
+        with self._model_list.watching():
+            generator, info = self._generator(), self._model_list.usable(model)
             kept = [i for i in (found or {}).get("ids", []) if i in reference_ids]
             more = {"references_found": {"query": str(found.get("query", "")), "ids": kept}} if found and kept else {}
             ask = Ask(prompt.strip(), refs, info, aspect_ratio, info.size(image_size), n, user, more)
-            return run_turn(self.sessions, generator, self.settings, session, None, ask, notify)
+            return run_turn(self._sessions(), generator, self._settings(), session, None, ask, notify)
 
     def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
         """Add generated images to the library, keeping their provenance and parent ids searchable."""
@@ -132,7 +140,7 @@ class SessionsMixin:
                     "provenance": provenance}
             if provenance.get("campaign"):  # searchable and filterable later: a field, and a tag the grid filters on
                 meta |= {"campaign": provenance["campaign"], "tags": [campaign_tag(provenance["campaign"])]}
-            one = self.ingest_files([path], source="generated", folder="generated", meta=meta, progress=progress)
+            one = self._ingest([path], source="generated", folder="generated", meta=meta, progress=progress)
             report.added += one.added
             report.duplicates += one.duplicates
             report.failed += one.failed
@@ -140,22 +148,13 @@ class SessionsMixin:
         return report
 
     # -- sessions and history ---------------------------------------------------------------
-    @property
-    def sessions(self) -> SessionStore:
-        """The sessions, versions and attempts database (``sessions.db`` in BANANA_DATA_DIR), opened on first use."""
-        if self._sessions is None:
-            with self._store_lock:
-                if self._sessions is None:
-                    self._sessions = SessionStore(self.settings.data_dir)
-        return self._sessions
-
     def models(self) -> list[ModelInfo]:
         """The image models to offer (the API's list, else the catalogue), each with its caps and prices."""
-        return self.model_list.all()
+        return self._model_list.all()
 
     def model_choice(self) -> Choice:
         """The model used when none is picked, and why (``GEMINI_MODEL``, or ``auto``'s choice from the API's list)."""
-        return self.model_list.choice()
+        return self._model_list.choice()
 
     def model_offers(self) -> list[dict[str, Any]]:
         """:meth:`models` as records (prices interactive and Batch); the default one says so, and why."""
@@ -166,19 +165,16 @@ class SessionsMixin:
     @property
     def max_references(self) -> int:
         """The default model's reference cap."""
-        return self.model_list.get().max_references
+        return self._model_list.get().max_references
 
     def generation_status(self) -> tuple[bool, str]:
         """Whether generation is on, and a sentence saying which model and why (or why it is off)."""
-        if self._generator is not None or self.settings.gemini_api_key:
-            chosen, note = self.model_choice(), self.model_list.note()
+        if self._generator_built() or self._settings().gemini_api_key:
+            chosen, note = self.model_choice(), self._model_list.note()
             why = chosen.reason if chosen.automatic else f"{chosen.model.title}, {chosen.reason}"
             return True, (f"Generation is on: {why}; up to {chosen.model.max_references} reference images."
                           f"{' ' + note if note else ''}")
-        return False, (
-            "Generation is off: no Gemini API key is set. Set GEMINI_API_KEY (from "
-            "https://aistudio.google.com/apikey) and restart the app. Search works without it."
-        )
+        return False, GENERATION_OFF
 
     def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
                image_size: str = "", n: int = 1, model: str = "", continue_on: str = "", user: str = "",
@@ -187,34 +183,35 @@ class SessionsMixin:
 
         ``continue_on`` (a model) starts a new branch from the version's image instead: the way on when the
         version's model has been shut down (:class:`rag.core.errors.ModelUnavailable` names the replacement)."""
-        with self.model_list.watching():
-            return refine(self.sessions, self.generator, self.settings, self.model_list, session_id, instruction,
+        with self._model_list.watching():
+            return refine(self._sessions(), self._generator(), self._settings(), self._model_list, session_id, instruction,
                           from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n, model=model,
                           continue_on=continue_on, user=user, notify=notify)
 
     def replacement_for(self, model: str) -> ModelInfo | None:
         """The model to continue on when ``model`` can no longer be used (shut down, not offered); None while it can."""
-        return self.model_list.replacement(model)
+        return self._model_list.replacement(model)
 
     def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
         """"Edit this": a session whose first version is a library image, ready for a refinement."""
-        (asset,) = self.store.get([base_asset_id]) or [None]
+        (asset,) = self._store().get([base_asset_id]) or [None]
         if asset is None:
             raise BananaError(f"No asset with id {base_asset_id} is in the library.")
-        return start_from(self.sessions, asset, user)
+        return start_from(self._sessions(), asset, user)
 
     def open_session(self, session_id: str, *, user: str = "") -> tuple[Session, list[Version]]:
         """A session and its versions (oldest first), to show or continue after a restart."""
-        session = self.sessions.session(session_id, user)
-        return session, self.sessions.versions(session.id)
+        sessions = self._sessions()
+        session = sessions.session(session_id, user)
+        return session, sessions.versions(session.id)
 
     def version(self, version_id: str, *, user: str = "") -> Version:
-        return self.sessions.version(version_id, owner=user)
+        return self._sessions().version(version_id, owner=user)
 
     def versions_at(self, paths: Sequence[str | Path], *, user: str = "") -> list[Version]:
         """The versions behind generated files (what /generate returned); refuses files that are not ``user``'s."""
         wanted = list(dict.fromkeys(str(p) for p in paths))
-        found = self.sessions.versions_at(wanted, user)
+        found = self._sessions().versions_at(wanted, user)
         missing = len(wanted) - len({v.path for v in found})
         if missing:
             raise BananaError(f"{missing} of these files are not images generated"
@@ -222,24 +219,25 @@ class SessionsMixin:
         return found
 
     def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[Session]:
-        return self.sessions.sessions(limit, user)
+        return self._sessions().sessions(limit, user)
 
     def history(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
         """Every request that could cost money, newest first, with its outcome and reason."""
-        return self.sessions.attempts(limit, user=user, day=day)
+        return self._sessions().attempts(limit, user=user, day=day)
 
     def spend(self, days: int = 30, *, user: str | None = None) -> dict[str, Any]:
         """Totals per day and user (or one user's), today's spend by everyone and the daily cap (None: no cap):
         the cap is the team's."""
-        return {"totals": self.sessions.totals(days, user), "today": self.sessions.spent(),
-                "budget": self.settings.gemini_daily_budget_usd}
+        sessions = self._sessions()
+        return {"totals": sessions.totals(days, user), "today": sessions.spent(),
+                "budget": self._settings().gemini_daily_budget_usd}
 
     def save_versions(self, version_ids: Sequence[str], *, user: str = "", progress: Progress | None = None) -> IngestReport:
         """Add versions to the library (originals already are), with their parents and references as ``parents``."""
-        versions = [self.sessions.version(v, owner=user) for v in version_ids]
+        versions = [self._sessions().version(v, owner=user) for v in version_ids]
         return self.save_generated([v.path for v in versions if v.turn_id is not None], progress=progress)
 
     def version_preview(self, version: Version) -> Path | None:
         """A small cached preview of a version for the strip and History."""
-        return self.preview(version_asset(version))
+        return self._preview(version_asset(version))
 

@@ -1,15 +1,13 @@
 """One object that wires settings, model, store and generator together.
 
-The UI and the CLI both build a :class:`Studio` and call it; they hold no logic of their own.
-Heavy pieces (the CLIP model, the Milvus connection) are created on first use.
+The UI and the CLI both build a :class:`Studio` and call it; they hold no logic of their own. The work is
+done by the services beside this module, each given only the collaborators it uses; Studio builds them,
+owns the heavy pieces (opened on first use, :mod:`rag.studio.resources`) and delegates.
 """
 
 from __future__ import annotations
 
-import logging
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,183 +15,111 @@ from typing import Any
 
 import pandas as pd
 
+from rag.campaigns import Campaign, CampaignStore, Item, Plan
 from rag.clip import ClipEmbedder, Embedder
-from rag.core import Asset, BananaError, GenerationDisabled, Hit, Settings
-from rag.generation import ImageGenerator, ModelList, SessionStore, make_generator
-from rag.library import (
-    Ingestor,
-    IngestReport,
-    LibraryFilter,
-    LibraryIndex,
-    Progress,
-    ReindexReport,
-    Trash,
-    captions,
-    reindex,
+from rag.core import Asset, Hit, Settings
+from rag.generation import (
+    Attempt,
+    Choice,
+    Generation,
+    ImageGenerator,
+    ModelInfo,
+    ModelList,
+    Notify,
+    Session,
+    SessionStore,
+    Version,
 )
+from rag.library import IngestReport, LibraryFilter, LibraryIndex, LibraryPage, Progress, ReindexReport, Trash, captions
 from rag.library import assets as asset_pages
 from rag.library import grid as lib
-from rag.media import LARGE_SIZE, THUMB_SIZE, cached_thumbnail, collect_files, expand_uploads, thumbnail
 from rag.search import Query, SearchResults, search_results
-from rag.store import (
-    QUERY_PAGE,
-    MilvusStore,
-    VectorStore,
-    backups,
-    export_parquet,
-    import_parquet,
-    read_header,
-    write_backup,
-)
-from rag.studio.assets import AssetPagesMixin
-from rag.studio.campaigns import CampaignsMixin
-from rag.studio.sessions import SessionsMixin
-
-log = logging.getLogger(__name__)
+from rag.store import QUERY_PAGE, VectorStore
+from rag.studio.assets import AssetPages
+from rag.studio.campaigns import CampaignService
+from rag.studio.ingest import IngestService
+from rag.studio.maintenance import LibraryMaintenance, app_owns
+from rag.studio.resources import Resources
+from rag.studio.sessions import GenerationService
 
 
-class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
-    """The one object the UI and the CLI call: ingest, search, library, generation; sessions and
-    asset pages and campaigns come from the mixins beside this module."""
+class Studio:
+    """The one object the UI and the CLI call: ingest, search, library, generation, sessions, campaigns.
 
-    def __init__(
-        self,
-        settings: Settings,
-        embedder: Embedder | None = None,
-        store: VectorStore | None = None,
-        generator: ImageGenerator | None = None,
-    ) -> None:
+    It owns the lazy pieces and hands the services getters for them, so building a Studio connects to
+    nothing; the services' methods are documented where they are implemented."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None,
+                 generator: ImageGenerator | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or ClipEmbedder(settings)
-        self._store = store
-        self._generator = generator
-        self._store_lock = threading.Lock()
-        self._warm = False
-        self._library: LibraryIndex | None = None
-        self._library_lock = threading.Lock()
-        self.trash = Trash(settings.trash_dir, self._owns)  # .entries() and .empty() for the Trash view
-        # Embedding saturates the CPU; one ingest at a time keeps searches responsive.
-        self._ingest_lock = threading.Lock()
-        self._sessions: SessionStore | None = None
-        self._campaigns = None  # opened with the sessions database (rag/studio/campaigns.py)
-        self._running: dict[str, threading.Event] = {}  # campaigns running in this process, by id
+        self._parts = Resources(lambda: self.settings, self.embedder, store, generator)
         self.model_list = ModelList(lambda: self.generator.models(), settings.gemini_model,
                                     caption=settings.caption_model)
+        self.trash = Trash(settings.trash_dir, lambda path: app_owns(self.settings, path))  # for the Trash view
+        self._build_services()
+
+    def _build_services(self) -> None:
+        """The services, each given what it uses: getters keep the store, generator and databases lazy
+        and follow a replaced ``settings`` (the CLI's ``--out``)."""
+        parts, config = self._parts, (lambda: self.settings)
+        store, generator, sessions = (lambda: parts.store), (lambda: parts.generator), (lambda: parts.sessions)
+        writes = threading.Lock()  # embedding saturates the CPU: one ingest or re-index at a time
+        self._ingest = IngestService(config, self.embedder, store, writes)
+        self._maintenance = LibraryMaintenance(config, self.embedder, store, self.trash, parts.close, writes)
+        self._pages = AssetPages(config, store, self.trash, self._ingest.ingest_files)
+        self._generation = GenerationService(config, self.model_list, store, generator, parts.generator_built,
+                                             sessions, self.search, self._ingest.ingest_files, self._pages.preview)
+        self._campaigns = CampaignService(config, self.model_list, store, generator, sessions,
+                                          lambda: parts.campaign_store, self.search, self._pages.library_page,
+                                          self._generation.references, self._generation.save_generated)
 
     @classmethod
     def from_env(cls) -> Studio:
         return cls(Settings.from_env())
 
+    # -- the heavy pieces, opened on first use (rag/studio/resources.py) --------------------
     def warm_up(self) -> None:
-        """Load the model and, on Milvus Lite, the library's vectors ahead of the first search (the
-        app runs this in the background at start); never raises."""
-        self.embedder.warm_up()
-        try:
-            self.store.warm_up()
-        except BananaError as exc:
-            log.error("%s", exc)
-        self._warm = True  # a store opened again later (after a restore or a re-index) is warmed too
+        self._parts.warm_up()
 
     def close(self) -> None:
-        """Release the database (Milvus Lite lets one process hold it at a time)."""
-        with self._store_lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-            if self._sessions is not None:
-                self._sessions.close()
-                self._sessions, self._campaigns = None, None
+        self._parts.close()
 
     @property
     def store(self) -> VectorStore:
-        if self._store is None:
-            with self._store_lock:
-                if self._store is None:
-                    self._store = MilvusStore(self.settings, self.embedder.dim, self.embedder.name)
-                    if self._warm:
-                        threading.Thread(target=self._store.warm_up, name="lite-vectors", daemon=True).start()
-        return self._store
+        return self._parts.store
 
-    # -- ingest -----------------------------------------------------------------------------
+    @property
+    def generator(self) -> ImageGenerator:
+        return self._parts.generator
+
+    @property
+    def sessions(self) -> SessionStore:
+        return self._parts.sessions
+
+    @property
+    def campaign_store(self) -> CampaignStore:
+        return self._parts.campaign_store
+
+    # -- ingest (rag/studio/ingest.py) ------------------------------------------------------
     def ingest_folder(self, root: str | Path, *, progress: Progress | None = None) -> IngestReport:
-        """Index every image under ``root`` in place (files are not copied)."""
-        root = Path(root)
-        if not root.is_dir():
-            raise BananaError(f"{root} is not a folder.")
-        files, ignored, refused = collect_files(root)
-        report = IngestReport(ignored=ignored, failed=list(refused))
-        with self._ingest_lock:
-            return Ingestor(self.settings, self.embedder, self.store).run(
-                files, source="folder", copy=False, progress=progress, report=report
-            )
+        return self._ingest.ingest_folder(root, progress=progress)
 
     def ingest_allowed_folder(self, path: str | Path, *, progress: Progress | None = None) -> IngestReport:
-        """What the app's folder box does: index a server-side folder in place, only under LIBRARY_ROOTS,
-        so nobody can read the whole disk through the web page."""
-        roots = [Path(r).expanduser().resolve() for r in self.settings.library_roots]
-        if not roots:
-            raise BananaError(
-                "Adding a folder from the app is off. Set LIBRARY_ROOTS to the folders it may index "
-                "(for example LIBRARY_ROOTS=/srv/images) and restart, or run `python -m rag ingest FOLDER`."
-            )
-        text = str(path).strip()
-        target = Path(text).expanduser().resolve() if text else None
-        if target is None or not any(target.is_relative_to(root) for root in roots):
-            allowed = ", ".join(str(r) for r in roots)
-            raise BananaError(f"Only folders under {allowed} can be added from the app (LIBRARY_ROOTS); {text or 'nothing'} is not.")
-        return self.ingest_folder(target, progress=progress)
+        return self._ingest.ingest_allowed_folder(path, progress=progress)
 
-    def ingest_files(
-        self,
-        paths: Sequence[str | Path],
-        *,
-        source: str = "upload",
-        folder: str = "uploads",
-        names: dict[Path, str] | None = None,
-        folders: dict[Path, str] | None = None,
-        meta: dict[str, Any] | None = None,
-        progress: Progress | None = None,
-    ) -> IngestReport:
-        """Copy files into the library folder (content-addressed) and index them (``folders``: per file)."""
-        folders = folders or {}
-        files = [(Path(p), folders.get(Path(p)) or folder.strip() or "uploads") for p in paths]
-        with self._ingest_lock:
-            return Ingestor(self.settings, self.embedder, self.store).run(
-                files, source=source, copy=True, meta=meta, names=names, progress=progress
-            )
+    def ingest_files(self, paths: Sequence[str | Path], *, source: str = "upload", folder: str = "uploads",
+                     names: dict[Path, str] | None = None, folders: dict[Path, str] | None = None,
+                     meta: dict[str, Any] | None = None, progress: Progress | None = None) -> IngestReport:
+        return self._ingest.ingest_files(paths, source=source, folder=folder, names=names, folders=folders, meta=meta,
+                                         progress=progress)
 
-    def ingest_uploads(
-        self, paths: Sequence[str | Path], *, folder: str = "uploads", tags: str | Sequence[str] = "",
-        progress: Progress | None = None,
-    ) -> IngestReport:
-        """What the upload box hands over: images and .zip archives, checked against the upload limits.
-
-        A .zip's subfolders become folders under ``folder``; ``tags`` go on every file (on the
-        library's copy of a duplicate too)."""
-        if not paths:
-            raise BananaError("Choose one or more images (or a .zip of images) to add.")
-        base, tags = asset_pages.clean_folder(folder or "uploads"), asset_pages.clean_tags(tags)
-        with tempfile.TemporaryDirectory(prefix="banana-upload-") as workdir:
-            expanded = expand_uploads(paths, self.settings, Path(workdir))
-            folders = {p: "/".join(x for x in (base, sub) if x) for p, sub in expanded.subfolders.items()}
-            report = (
-                self.ingest_files(expanded.files, folder=base, names=expanded.names, folders=folders,
-                                  meta={"tags": tags} if tags else None, progress=progress)
-                if expanded.files
-                else IngestReport()
-            )
-        if tags and report.duplicates:
-            self.add_tags([i for _, i in report.duplicates], tags)
-        report.failed = expanded.refused + [(expanded.names.get(Path(p), p), r) for p, r in report.failed]
-        report.duplicates = [(expanded.names.get(Path(p), p), i) for p, i in report.duplicates]
-        return report
+    def ingest_uploads(self, paths: Sequence[str | Path], *, folder: str = "uploads", tags: str | Sequence[str] = "",
+                       progress: Progress | None = None) -> IngestReport:
+        return self._ingest.ingest_uploads(paths, folder=folder, tags=tags, progress=progress)
 
     def preview(self, asset: Asset, *, large: bool = False, make: bool = True) -> Path | None:
-        """A cached preview of an asset for galleries (``large``: for its page). Without ``make``
-        only one made already is returned: a grid page never waits for previews."""
-        if not make:
-            return cached_thumbnail(asset, self.settings.thumbs_dir)
-        return thumbnail(asset, self.settings.thumbs_dir, self.settings.max_image_pixels, size=LARGE_SIZE if large else THUMB_SIZE)
+        return self._pages.preview(asset, large=large, make=make)
 
     # -- search -----------------------------------------------------------------------------
     def search(self, query: Query | str = "", /, **options: Any) -> list[Hit]:
@@ -212,14 +138,6 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
         """Why word search is off (an old Milvus server, a library to re-index), or ""."""
         return self.store.words_notice
 
-    def reindex(self, *, re_embed: bool = False, batch: int = 256, drop_missing: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> ReindexReport:
-        """Rebuild the collection (word search, a new CLIP model) beside the old one, then swap."""
-        with self._ingest_lock:
-            self.close()  # Milvus Lite lets one client hold the database
-            return reindex(self.settings, self.embedder, re_embed=re_embed, batch=batch, drop_missing=drop_missing,
-                           progress=progress)
-
     def caption_plan(self, *, limit: int = 0) -> captions.CaptionPlan:
         """Which images have no words, and what captioning them with CAPTION_MODEL should cost."""
         return captions.plan(self.store, self.model_list.caption_model(), limit)
@@ -236,111 +154,188 @@ class Studio(SessionsMixin, CampaignsMixin, AssetPagesMixin):
         return self.store.count()
 
     def stats(self) -> dict[str, Any]:
-        store = self.store
-        return {
-            "count": store.count(),
-            "by_folder": store.facet("folder"),
-            "by_source": store.facet("source"),
-            "milvus_uri": self.settings.milvus_uri if not self.settings.is_server else self.settings.milvus_uri.split("@")[-1],
-            "collection": self.settings.collection,
-            "model": self.embedder.name,
-            "precision": store.precision or self.embedder.precision,  # recorded with the vectors, else the model's
-            "word_search": not store.words_notice,
-            "words_notice": store.words_notice,
-            "generation": self.generation_status()[1],  # which image model, and why
-        }
+        return self._maintenance.stats() | {"generation": self.generation_status()[1]}  # which image model, and why
 
     def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0,
               chosen: LibraryFilter | None = None) -> pd.DataFrame:
-        """The library as a table, newest first (one page of at most ``limit`` rows), for bulk work."""
-        chosen = chosen or LibraryFilter(folders=tuple(folders), sources=tuple(sources))
-        return lib.table_frame(self.library_page(chosen, offset=offset, limit=limit).assets)
+        return self._pages.table(folders=folders, sources=sources, limit=limit, offset=offset, chosen=chosen)
+
+    # -- asset pages and the Trash (rag/studio/assets.py) -----------------------------------
+    @property
+    def library(self) -> LibraryIndex:
+        return self._pages.library
+
+    def library_page(self, chosen: LibraryFilter | None = None, *, offset: int = 0, limit: int = lib.PAGE_SIZE) -> LibraryPage:
+        return self._pages.library_page(chosen, offset=offset, limit=limit)
+
+    def asset(self, asset_id: str) -> asset_pages.AssetDetails:
+        return self._pages.asset(asset_id)
+
+    def set_tags(self, asset_id: str, tags: str | Sequence[str]) -> Asset:
+        return self._pages.set_tags(asset_id, tags)
+
+    def add_tags(self, ids: Sequence[str], tags: str | Sequence[str]) -> int:
+        return self._pages.add_tags(ids, tags)
+
+    def move(self, ids: Sequence[str], folder: str) -> int:
+        return self._pages.move(ids, folder)
 
     def delete(self, ids: Iterable[str]) -> int:
-        """Move assets to the Trash: their records (with vectors) are kept there, and the files the
-        app owns move with them, so :meth:`restore` brings them back as they were."""
-        ids = list(dict.fromkeys(ids))
-        assets = self.store.get(ids)
-        moves = self.trash.put(assets, self.store.vectors([a.id for a in assets]))
-        try:
-            return self.store.delete(ids)
-        except BananaError:
-            self.trash.undo(moves, [a.id for a in assets])
-            raise
+        return self._pages.delete(ids)
 
-    def _owns(self, path: Path) -> bool:
-        resolved = path.resolve()
-        return any(resolved.is_relative_to(Path(d).resolve()) for d in (self.settings.library_dir, self.settings.outputs_dir))
+    def restore(self, ids: Sequence[str]) -> tuple[list[Asset], list[tuple[str, str]]]:
+        return self._pages.restore(ids)
+
+    def add_sample_library(self, *, progress: Progress | None = None) -> IngestReport:
+        return self._pages.add_sample_library(progress=progress)
+
+    def duplicate_reasons(self, report: IngestReport) -> list[tuple[str, str]]:
+        return self._pages.duplicate_reasons(report)
+
+    def placeholder(self) -> Path:
+        return self._pages.placeholder()
+
+    # -- backups, export, re-index (rag/studio/maintenance.py) ------------------------------
+    def reindex(self, *, re_embed: bool = False, batch: int = 256, drop_missing: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> ReindexReport:
+        return self._maintenance.reindex(re_embed=re_embed, batch=batch, drop_missing=drop_missing, progress=progress)
 
     def remove_orphans(self) -> list[Path]:
-        """Files in the library folder without a record (left by an interrupted ingest)."""
-        library = Path(self.settings.library_dir)
-        if not library.is_dir():
-            return []
-        files = [p for p in library.rglob("*") if p.is_file()]
-        removed = [p for p in files if p.name.startswith(".part-")]
-        candidates = {p.stem: p for p in files if not p.name.startswith(".part-")}
-        known = self.trash.ids()  # a file whose record is in the Trash is not an orphan
-        ids = list(candidates)
-        for start in range(0, len(ids), 500):
-            known |= self.store.existing_ids(ids[start : start + 500])
-        removed += [p for stem, p in candidates.items() if stem not in known]
-        for p in removed:
-            p.unlink(missing_ok=True)
-        return removed
+        return self._maintenance.remove_orphans()
 
     def export(self, path: str | Path, *, batch: int = QUERY_PAGE, progress: Callable[[int], None] | None = None) -> int:
-        """Every record, vectors included, into one Parquet file (a backup, or a move to a server)."""
-        return export_parquet(self.store, Path(path), model=self.store.model or self.embedder.name, batch=batch, progress=progress)
+        return self._maintenance.export(path, batch=batch, progress=progress)
 
-    def import_(
-        self,
-        path: str | Path,
-        *,
-        batch: int = QUERY_PAGE,
-        force: bool = False,
-        rebase: tuple[str, str] | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
-        """Upsert the records of an exported file; refuses another model's vectors unless ``force``."""
-        return import_parquet(
-            self.store, Path(path), batch=batch, model=self.embedder.name, force=force, rebase=rebase, progress=progress
-        )
+    def import_(self, path: str | Path, *, batch: int = QUERY_PAGE, force: bool = False,
+                rebase: tuple[str, str] | None = None, progress: Callable[[int], None] | None = None) -> int:
+        return self._maintenance.import_(path, batch=batch, force=force, rebase=rebase, progress=progress)
 
     def backup(self) -> Path:
-        """A dated export into the backups folder (the newest few are kept)."""
-        return write_backup(self.settings, self.export)
+        return self._maintenance.backup()
 
     def restore_backup(self, backup: str | Path | None = None, *, progress: Callable[[int], None] | None = None) -> tuple[Path | None, int]:
-        """Replace a (damaged) Lite database by a backup: the old one is moved aside, never deleted.
+        return self._maintenance.restore_backup(backup, progress=progress)
 
-        Returns where the old database went and how many records the backup brought back.
-        """
-        if self.settings.is_server:
-            raise BananaError("restore replaces a Milvus Lite library; on a server, use `python -m rag import FILE`.")
-        source = Path(backup) if backup else next(iter(backups(self.settings)), None)
-        if source is None:
-            raise BananaError(f"No backup was found in {self.settings.backups_dir}; name the file: python -m rag restore FILE.")
-        read_header(source)  # refuse an unreadable file before anything is moved
-        self.close()
-        db = Path(self.settings.milvus_uri)
-        moved = db.with_name(f"{db.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}") if db.exists() else None
-        if moved is not None:
-            db.rename(moved)
-        return moved, self.import_(source, progress=progress)
+    # -- generation, models and sessions (rag/studio/sessions.py) ---------------------------
+    def references(self, ids: Sequence[str] = (), files: Sequence[str | Path] = ()) -> list[Asset]:
+        return self._generation.references(ids, files)
 
-    # -- generation (the rest is rag/studio/sessions.py) ----------------------------------------
+    def find_references(self, prompt: str, n: int = 0, *, model: str = "", keep: Sequence[str] = (),
+                        query: Query | None = None) -> list[Asset]:
+        return self._generation.find_references(prompt, n, model=model, keep=keep, query=query)
+
+    def generate(self, prompt: str, *, reference_ids: Sequence[str] = (), reference_files: Sequence[str | Path] = (),
+                 aspect_ratio: str = "1:1", n: int = 1, model: str = "", image_size: str = "", session_id: str = "",
+                 user: str = "", notify: Notify | None = None, auto_refs: int = 0,
+                 found: dict[str, Any] | None = None) -> Generation:
+        return self._generation.generate(
+            prompt, reference_ids=reference_ids, reference_files=reference_files, aspect_ratio=aspect_ratio, n=n,
+            model=model, image_size=image_size, session_id=session_id, user=user, notify=notify, auto_refs=auto_refs,
+            found=found)
+
+    def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
+               image_size: str = "", n: int = 1, model: str = "", continue_on: str = "", user: str = "",
+               notify: Notify | None = None) -> Generation:
+        return self._generation.refine(
+            session_id, instruction, from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n,
+            model=model, continue_on=continue_on, user=user, notify=notify)
+
+    def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
+        return self._generation.save_generated(paths, progress=progress)
+
+    def models(self) -> list[ModelInfo]:
+        return self._generation.models()
+
+    def model_choice(self) -> Choice:
+        return self._generation.model_choice()
+
+    def model_offers(self) -> list[dict[str, Any]]:
+        return self._generation.model_offers()
+
     @property
-    def generator(self) -> ImageGenerator:
-        if self._generator is None:
-            if not self.settings.gemini_api_key:
-                raise GenerationDisabled(self.generation_status()[1])
-            self._generator = make_generator(self.settings)
-        return self._generator
+    def max_references(self) -> int:
+        return self._generation.max_references
 
-    def lineage(self, asset_id: str) -> list[Asset]:
-        """The library assets a generated image was made from ("what was this made from?")."""
-        (asset,) = self.store.get([asset_id]) or [None]
-        if asset is None:
-            raise BananaError(f"No asset with id {asset_id} is in the library.")
-        return self.store.get(asset.meta.get("parents", []))
+    def generation_status(self) -> tuple[bool, str]:
+        return self._generation.generation_status()
+
+    def replacement_for(self, model: str) -> ModelInfo | None:
+        return self._generation.replacement_for(model)
+
+    def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
+        return self._generation.start_session(base_asset_id=base_asset_id, user=user)
+
+    def open_session(self, session_id: str, *, user: str = "") -> tuple[Session, list[Version]]:
+        return self._generation.open_session(session_id, user=user)
+
+    def version(self, version_id: str, *, user: str = "") -> Version:
+        return self._generation.version(version_id, user=user)
+
+    def versions_at(self, paths: Sequence[str | Path], *, user: str = "") -> list[Version]:
+        return self._generation.versions_at(paths, user=user)
+
+    def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[Session]:
+        return self._generation.recent_sessions(limit, user=user)
+
+    def history(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
+        return self._generation.history(limit, user=user, day=day)
+
+    def spend(self, days: int = 30, *, user: str | None = None) -> dict[str, Any]:
+        return self._generation.spend(days, user=user)
+
+    def save_versions(self, version_ids: Sequence[str], *, user: str = "", progress: Progress | None = None) -> IngestReport:
+        return self._generation.save_versions(version_ids, user=user, progress=progress)
+
+    def version_preview(self, version: Version) -> Path | None:
+        return self._generation.version_preview(version)
+
+    # -- campaigns (rag/studio/campaigns.py) ------------------------------------------------
+    def campaign_assets(self, *, folder: str = "", query: str = "", tag: str = "", ids: Sequence[str] = (),
+                        limit: int = 50) -> tuple[list[Asset], str]:
+        return self._campaigns.campaign_assets(folder=folder, query=query, tag=tag, ids=ids, limit=limit)
+
+    def plan_campaign(self, template: str, *, folder: str = "", query: str = "", tag: str = "", ids: Sequence[str] = (),
+                      refs: Sequence[str] = (), name: str = "", model: str = "", aspect_ratios: Sequence[str] = ("1:1",),
+                      per_item: int = 1, image_size: str = "", batch: bool = False, user: str = "",
+                      limit: int = 50) -> Plan:
+        return self._campaigns.plan_campaign(
+            template, folder=folder, query=query, tag=tag, ids=ids, refs=refs, name=name, model=model,
+            aspect_ratios=aspect_ratios, per_item=per_item, image_size=image_size, batch=batch, user=user, limit=limit)
+
+    def start_campaign(self, plan: Plan) -> Campaign:
+        return self._campaigns.start_campaign(plan)
+
+    def run_campaign(self, campaign_id: str, *, user: str | None = None, progress: Progress | None = None,
+                     cancel: threading.Event | None = None) -> Campaign:
+        return self._campaigns.run_campaign(campaign_id, user=user, progress=progress, cancel=cancel)
+
+    def resume_campaign(self, campaign_id: str, *, user: str | None = None, progress: Progress | None = None) -> Campaign:
+        return self._campaigns.resume_campaign(campaign_id, user=user, progress=progress)
+
+    def cancel_campaign(self, campaign_id: str, *, user: str | None = None) -> bool:
+        return self._campaigns.cancel_campaign(campaign_id, user=user)
+
+    def regenerate_item(self, campaign_id: str, seq: int, *, user: str | None = None) -> Item:
+        return self._campaigns.regenerate_item(campaign_id, seq, user=user)
+
+    def campaigns(self, limit: int = 50, *, user: str | None = None) -> list[Campaign]:
+        return self._campaigns.campaigns(limit, user=user)
+
+    def open_campaign(self, campaign_id: str, *, user: str | None = None) -> tuple[Campaign, list[Item]]:
+        return self._campaigns.open_campaign(campaign_id, user=user)
+
+    def review_campaign(self, campaign_id: str, version_ids: Sequence[str], verdict: str, *,
+                        user: str | None = None) -> None:
+        self._campaigns.review_campaign(campaign_id, version_ids, verdict, user=user)
+
+    def save_approved(self, campaign_id: str, *, user: str | None = None) -> IngestReport:
+        return self._campaigns.save_approved(campaign_id, user=user)
+
+    def submit_campaign_batch(self, campaign_id: str, *, user: str | None = None) -> Campaign:
+        return self._campaigns.submit_campaign_batch(campaign_id, user=user)
+
+    def poll_campaign_batch(self, campaign_id: str, *, user: str | None = None) -> Campaign:
+        return self._campaigns.poll_campaign_batch(campaign_id, user=user)
+
+    def poll_batches(self) -> list[Campaign]:
+        return self._campaigns.poll_batches()
