@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from rag.campaigns import FIELDS, Campaign, Plan
+from rag.campaigns import FIELDS, CampaignReview, Plan
 from rag.core import NothingToDo
 from rag.generation import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
@@ -103,8 +103,8 @@ def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
     """Status, the review grid (source, then each result, per row) and the results to choose from."""
     if not cid:
         return "", gr.Gallery(value=[], columns=3), gr.CheckboxGroup(choices=[], value=[])
-    campaign, items = studio.open_campaign(cid, user=user or None)
-    verdicts = studio.campaign_store.verdicts(campaign.id)
+    review = studio.campaign_review(cid, user=user or None)
+    items, verdicts = review.items, review.verdicts
     rows: dict[str, list[tuple[str, str]]] = {}
     choices: list[tuple[str, str]] = []
     sources = {a.id: a for a in studio.get(list({i.asset_id for i in items}))}
@@ -115,11 +115,11 @@ def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
         for k, vid in enumerate(item.version_ids, start=1):
             verdict = verdicts.get(vid, ("", ""))
             label = f"#{item.seq} {item.asset_name} {item.aspect_ratio} v{k} · {_said(verdict)}"
-            row.append((str(studio.version_preview(studio.sessions.version(vid)) or studio.placeholder()), label))
+            row.append((str(studio.version_preview(studio.version(vid)) or studio.placeholder()), label))
             choices.append((label, vid))
     width = max(len(r) for r in rows.values())  # a row a source; the app's CSS keeps tiles small
     tiles = [tile for r in rows.values() for tile in r + [(str(studio.placeholder()), "")] * (width - len(r))]
-    return _status(studio, campaign), gr.Gallery(value=tiles, columns=width), gr.CheckboxGroup(choices=choices, value=[])
+    return _status(review), gr.Gallery(value=tiles, columns=width), gr.CheckboxGroup(choices=choices, value=[])
 
 
 def _source(studio: Studio, asset: Any, name: str) -> tuple[str, str]:
@@ -131,14 +131,12 @@ def _said(verdict: tuple[str, str]) -> str:
     return "saved" if verdict[1] else verdict[0] or "to review"
 
 
-def _status(studio: Studio, campaign: Campaign) -> str:
-    counts = studio.campaign_store.counts(campaign.id)
-    total = sum(counts.values())
-    failed = [i for i in studio.open_campaign(campaign.id)[1] if i.status == "failed"]
+def _status(review: CampaignReview) -> str:
+    campaign, failed = review.campaign, review.failed
     job = f" · Batch job {campaign.batch_state}" if campaign.batch_job else ""
-    lines = [f"**{md_escape(campaign.name)}** · {campaign.status}{job} · {counts['done']} of {total} done"
+    lines = [f"**{md_escape(campaign.name)}** · {campaign.status}{job} · {review.counts['done']} of {review.total} done"
              f"{f' · {len(failed)} failed' if failed else ''} · cost so far "
-             f"${studio.campaign_store.spent(campaign.id):.2f} (estimated ${campaign.estimate_usd:.2f})"]
+             f"${review.spent:.2f} (estimated ${campaign.estimate_usd:.2f})"]
     lines += [f"- #{i.seq} {md_escape(i.asset_name)} {i.aspect_ratio}: {md_escape(i.error[:200])}" for i in failed[:10]]
     return "\n".join(lines)
 
@@ -255,13 +253,8 @@ def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
 
     @user_errors
     def again(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        user = user_of(request) or None
-        campaign, items = studio.open_campaign(cid, user=user)
-        verdicts = studio.campaign_store.verdicts(campaign.id)
-        rejected = [i for i in items if i.version_ids and verdicts.get(i.version_ids[-1], ("",))[0] == "rejected"]
-        for n, item in enumerate(rejected, start=1):
-            progress((n - 1, len(rejected)), desc=f"Regenerating {item.asset_name} {item.aspect_ratio}")
-            studio.regenerate_item(cid, item.seq, user=user)
+        studio.regenerate_rejected(cid, user=user_of(request) or None, progress=lambda done, total, item: progress(
+            (done, total), desc=f"Regenerating {item.asset_name} {item.aspect_ratio}"))
         return _view(studio, cid, user_of(request))
 
     @user_errors

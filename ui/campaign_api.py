@@ -107,7 +107,6 @@ def _api_free(studio: Studio) -> None:
 
 def _record(studio: Studio, campaign_id: str, user: str) -> dict[str, Any]:
     """A campaign as a client reads it: its fields, its items, and each version's verdict and saved asset."""
-    campaign, items = studio.open_campaign(campaign_id, user=user or None)
-    verdicts = studio.campaign_store.verdicts(campaign.id)
-    return {**vars(campaign), "items": [vars(i) for i in items],
-            "verdicts": {v: {"verdict": d, "saved_id": s} for v, (d, s) in verdicts.items()}}
+    review = studio.campaign_review(campaign_id, user=user or None)
+    return {**vars(review.campaign), "items": [vars(i) for i in review.items],
+            "verdicts": {v: {"verdict": d, "saved_id": s} for v, (d, s) in review.verdicts.items()}}

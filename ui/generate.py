@@ -20,7 +20,7 @@ from rag.search import Query
 from rag.studio import Studio
 
 from . import generate_api
-from .common import OnePerUser, gallery_items, progress_callback, user_errors
+from .common import OnePerUser, gallery_items, md_escape, progress_callback, user_errors
 from .session_view import (
     REFINE_HINT,
     continuation,
@@ -158,8 +158,8 @@ def edit_asset_handler(studio: Studio, enabled: bool = True) -> Callable[..., tu
         user = user_of(request)
         session = studio.start_session(base_asset_id=asset_id, user=user)
         original = studio.open_session(session.id, user=user)[1][0]
-        return (*show(studio, session.id, original.id, f"Editing **{session.title[5:]}**: describe a change in Refine.",
-                      enabled=enabled, user=user), "")
+        said = f"Editing **{md_escape(session.edited_file)}**: describe a change in Refine."
+        return (*show(studio, session.id, original.id, said, enabled=enabled, user=user), "")
 
     return edit
 

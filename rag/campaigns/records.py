@@ -82,6 +82,33 @@ class Item:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class CampaignReview:
+    """A campaign as its review shows it: items, each image's verdict, counts per state and the cost so far.
+
+    One record, so the app, the API and the CLI count and choose the same way (which items "Regenerate
+    rejected" sends again, how many are done)."""
+
+    campaign: Campaign
+    items: list[Item]
+    verdicts: dict[str, tuple[str, str]]  # version id -> (verdict, saved asset id)
+    counts: dict[str, int]  # item state -> how many
+    spent: float  # USD so far, regenerations and the Batch job included
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failed(self) -> list[Item]:
+        return [i for i in self.items if i.status == "failed"]
+
+    @property
+    def rejected(self) -> list[Item]:
+        """Items whose latest image was rejected: what "Regenerate rejected" sends again."""
+        return [i for i in self.items if i.version_ids and self.verdicts.get(i.version_ids[-1], ("",))[0] == "rejected"]
+
+
 class CampaignStore:
     """Campaign records over a :class:`SessionStore`'s connection; thread-safe like it."""
 
@@ -137,6 +164,10 @@ class CampaignStore:
     def items(self, campaign_id: str) -> list[Item]:
         rows = self.sessions.read("SELECT * FROM campaign_items WHERE campaign_id = ? ORDER BY seq", (campaign_id,))
         return [Item(**{**dict(r), "version_ids": json.loads(r["version_ids"])}) for r in rows]
+
+    def review_of(self, campaign: Campaign) -> CampaignReview:
+        return CampaignReview(campaign, self.items(campaign.id), self.verdicts(campaign.id), self.counts(campaign.id),
+                              self.spent(campaign.id))
 
     def counts(self, campaign_id: str) -> dict[str, int]:
         rows = self.sessions.read("SELECT status, COUNT(*) FROM campaign_items WHERE campaign_id = ? GROUP BY status",

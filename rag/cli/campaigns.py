@@ -73,18 +73,14 @@ def cmd_campaigns(studio: Studio, args: argparse.Namespace) -> int:
     if args.campaign:
         _report(studio, args.campaign, args)
         return EXIT_OK
-    campaigns = studio.campaigns(args.limit)
-    counts = {c.id: studio.campaign_store.counts(c.id) for c in campaigns}
+    reviews = [studio.campaign_review(c.id) for c in studio.campaigns(args.limit)]
     if args.json:
-        print_json({"campaigns": [{**vars(c), "items": counts[c.id], "spent_usd": studio.campaign_store.spent(c.id)}
-                                   for c in campaigns]})
-    elif not campaigns:
+        print_json({"campaigns": [{**vars(r.campaign), "items": r.counts, "spent_usd": r.spent} for r in reviews]})
+    elif not reviews:
         print("No campaigns yet: `python -m rag campaign --folder FOLDER --template \"...\"` starts one.")
-    for c in [] if args.json else campaigns:
-        done, total = counts[c.id]["done"], sum(counts[c.id].values())
-        spent = studio.campaign_store.spent(c.id)
-        print(f"{c.id}  {when(c.created)}  {c.status:<9} {done}/{total} items  ${spent:.2f} of ~${c.estimate_usd:.2f}"
-              f"  {c.name[:50]!r}")
+    for r, c in [] if args.json else [(r, r.campaign) for r in reviews]:
+        print(f"{c.id}  {when(c.created)}  {c.status:<9} {r.counts['done']}/{r.total} items  ${r.spent:.2f} of "
+              f"~${c.estimate_usd:.2f}  {c.name[:50]!r}")
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """Every paid attempt and the daily budget: the ``attempts`` table of the sessions database.
 
 An *attempt* is one click that could cost money, with its outcome; the day's attempts are the
-budget. :class:`AttemptLedger` is mixed into :class:`rag.generation.sessions.SessionStore` and uses its one
+budget. :class:`rag.generation.sessions.SessionStore` owns an :class:`AttemptLedger` and hands it its one
 connection (``write``, ``read``) and clock, so a budget check and its insert run in one ``BEGIN IMMEDIATE``
 transaction and two requests can never both squeeze under the cap.
 """
@@ -49,9 +49,9 @@ class Attempt:
 class AttemptLedger:
     """The attempts and their spend; the database and clock are :class:`rag.generation.sessions.SessionStore`'s."""
 
-    _now: Callable[[], float]
-    write: Callable[[str], AbstractContextManager[sqlite3.Connection]]
-    read: Callable[..., list[sqlite3.Row]]
+    def __init__(self, write: Callable[[str], AbstractContextManager[sqlite3.Connection]],
+                 read: Callable[..., list[sqlite3.Row]], now: Callable[[], float]) -> None:
+        self.write, self.read, self._now = write, read, now
 
     def spent(self, day: str | None = None) -> float:
         """USD of a day's attempts (today's by default), running ones at their estimate."""

@@ -84,7 +84,7 @@ def _model_of(models: ModelList, parent: Version, model: str) -> ModelInfo:
 
 def start_from(store: SessionStore, asset: Asset, user: str) -> Session:
     """"Edit this": a session whose version 0 is a library image; its first refinement sends that image."""
-    session = store.new_session(user=user, title=f"Edit {asset.filename}", base_asset_id=asset.id)
+    session = store.new_session(user=user, title=Session.edit_title(asset.filename), base_asset_id=asset.id)
     store.add_original(session.id, path=asset.path, image_id=asset.id)
     return store.session(session.id)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.core import BananaError, os_error_text
-from rag.generation.attempts import AttemptLedger
+from rag.generation.attempts import Attempt, AttemptLedger
 from rag.generation.base import Content
 
 SCHEMA_VERSION = 1
@@ -66,6 +66,9 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+EDIT_PREFIX = "Edit "
+
+
 @dataclass(frozen=True)
 class Session:
     id: str
@@ -76,6 +79,16 @@ class Session:
     base_asset_id: str = ""
     n_versions: int = 0
     cost_usd: float = 0.0
+
+    @staticmethod
+    def edit_title(filename: str) -> str:
+        """The title of an "Edit this" session: what History and the session list show."""
+        return EDIT_PREFIX + filename
+
+    @property
+    def edited_file(self) -> str:
+        """The library file an "Edit this" session started from ("" for other sessions)."""
+        return self.title.removeprefix(EDIT_PREFIX) if self.base_asset_id and self.title.startswith(EDIT_PREFIX) else ""
 
 
 @dataclass(frozen=True)
@@ -104,10 +117,11 @@ class Version:
         return "original" if self.turn_id is None else f"v{self.seq}"
 
 
-class SessionStore(AttemptLedger):
+class SessionStore:
     """The database: open once per process; every method is thread-safe and speaks in records.
 
-    Its attempts and the budget are :class:`rag.generation.attempts.AttemptLedger`'s methods, on this connection.
+    Its attempts and the budget are kept by ``self.ledger`` (:class:`rag.generation.attempts.AttemptLedger`), on
+    this connection; the methods below of the same names hand over to it.
     """
 
     def __init__(self, data_dir: str | Path, *, now: Callable[[], float] = time.time) -> None:
@@ -131,6 +145,22 @@ class SessionStore(AttemptLedger):
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.ledger = AttemptLedger(self.write, self.read, now)
+
+    def spent(self, day: str | None = None) -> float:
+        return self.ledger.spent(day)
+
+    def begin_attempt(self, **request: Any) -> int:
+        return self.ledger.begin_attempt(**request)
+
+    def end_attempt(self, attempt_id: int, **outcome: Any) -> None:
+        self.ledger.end_attempt(attempt_id, **outcome)
+
+    def attempts(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
+        return self.ledger.attempts(limit, user=user, day=day)
+
+    def totals(self, days: int = 30, user: str | None = None) -> list[dict[str, Any]]:
+        return self.ledger.totals(days, user)
 
     def close(self) -> None:
         with self._lock:

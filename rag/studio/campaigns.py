@@ -16,7 +16,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag.campaigns import LEASE_S, Campaign, CampaignStore, Item, Plan, Progress, Runner, batch, lease_holder, make_plan
+from rag.campaigns import (
+    LEASE_S,
+    Campaign,
+    CampaignReview,
+    CampaignStore,
+    Item,
+    Plan,
+    Progress,
+    Runner,
+    batch,
+    lease_holder,
+    make_plan,
+)
 from rag.core import Asset, BananaError, BudgetExceeded, Hit, NothingToDo, Settings
 from rag.generation import ImageGenerator, ModelList, SessionStore
 from rag.library import IngestReport, LibraryFilter, LibraryPage, clean_campaign_name
@@ -134,8 +146,23 @@ class CampaignService:
             runner.run(campaign, items=[item])
         return next(i for i in records.items(campaign.id) if i.seq == item.seq)
 
+    def regenerate_rejected(self, campaign_id: str, *, user: str | None = None,
+                            progress: Callable[[int, int, Item], None] | None = None) -> list[Item]:
+        """Every item whose latest image was rejected, again (paid), one after another; ``progress(done, total, item)``."""
+        rejected = self.campaign_review(campaign_id, user=user).rejected
+        made = []
+        for n, item in enumerate(rejected):
+            if progress is not None:
+                progress(n, len(rejected), item)
+            made.append(self.regenerate_item(campaign_id, item.seq, user=user))
+        return made
+
     def campaigns(self, limit: int = 50, *, user: str | None = None) -> list[Campaign]:
         return self._campaign_store().campaigns(limit, user)
+
+    def campaign_review(self, campaign_id: str, *, user: str | None = None) -> CampaignReview:
+        records = self._campaign_store()
+        return records.review_of(records.campaign(campaign_id, user))
 
     def open_campaign(self, campaign_id: str, *, user: str | None = None) -> tuple[Campaign, list[Item]]:
         records = self._campaign_store()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from rag.campaigns import Campaign, CampaignStore, Item, Plan
+from rag.campaigns import Campaign, CampaignReview, CampaignStore, Item, Plan
 from rag.clip import ClipEmbedder, Embedder
 from rag.core import Asset, Hit, Settings
 from rag.generation import (
@@ -318,8 +318,15 @@ class Studio:
     def regenerate_item(self, campaign_id: str, seq: int, *, user: str | None = None) -> Item:
         return self._campaigns.regenerate_item(campaign_id, seq, user=user)
 
+    def regenerate_rejected(self, campaign_id: str, *, user: str | None = None,
+                            progress: Callable[[int, int, Item], None] | None = None) -> list[Item]:
+        return self._campaigns.regenerate_rejected(campaign_id, user=user, progress=progress)
+
     def campaigns(self, limit: int = 50, *, user: str | None = None) -> list[Campaign]:
         return self._campaigns.campaigns(limit, user=user)
+
+    def campaign_review(self, campaign_id: str, *, user: str | None = None) -> CampaignReview:
+        return self._campaigns.campaign_review(campaign_id, user=user)
 
     def open_campaign(self, campaign_id: str, *, user: str | None = None) -> tuple[Campaign, list[Item]]:
         return self._campaigns.open_campaign(campaign_id, user=user)
