@@ -2,7 +2,7 @@
 it runs, now or as a Batch job; then one row per source image with its results side by side, to approve,
 reject, regenerate and save. Resume continues a "now" campaign, or asks how a Batch job is doing.
 
-Wiring only: every action is a :class:`rag.studio.studio.Studio` call. A run is two events, record then send,
+Wiring only: every action is a :class:`rag.studio.Studio` call. A run is two events, record then send,
 so Cancel knows the campaign while it runs; a second tab or a restart picks a campaign up from the list.
 The same operations for gradio_client are in :mod:`ui.campaign_api`.
 """

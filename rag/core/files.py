@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PART_PREFIX = ".part-"
-"""Temporary files start with this; :meth:`rag.studio.studio.Studio.remove_orphans` clears them as debris."""
+"""Temporary files start with this; :meth:`rag.studio.Studio.remove_orphans` clears them as debris."""
 
 
 @contextmanager

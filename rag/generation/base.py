@@ -1,4 +1,4 @@
-"""Image generation behind a narrow interface: what the UI, the CLI and :class:`rag.studio.studio.Studio` see.
+"""Image generation behind a narrow interface: what the UI, the CLI and :class:`rag.studio.Studio` see.
 
 They only use :class:`ImageGenerator`, :class:`GenerationResult` and the exceptions in
 :mod:`rag.core.errors`, so another generator can plug in without touching them. Generation never

@@ -2,7 +2,7 @@
 
 One bad file never aborts a batch: it is reported with a reason. Records are written only after
 their file is in place, so an interrupted ingest leaves at worst a file without a record, which
-the next run (or :func:`rag.studio.studio.Studio.remove_orphans`) takes care of.
+the next run (or :func:`rag.studio.Studio.remove_orphans`) takes care of.
 """
 
 from __future__ import annotations

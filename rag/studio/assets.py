@@ -1,6 +1,6 @@
 """The asset pages: the grid and table, previews, an asset's page, tags, moves, the Trash.
 
-:class:`AssetPages` is what :class:`rag.studio.studio.Studio` delegates these to; the work itself is in
+:class:`AssetPages` is what :class:`rag.studio.Studio` delegates these to; the work itself is in
 :mod:`rag.library.grid`, :mod:`rag.library.assets` and :mod:`rag.library.trash`.
 """
 

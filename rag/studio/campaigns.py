@@ -1,6 +1,6 @@
 """Campaigns: choose assets, plan, run, review and save a campaign.
 
-:class:`CampaignService` is what :class:`rag.studio.studio.Studio` delegates these to; the work is in
+:class:`CampaignService` is what :class:`rag.studio.Studio` delegates these to; the work is in
 :mod:`rag.campaigns.plan` (plan and runner) and :mod:`rag.campaigns.records` (the records). Every lookup
 takes ``user`` (None: no check).
 """

@@ -1,6 +1,6 @@
 """Adding images to the library: a server folder in place, uploads and archives copied in.
 
-:class:`IngestService` is what :class:`rag.studio.studio.Studio` delegates its ``ingest_*`` methods to; the work
+:class:`IngestService` is what :class:`rag.studio.Studio` delegates its ``ingest_*`` methods to; the work
 itself is in :mod:`rag.library.ingest` (:class:`rag.library.Ingestor`) and :mod:`rag.media`.
 """
 

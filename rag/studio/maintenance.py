@@ -1,6 +1,6 @@
 """Looking after the library as a whole: its figures, backups, export and import, restore, re-indexing, stray files.
 
-:class:`LibraryMaintenance` is what :class:`rag.studio.studio.Studio` delegates these to; the work itself is in
+:class:`LibraryMaintenance` is what :class:`rag.studio.Studio` delegates these to; the work itself is in
 :mod:`rag.store` (Parquet files, backups) and :mod:`rag.library.reindex`.
 """
 

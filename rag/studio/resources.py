@@ -1,4 +1,4 @@
-"""The heavy pieces behind :class:`rag.studio.studio.Studio`, each opened on first use and released together.
+"""The heavy pieces behind :class:`rag.studio.Studio`, each opened on first use and released together.
 
 Building a Studio must connect to nothing (the app starts before Milvus is reachable, the CLI's ``--help``
 loads no model, and search works without a Gemini key), so the Milvus store, the Gemini client and the

@@ -1,6 +1,6 @@
 """Generating, refine sessions, models, spend and saving versions.
 
-:class:`GenerationService` is what :class:`rag.studio.studio.Studio` delegates these to; the work itself is in
+:class:`GenerationService` is what :class:`rag.studio.Studio` delegates these to; the work itself is in
 :mod:`rag.generation.refine` and :mod:`rag.generation.sessions`.
 
 ``user`` is the signed-in user. With sign-in, every session, version and request is its user's: a
