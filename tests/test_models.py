@@ -20,7 +20,6 @@ from rag.generation.models import CATALOGUE, ListedModel, current_models, model_
 from rag.studio import Studio
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import TODAY, FakeGemini, Recorded, Reply, error_reply, signed_reply
-from tests.test_cli import run
 
 KEY = "models-test-key-5d1"
 FLASH, PRO, LITE = "gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-3.1-flash-lite-image"
@@ -201,27 +200,27 @@ def test_a_batch_campaign_on_a_retired_model_is_refused_at_submit(tmp_path: Path
 
 
 # -- the command line --------------------------------------------------------------------------------
-def test_cli_generates_on_todays_model_and_lists_models(tmp_path: Path, fake_gemini: FakeGemini) -> None:
+def test_cli_generates_on_todays_model_and_lists_models(tmp_path: Path, fake_gemini: FakeGemini, cli) -> None:
     env = {"GEMINI_API_KEY": KEY, "GEMINI_BASE_URL": fake_gemini.base_url}  # GEMINI_MODEL unset
     data = tmp_path / "data"
     ref = tmp_path / "ref.png"
     ref.write_bytes(noise_png(32, 7))
     fake_gemini.push(signed_reply(noise_png(8, 1), b"s"))
-    made = run(["generate", "a paper boat on a pond", "--ref", str(ref), "--json"], data, **env)
+    made = cli(["generate", "a paper boat on a pond", "--ref", str(ref), "--json"], data, **env)
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["model"] == FLASH
     assert [r.model for r in fake_gemini.requests] == [FLASH] and len(fake_gemini.requests[0].inline()) == 1
     assert not any(name in r.path for r in fake_gemini.requests for name in RETIRED)
 
-    listed = json.loads(run(["models", "--json", "--all"], data, **env).stdout)
+    listed = json.loads(cli(["models", "--json", "--all"], data, **env).stdout)
     assert listed["default"]["model"] == FLASH and listed["listed_by_api"]
     assert [m["name"] for m in listed["models"]] == TODAY and listed["models"][0]["default"]
     assert listed["models"][0]["batch_prices"]["1K"] == pytest.approx(0.0335)
     assert {m["name"] for m in listed["retired"]} == set(RETIRED)
-    shown = run(["models", "--all"], data, **env).stdout
+    shown = cli(["models", "--all"], data, **env).stdout
     assert "chosen automatically" in shown and "shut down 2026-10-02" in shown
 
-    refused = run(["generate", "x"], data, **env, GEMINI_MODEL="gemini-2.5-flash-image")
+    refused = cli(["generate", "x"], data, **env, GEMINI_MODEL="gemini-2.5-flash-image")
     assert refused.returncode != 0 and "shut down by Google on 2026-10-02" in refused.stderr
     assert len(fake_gemini.requests) == 1
 

@@ -23,7 +23,6 @@ from tests.fake_gemini import (
     signed_reply,
     text_reply,
 )
-from tests.test_cli import run
 
 KEY = "refine-test-key-93b"
 FLASH, PRO, LITE = "gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-3.1-flash-lite-image"
@@ -125,30 +124,30 @@ def test_without_a_model_list_the_catalogue_is_offered(flash_studio: Studio, fak
 
 
 # -- the command line ------------------------------------------------------------------------------
-def test_cli_generate_refine_history_sessions(fake_gemini: FakeGemini, tmp_path: Path) -> None:
+def test_cli_generate_refine_history_sessions(fake_gemini: FakeGemini, tmp_path: Path, cli) -> None:
     env = {"GEMINI_API_KEY": KEY, "GEMINI_BASE_URL": fake_gemini.base_url, "GEMINI_MODEL": PRO}
     data = tmp_path / "data"
     fake_gemini.push(signed_reply(png_bytes(color=(1, 2, 3)), b"cli-sig"), signed_reply(png_bytes(color=(4, 5, 6)), b"x"))
-    made = run(["generate", "a paper boat", "--size", "2K", "--json"], data, **env)
+    made = cli(["generate", "a paper boat", "--size", "2K", "--json"], data, **env)
     assert made.returncode == 0, made.stderr
     out = json.loads(made.stdout)
     session, (v1,) = out["session"], out["versions"]
     assert v1["label"] == "v1" and Path(v1["path"]).is_file()
 
-    refined = run(["refine", session[:8], "make it red", "--from", "v1"], data, **env)
+    refined = cli(["refine", session[:8], "make it red", "--from", "v1"], data, **env)
     assert refined.returncode == 0, refined.stderr
     lines = refined.stdout.splitlines()
     assert lines[0] == f"session {session}" and lines[1].startswith("v2 ")
     assert fake_gemini.requests[-1].signatures() == [b"cli-sig"] and fake_gemini.requests[-1].image_size() == "2K"
 
-    history = json.loads(run(["history", "--json"], data, **env).stdout)
+    history = json.loads(cli(["history", "--json"], data, **env).stdout)
     assert [a["outcome"] for a in history["attempts"]] == ["ok", "ok"] and history["today"] == pytest.approx(0.268)
-    listed = run(["sessions"], data, **env).stdout
+    listed = cli(["sessions"], data, **env).stdout
     assert session in listed and "2 versions" in listed
-    shown = run(["sessions", session], data, **env).stdout
+    shown = cli(["sessions", session], data, **env).stdout
     assert "v2" in shown and "from v1" in shown and "'make it red'" in shown
 
-    broke = run(["refine", "nope", "x"], data, **env)
+    broke = cli(["refine", "nope", "x"], data, **env)
     assert broke.returncode == 1 and "is not a session here" in broke.stderr and KEY not in broke.stderr
 
 
@@ -182,6 +181,7 @@ def test_the_edit_this_hook_opens_a_session_on_the_generate_tab(flash_studio: St
     """What the Library's asset page will call: ``edit(asset_id, request)`` returns the Generate tab's new state."""
     from types import SimpleNamespace
 
+    from ui.common import md_escape
     from ui.generate import edit_asset_handler
 
     flash_studio.ingest_folder(SAMPLE / "food")
@@ -191,7 +191,7 @@ def test_the_edit_this_hook_opens_a_session_on_the_generate_tab(flash_studio: St
     assert prompt == ""  # the last session's prompt is not this edit's
     session, (original,) = flash_studio.open_session(session_id)
     assert (session.user, session.base_asset_id, version_ids, current) == ("ana", asset.id, [original.id], original.id)
-    assert view.value["path"].endswith(asset.path.split("/")[-1]) and asset.filename in reply
+    assert view.value["path"].endswith(asset.path.split("/")[-1]) and md_escape(asset.filename) in reply
     assert not save.interactive and button.interactive and "Refine original" in box.label  # already in the library
     assert fake_gemini.requests == []  # opening costs nothing
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,7 @@ from rag.core import Asset, BananaError
 from rag.store import MilvusStore
 from rag.store.transfer import COLUMNS, TransferError, export_parquet, import_parquet, read_header
 from rag.studio import Studio
-from tests.conftest import ROOT, SAMPLE, MilvusBackend, test_settings
+from tests.conftest import SAMPLE, MilvusBackend, test_settings
 
 RICH_META = {
     "prompt": 'a "banana" on a beach\\n — ünïcödé 文字',
@@ -231,29 +228,18 @@ def test_interrupted_export_leaves_no_file(small_store: MilvusStore, tmp_path: P
 
 
 # -- the command line ------------------------------------------------------------------------------
-def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "CLIP_PRETRAINED": "none", "BANANA_DATA_DIR": str(data_dir), **env}
-    if "MILVUS_URI" not in env:
-        environ.pop("MILVUS_URI", None)
-    return subprocess.run(
-        [sys.executable, "-m", "rag", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300
-    )
-
-
 @pytest.fixture(scope="module")
-def cli_export(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedder):
-    """A Lite library made in-process (closed again), exported by `python -m rag export --json`."""
+def cli_export(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedder, cli):
+    """A Lite library made through Studio (closed again), exported by `python -m rag export --json` (in-process:
+    the ``cli`` fixture, tests/conftest.py)."""
     tmp = tmp_path_factory.mktemp("cli-export")
     src = Studio(test_settings(tmp / "src"), embedder=embedder)
     assert not src.ingest_folder(pictures(tmp / "pictures", 1)).failed
     records = everything(src.store)
     src.store.close()
-    from milvus_lite.server_manager import server_manager_instance
-
-    server_manager_instance.release_server(src.settings.milvus_uri)  # Milvus Lite: one process at a time
     file = tmp / "out" / "lib.parquet"
     file.parent.mkdir()
-    result = run(["export", str(file), "--json", "--batch", "2"], tmp / "src")
+    result = cli(["export", str(file), "--json", "--batch", "2"], tmp / "src")
     assert result.returncode == 0, result.stderr
     exported = json.loads(result.stdout)
     assert exported == {"exported": len(records), "file": str(file.resolve()), "collection": "banana_assets",
@@ -262,12 +248,12 @@ def cli_export(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedder)
     return file, records
 
 
-def test_cli_import_moves_the_library(cli_export, tmp_path: Path, milvus_backend: MilvusBackend) -> None:
+def test_cli_import_moves_the_library(cli_export, tmp_path: Path, milvus_backend: MilvusBackend, cli) -> None:
     """`python -m rag import` into a fresh Lite library, or into a server (MILVUS_URI): same records."""
     file, records = cli_export
     settings = milvus_backend.settings()
     env = {"MILVUS_URI": settings.milvus_uri, "MILVUS_COLLECTION": settings.collection}
-    result = run(["import", str(file), "--json", "-q"], tmp_path / "dest", **env)
+    result = cli(["import", str(file), "--json", "-q"], tmp_path / "dest", **env)
     assert result.returncode == 0, result.stderr
     imported = json.loads(result.stdout)
     assert imported["imported"] == imported["count"] == len(records) and not imported["forced"]
