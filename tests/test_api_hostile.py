@@ -42,6 +42,12 @@ def upload(url: str, path: Path) -> str:
         return reply.json()[0]
 
 
+def client_for(url: str, auth: tuple[str, str]) -> Client:
+    """A gradio client on loopback HTTP. ``ssl_verify=False``: no TLS here, and with it each of the client's
+    requests built an SSL context from the CA bundle (tens of ms of CPU each, most of this walk's time)."""
+    return Client(url, auth=auth, verbose=False, ssl_verify=False)
+
+
 def call(client: Client, endpoint: str, args: dict[str, object]) -> str:
     """"" for a normal answer, else the message the client was given."""
     try:
@@ -101,7 +107,7 @@ def test_every_endpoint_answers_hostile_values_with_a_sentence(team) -> None:
     secret = root / "outside" / "upload.json"
     secret.write_text(json.dumps({"asset": {"path": str(canary)}, "file": str(canary)}))
     uploaded = upload(url, secret)
-    client = Client(url, auth=BOB, verbose=False)
+    client = client_for(url, BOB)
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     calls = [(endpoint, {**base_args(info["parameters"]), name: value})
@@ -122,7 +128,7 @@ def test_every_answer_reads_in_the_client(team) -> None:
     """Called as intended, every endpoint's answer is one the client can read: no ``path`` key at any depth
     that is not a served file (the client downloads those; a generated image's provenance once broke /asset)."""
     _, url, (session, version, saved), _ = team
-    client = Client(url, auth=ALICE, verbose=False)
+    client = client_for(url, ALICE)
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     ids = {"asset_id": saved, "session_id": session, "base_asset_id": saved, "ids": [saved], "version_ids": [version]}
     broken = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,12 @@ from tests.fake_gemini import FakeGemini, error_reply, image_reply, png_bytes
 SECRET = "AIzaSECRET-do-not-leak-0b5e"
 
 
+def client_for(url: str) -> Client:
+    """A gradio client on loopback HTTP. ``ssl_verify=False``: no TLS here, and with it each of the client's
+    requests built an SSL context from the CA bundle (tens of ms of CPU each)."""
+    return Client(url, verbose=False, ssl_verify=False)
+
+
 def fetch(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=30) as resp:
@@ -31,21 +36,23 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 @pytest.fixture(scope="module")
 def secure_app(tmp_path_factory: pytest.TempPathFactory, embedder):
-    fake = FakeGemini()
-    fake.start()
-    studio = Studio(
-        test_settings(tmp_path_factory.mktemp("sec"), gemini_api_key=SECRET, gemini_base_url=fake.base_url, gemini_retries=0),
-        embedder=embedder,
-    )
-    studio.ingest_folder(SAMPLE / "food")
-    with running_app(studio) as url:
-        yield studio, url, fake
-    fake.stop()
+    with FakeGemini() as fake:
+        studio = Studio(
+            test_settings(tmp_path_factory.mktemp("sec"), gemini_api_key=SECRET, gemini_base_url=fake.base_url,
+                          gemini_retries=0),
+            embedder=embedder,
+        )
+        try:
+            studio.ingest_folder(SAMPLE / "food")
+            with running_app(studio) as url:
+                yield studio, url, fake
+        finally:
+            studio.close()
 
 
 def test_api_key_never_leaves_the_server(secure_app, caplog: pytest.LogCaptureFixture) -> None:
     studio, url, fake = secure_app
-    client = Client(url, verbose=False)
+    client = client_for(url)
     for page in ("", "config", "gradio_api/info"):
         status, body = fetch(url + page)
         assert status == 200 and SECRET.encode() not in body, page
@@ -79,29 +86,59 @@ def test_share_without_auth_is_refused(capsys: pytest.CaptureFixture[str]) -> No
     assert "--auth" in capsys.readouterr().err
 
 
-def test_many_searchers_and_an_uploader(secure_app, tmp_path: Path) -> None:
+def test_many_searchers_and_an_uploader(secure_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight searchers and an uploader at once: every call answers, every upload is stored, and searches
+    answer while an upload is part-way (its first records written, not yet flushed), not after it.
+
+    Fixed work, no clock: each searcher searches ``rounds`` times, the uploader uploads ``uploads`` files.
+    The first upload waits part-way until every searcher has had an answer, so "searches are not stuck
+    behind an upload" is seen directly rather than inferred from a count per second."""
     studio, url, _ = secure_app
-    deadline = time.monotonic() + 15
+    searchers, rounds, uploads = 8, 3, 5
     errors: list[str] = []
-    searches = [0]
+    answers: list[int] = []
     uploaded: list[str] = []
+    lock = threading.Lock()
+    holding = threading.Event()  # the first upload has written records and waits
+    answered = threading.Event()  # every searcher had an answer meanwhile
+    real_ingest = studio.ingest_uploads
+
+    def ingest_uploads(paths, **options):  # the app's /ingest calls studio.ingest_uploads with a progress callback
+        progress = options.pop("progress", None)
+
+        def held(done: int, total: int, message: str) -> None:
+            if not holding.is_set():
+                holding.set()
+                if not answered.wait(60):
+                    errors.append("searches were not answered while an upload was part-way (60 s)")
+            if progress:
+                progress(done, total, message)
+
+        return real_ingest(paths, progress=held, **options)
+
+    monkeypatch.setattr(studio, "ingest_uploads", ingest_uploads)
 
     def searcher(n: int) -> None:
-        client = Client(url, verbose=False)
+        client = client_for(url)
         queries = ["soup", "a red apple", "bread", "cake", "a cup of tea"]
-        while time.monotonic() < deadline:
+        if not holding.wait(60):
+            errors.append("the first upload never got part-way (60 s)")
+            return
+        for i in range(rounds):
             try:
-                hits = client.predict(queries[n % len(queries)], 5, [], [], api_name="/search")
+                hits = client.predict(queries[(n + i) % len(queries)], 5, [], [], api_name="/search")
                 assert len(hits) == 5
-                searches[0] += 1
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"search: {exc}")
                 return
+            with lock:
+                answers.append(n)
+                if len(set(answers)) == searchers:
+                    answered.set()
 
     def uploader() -> None:
-        client = Client(url, verbose=False)
-        i = 0
-        while time.monotonic() < deadline and i < 20:
+        client = client_for(url)
+        for i in range(uploads):
             path = tmp_path / f"up_{i}.png"
             Image.new("RGB", (48, 48), (i * 12 % 256, 80, 160)).save(path)
             try:
@@ -111,45 +148,60 @@ def test_many_searchers_and_an_uploader(secure_app, tmp_path: Path) -> None:
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"upload: {exc}")
                 return
-            i += 1
 
-    threads = [threading.Thread(target=searcher, args=(n,)) for n in range(8)] + [threading.Thread(target=uploader)]
+    threads = [threading.Thread(target=searcher, args=(n,)) for n in range(searchers)] + [threading.Thread(target=uploader)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a searcher or the uploader still runs after 120 s"
     assert not errors, errors[:3]
-    assert uploaded and searches[0] >= 8
-    stored = {a["filename"] for a in Client(url, verbose=False).predict(["load"], [], api_name="/library")}
+    assert len(answers) == searchers * rounds and len(uploaded) == uploads
+    stored = {a["filename"] for a in client_for(url).predict(["load"], [], api_name="/library")}
     assert stored == set(uploaded)
 
 
-def test_a_full_queue_answers_at_once(tmp_path: Path, embedder) -> None:
-    """More waiting requests than MAX_QUEUE: the extra one is refused in words, not left spinning."""
-    from tests.fake_gemini import Reply
+def test_a_full_queue_answers_at_once(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More waiting requests than MAX_QUEUE: the extra one is refused in words, not left spinning.
 
+    Generation is held until the test lets it go (as a slow Gemini would hold it), so a request answered
+    before that can only be a refusal, and it came while the others still ran: no clock involved."""
+    release = threading.Event()
     with FakeGemini() as fake:
-        slow = image_reply(png_bytes())
-        fake.always(Reply(status=slow.status, body=slow.body, delay=4.0))
+        fake.always(image_reply(png_bytes()))
         settings = test_settings(tmp_path, gemini_api_key=SECRET, gemini_base_url=fake.base_url, max_queue=1)
         studio = Studio(settings, embedder=embedder)
-        with running_app(studio) as url:
-            client = Client(url, verbose=False)
-            jobs = [client.submit("a slow banana", [], api_name="/generate") for _ in range(4)]  # 2 run, 1 waits
-            started, finished = time.monotonic(), {}
-            while len(finished) < len(jobs) and time.monotonic() - started < 60:
-                finished |= {i: time.monotonic() - started for i, job in enumerate(jobs) if i not in finished and job.done()}
-                time.sleep(0.05)
-            refused = []
-            for i, job in enumerate(jobs):
-                try:
-                    job.result(timeout=1)
-                except Exception as exc:  # noqa: BLE001 - gradio_client raises its own AppError
-                    refused.append((str(exc), finished[i]))
-        studio.close()
-    assert refused, "no request was refused although the queue holds one"
-    assert all("Queue is full" in message for message, _ in refused), refused
-    assert min(t for _, t in refused) < 4.0  # answered before the slow requests could finish
+        real_generate = studio.generate
+
+        def slow_generate(*args, **kwargs):  # the app's /generate calls studio.generate
+            assert release.wait(60), "the test never released generation"
+            return real_generate(*args, **kwargs)
+
+        monkeypatch.setattr(studio, "generate", slow_generate)
+        try:
+            with running_app(studio) as url:
+                client = client_for(url)
+                jobs = [client.submit("a slow banana", [], api_name="/generate") for _ in range(4)]  # 2 run, 1 waits
+                answered = threading.Event()
+                for job in jobs:
+                    job.add_done_callback(lambda _job: answered.set())
+                assert answered.wait(60), "no request was answered in 60 s although the queue holds one"
+                early = [i for i, job in enumerate(jobs) if job.done()]  # answered while generation was held
+                release.set()
+                said = []
+                for job in jobs:
+                    try:
+                        job.result(timeout=60)
+                        said.append("")
+                    except Exception as exc:  # noqa: BLE001 - gradio_client raises its own AppError
+                        said.append(str(exc) or type(exc).__name__)
+        finally:
+            release.set()
+            studio.close()
+    refused = [message for message in said if message]
+    assert refused and all("Queue is full" in message for message in refused), said
+    assert all("Queue is full" in said[i] for i in early), (early, said)  # refused at once, not after a wait
+    assert len(refused) < len(jobs), said  # the requests it took were answered once generation went on
 
 
 def test_the_folder_box_reads_only_under_library_roots(tmp_path: Path, embedder) -> None:
@@ -159,7 +211,7 @@ def test_the_folder_box_reads_only_under_library_roots(tmp_path: Path, embedder)
     studio = Studio(test_settings(tmp_path / "data", library_roots=(root,)), embedder=embedder)
     try:
         with running_app(studio) as url:
-            client = Client(url, verbose=False)
+            client = client_for(url)
             with pytest.raises(Exception, match="Only folders under"):
                 client.predict("/etc", api_name="/ingest_folder")
             assert "1 added" in client.predict(str(root / "shoes"), api_name="/ingest_folder")

@@ -7,10 +7,30 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from rag.core import Settings
 from rag.store import backup
 from rag.studio import Studio
-from tests.conftest import SAMPLE
-from tests.test_cli import run
+from tests.conftest import SAMPLE, CliRun, cli_environ
+
+
+@pytest.fixture
+def run(cli):
+    """``python -m rag ARGS`` in this process (the ``cli`` fixture, tests/conftest.py: the session's model), and
+    then what the end of a process would do: this process's Milvus Lite server for the library stops, so the
+    next command reads the files from disk (damaged, restored) as a new process would. A process per command
+    added only its start: importing torch and building CLIP, seconds each, nine commands here."""
+
+    from milvus_lite import server_manager_instance
+
+    def run(args: list[str], data_dir: Path) -> CliRun:
+        try:
+            return cli(args, data_dir)
+        finally:
+            server_manager_instance.release_server(Settings.from_env(cli_environ(data_dir)).milvus_uri)
+
+    return run
 
 
 def test_scheduled_backups_rotate_and_come_due(studio: Studio) -> None:
@@ -31,7 +51,7 @@ def _data_files(db: Path) -> list[Path]:
     return sorted(db.glob("collections/*/partitions/*/data/*.parquet"))
 
 
-def test_a_damaged_library_says_so_and_restores_from_its_backup(tmp_path: Path) -> None:
+def test_a_damaged_library_says_so_and_restores_from_its_backup(tmp_path: Path, run) -> None:
     assert run(["ingest", str(SAMPLE / "food")], tmp_path).returncode == 0
     before = json.loads(run(["search", "a bowl of soup", "-k", "5", "--json"], tmp_path).stdout)["results"]
     made = run(["backup", "--json"], tmp_path)
@@ -53,7 +73,7 @@ def test_a_damaged_library_says_so_and_restores_from_its_backup(tmp_path: Path) 
     assert [(r["id"], round(r["score"], 5)) for r in after] == [(r["id"], round(r["score"], 5)) for r in before]
 
 
-def test_a_lost_manifest_is_not_an_empty_library(tmp_path: Path) -> None:
+def test_a_lost_manifest_is_not_an_empty_library(tmp_path: Path, run) -> None:
     assert run(["ingest", str(SAMPLE / "food")], tmp_path).returncode == 0
     (manifest,) = (tmp_path / "milvus.db").glob("collections/*/manifest.json")
     manifest.unlink()  # Lite would quietly load manifest.json.prev: the library before its last flush

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -158,15 +157,26 @@ def test_a_search_tag_or_chosen_rows_choose_the_images(line: Studio) -> None:
 
 def test_cancel_stops_between_items_and_resume_finishes(line: Studio, fake_gemini: FakeGemini) -> None:
     line.settings = line.settings.with_(campaign_concurrency=1)
-    fake_gemini.route = lambda r: Reply(200, image_reply(png_bytes()).body, delay=0.5)
+    arrived, release = threading.Event(), threading.Event()
+
+    def first_waits(recorded: Recorded) -> Reply:  # the first item's reply waits until the test has cancelled
+        if not arrived.is_set():
+            arrived.set()
+            release.wait(30)  # (the fake asks ``route`` under its lock: one item at a time runs here anyway)
+        return image_reply(png_bytes())
+
+    fake_gemini.route = first_waits
     campaign = line.start_campaign(line.plan_campaign(TEMPLATE, folder="products"))
     cancel = threading.Event()
     worker = threading.Thread(target=line.run_campaign, args=(campaign.id,), kwargs={"cancel": cancel})
     worker.start()
-    while not fake_gemini.requests:
-        time.sleep(0.02)
-    assert line.cancel_campaign(campaign.id) and cancel.is_set()
-    worker.join(timeout=30)
+    try:
+        assert arrived.wait(30), "the campaign sent no request in 30 s"
+        assert line.cancel_campaign(campaign.id) and cancel.is_set()
+    finally:
+        release.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive(), "the campaign still runs 30 s after it was cancelled"
     campaign = line.open_campaign(campaign.id)[0]
     counts = line.campaign_store.counts(campaign.id)
     assert campaign.status == "cancelled" and counts["done"] == 1 and counts["pending"] == 4

@@ -219,7 +219,7 @@ def test_kill_between_flush_commit_and_log_cleanup_does_not_duplicate(tmp_path: 
             shut(studio)
 
 
-def test_reindex_killed_midway_leaves_the_old_collection_answering(tmp_path: Path, embedder) -> None:
+def test_reindex_killed_midway_leaves_the_old_collection_answering(tmp_path: Path, embedder, cli) -> None:
     """``reindex`` builds the new collection beside the old one: killed part-way, the old one still
     answers every search; run again, it finishes and swaps (one collection left, words on)."""
     images = make_images(tmp_path / "lib")
@@ -239,7 +239,8 @@ def test_reindex_killed_midway_leaves_the_old_collection_answering(tmp_path: Pat
     finally:
         shut(studio)
 
-    again = subprocess.run([*args, "-q"], cwd=ROOT, env=child_env(data), capture_output=True, text=True, timeout=300)
+    # Run again to the end: in this process (the ``cli`` fixture, the session's model); only the kill needs a process.
+    again = cli(["reindex", "--re-embed", "--batch", "2", "-q"], data, EMBED_BATCH_SIZE=str(BATCH), EMBED_WORKERS="2")
     assert again.returncode == 0 and f"Re-indexed: {N_IMAGES} re-embedded" in again.stdout, again.stderr[-2000:]
     studio = Studio(test_settings(data, batch_size=BATCH), embedder=embedder)
     try:

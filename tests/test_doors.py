@@ -179,27 +179,33 @@ def test_two_resumes_at_once_submit_one_paid_batch_job(tmp_path: Path, embedder,
         studio.close()
 
 
-def test_a_second_process_is_told_the_campaign_is_running(tmp_path: Path, fake_gemini) -> None:
+def test_a_second_process_is_told_the_campaign_is_running(tmp_path: Path, fake_gemini, cli) -> None:
+    """A campaign runs in a real process; this process (the ``cli`` fixture: ``python -m rag`` in-process, the
+    second process here) is told it is running. The library is made in-process too, then let go for the child."""
     import os
     import subprocess
     import sys
+    import threading
     import time
 
-    from tests.conftest import ROOT
-    from tests.fake_gemini import Reply, image_reply, png_bytes
+    from milvus_lite import server_manager_instance
+
+    from rag.core import Settings
+    from tests.conftest import ROOT, cli_environ
+    from tests.fake_gemini import FakeGemini, image_reply, png_bytes
     from tests.test_campaign_cli import campaign_args, gemini_env
     from tests.test_campaigns import PRODUCTS, TEMPLATE, name_of, product_library
-    from tests.test_cli import run
 
     data = tmp_path / "data"
-    assert run(["ingest", str(product_library(tmp_path / "lib")), "-q"], data).returncode == 0
+    assert cli(["ingest", str(product_library(tmp_path / "lib")), "-q"], data).returncode == 0
+    server_manager_instance.release_server(Settings.from_env(cli_environ(data)).milvus_uri)  # as its exit would
     slow = TEMPLATE.format(name=name_of(PRODUCTS[1]))
-    held: list[int] = []
+    held, release = threading.Event(), threading.Event()
 
-    def route(recorded):  # item 2 takes a while: the second process comes meanwhile
-        if recorded.texts()[0] == slow and not held:
-            held.append(1)
-            return Reply(200, image_reply(png_bytes()).body, delay=6)
+    def route(recorded):  # item 2 is answered only once the second process has been told
+        if recorded.texts()[0] == slow and not held.is_set():
+            held.set()
+            release.wait(60)  # the fake asks ``route`` under its lock: it answers no one else meanwhile
         return image_reply(png_bytes())
 
     fake_gemini.route = route
@@ -209,14 +215,18 @@ def test_a_second_process_is_told_the_campaign_is_running(tmp_path: Path, fake_g
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not held:
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
-            time.sleep(0.05)
-        (campaign,) = json.loads(run(["campaigns", "--json"], data).stdout)["campaigns"]
-        second = run(["campaign", "--resume", campaign["id"]], data, **gemini_env(fake_gemini))
+        while not held.wait(0.05):
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            assert time.monotonic() < deadline, "the campaign's process sent no second item in 120 s"
+        (campaign,) = json.loads(cli(["campaigns", "--json"], data).stdout)["campaigns"]
+        with FakeGemini() as other:  # the second process's Gemini (the first's is busy holding item 2)
+            second = cli(["campaign", "--resume", campaign["id"]], data, **gemini_env(other))
         assert second.returncode != 0 and "already running (since" in second.stderr
+        assert other.requests == []  # told before anything was paid for
+        release.set()
         assert first.wait(timeout=120) == 0
     finally:
+        release.set()
         first.kill()
     sent = [(r.texts()[0], r.aspect_ratio()) for r in fake_gemini.answered]
     assert len(sent) == 10 and len(set(sent)) == 10  # every item paid once

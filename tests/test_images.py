@@ -74,20 +74,22 @@ def write(folder: Path, files: dict[str, tuple[Callable[[], bytes], str]]) -> di
 
 @pytest.fixture
 def foreign_decoders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every Pillow decoder outside the allow-list, spied on; the list of those that were called."""
+    """Every Pillow decoder outside the allow-list, spied on; the list of those that were called.
+
+    Spied on through Pillow's public registry of decoders (``Image.OPEN``, filled by ``Image.register_open``):
+    ``Image.open`` looks each format's opener up there when it tries the format, so a call reaches the spy."""
     Image.init()
     called: list[str] = []
     spied = set()
-    for fmt, (factory, _accept) in Image.OPEN.items():
-        if fmt in allowed_formats() or not (isinstance(factory, type) and issubclass(factory, ImageFile.ImageFile)):
+    for fmt, (factory, accept) in list(Image.OPEN.items()):
+        if fmt in allowed_formats():
             continue
-        original = factory._open
 
-        def spy(self: ImageFile.ImageFile, _fmt: str = fmt, _original: Callable = original) -> None:
+        def spy(fp: object, filename: object, _fmt: str = fmt, _factory: Callable = factory) -> ImageFile.ImageFile:
             called.append(_fmt)
-            _original(self)
+            return _factory(fp, filename)
 
-        monkeypatch.setattr(factory, "_open", spy)
+        monkeypatch.setitem(Image.OPEN, fmt, (spy, accept))
         spied.add(fmt)
     assert {"EPS", "PSD"} <= spied
     return called

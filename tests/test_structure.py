@@ -41,18 +41,21 @@ def test_secrets_stay_out_of_repr() -> None:
     assert not {"key-secret-1", "tok-secret-2", "pw-secret-3"} & set(repr(s).replace("'", " ").replace(":", " ").split())
 
 
-def test_app_reads_host_and_port_through_settings() -> None:
-    out = subprocess.run(
-        [sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "BANANA_PORT": "8123", "BANANA_HOST": "0.0.0.0"},
-    )
-    assert out.returncode == 0, out.stderr
-    assert "BANANA_PORT" in out.stdout
-    bad = subprocess.run(
-        [sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "BANANA_PORT": "eighty"},
-    )
-    assert bad.returncode == 1 and "BANANA_PORT must be a whole number" in bad.stderr and "Traceback" not in bad.stderr
+def test_app_reads_host_and_port_through_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python app.py --help``, in this process: ``app.main`` reads the environment when called, and a process
+    added only seconds of importing Gradio (tests/test_compose.py checks the command the image runs)."""
+    import app as app_module
+
+    monkeypatch.setenv("BANANA_PORT", "8123")
+    monkeypatch.setenv("BANANA_HOST", "0.0.0.0")
+    with pytest.raises(SystemExit) as done:
+        app_module.main(["--help"])
+    assert done.value.code == 0
+    assert "BANANA_PORT" in capsys.readouterr().out
+    monkeypatch.setenv("BANANA_PORT", "eighty")
+    assert app_module.main(["--help"]) == 1  # a sentence, before argparse or anything else runs
+    err = capsys.readouterr().err
+    assert "BANANA_PORT must be a whole number" in err and "Traceback" not in err
 
 
 # -- the query ---------------------------------------------------------------------------------------
