@@ -195,12 +195,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Torch's threads shared out between the workers: two workers each running two threads on two cores
-    preempt each other (an image took ~500 ms to encode instead of ~200). Child processes follow through
-    OMP_NUM_THREADS."""
+    preempt each other (an image took ~500 ms to encode instead of ~200)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         import torch
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        torch.set_num_threads(threads)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

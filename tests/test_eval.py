@@ -17,12 +17,17 @@ import pytest
 from PIL import Image
 
 from rag.clip import ClipEmbedder
-from rag.search.engine import Query, query_vector, search
+from rag.search.engine import Query, query_vector, search_results
 from rag.search.rank import ENSEMBLE_TEMPLATES
 from rag.studio import Studio
 from tests.conftest import ROOT, SAMPLE, real_weights, test_settings
 
 HARNESS = ROOT / "bench" / "eval_retrieval.py"
+
+
+def search(embedder: ClipEmbedder, store, query: Query) -> list:  # noqa: ANN001 - a VectorStore
+    """The ranked hits of one query, as the Studio returns them."""
+    return search_results(embedder, store, query).hits
 
 
 def _load_harness():
