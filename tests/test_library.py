@@ -19,6 +19,7 @@ from rag.library import PAGE_SIZE, LibraryFilter
 from rag.library.assets import clean_folder, clean_tags, rewrite
 from rag.search import Query
 from rag.studio import Studio
+from rag.core import SAMPLE_DIR
 from tests.conftest import SAMPLE, test_settings
 
 
@@ -226,17 +227,16 @@ def test_zip_subfolders_duplicates_and_tags_of_an_upload(studio: Studio, tmp_pat
         studio.ingest_uploads([archive], folder="../up")
 
 
-def test_the_sample_library_is_one_call(studio: Studio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sample_library_is_one_call(studio: Studio, tmp_path: Path) -> None:
     sample = tmp_path / "sample"
     for topic in ("animals", "food"):
         for src in sorted((SAMPLE / topic).iterdir())[:2]:
             (sample / topic).mkdir(parents=True, exist_ok=True)
             (sample / topic / src.name).write_bytes(src.read_bytes())
-    monkeypatch.setattr(library_module, "SAMPLE_DIR", sample)
-    report = studio.add_sample_library()
+    report = studio.add_sample_library(sample=sample)
     assert len(report.added) == 4 and studio.stats()["by_folder"] == {"sample/animals": 2, "sample/food": 2}
     assert all(Path(a.path).is_relative_to(studio.settings.library_dir.resolve()) for a in report.added)
-    assert library_module.SAMPLE_DIR != SAMPLE and (SAMPLE / "animals").is_dir()
+    assert SAMPLE_DIR == SAMPLE and (SAMPLE / "animals").is_dir()  # the default is the bundled folder
 
 
 def test_grid_previews_never_wait(library: Studio) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rag.clip.runtime import Numerics
+from rag.core import SAMPLE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,6 @@ def choose(model: Any, requested: str, device: str, probe: Probe) -> Numerics:
     return Numerics(target, device)
 
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "assets" / "sample"
 # Transparent, palette, opaque small, opaque large: the kinds of picture a library holds.
 PROBE_FILES = (
     "animals/beagle_copper_ganson.png",

@@ -3,7 +3,7 @@
 Everything else may import it; it imports nothing of ``rag``.
 """
 
-from rag.core.config import Settings
+from rag.core.config import SAMPLE_DIR, Settings
 from rag.core.errors import (
     BananaError,
     BudgetExceeded,
@@ -25,4 +25,4 @@ from rag.core.files import atomic_path, atomic_write, os_error_text, sha256_byte
 from rag.core.pipeline import chunked, prefetch_map
 from rag.core.types import SOURCES, Asset, Hit
 
-__all__ = ["Asset", "atomic_path", "atomic_write", "BananaError", "BudgetExceeded", "chunked", "ConfigError", "GenerationBlocked", "GenerationDisabled", "GenerationError", "GenerationTimeout", "Hit", "ImageError", "LibraryDamaged", "ModelLoadError", "ModelUnavailable", "NothingToDo", "os_error_text", "prefetch_map", "RateLimited", "Settings", "sha256_bytes", "sha256_file", "SOURCES", "StoreError", "TransferError"]
+__all__ = ["Asset", "atomic_path", "atomic_write", "BananaError", "BudgetExceeded", "chunked", "ConfigError", "GenerationBlocked", "GenerationDisabled", "GenerationError", "GenerationTimeout", "Hit", "ImageError", "LibraryDamaged", "ModelLoadError", "ModelUnavailable", "NothingToDo", "os_error_text", "prefetch_map", "RateLimited", "SAMPLE_DIR", "Settings", "sha256_bytes", "sha256_file", "SOURCES", "StoreError", "TransferError"]

@@ -16,6 +16,7 @@ from typing import Any
 from rag.core.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # CLIP_PRECISION values
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "assets" / "sample"  # bundled with the app (assets/README.md)
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
 

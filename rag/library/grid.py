@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,7 +25,6 @@ from rag.store import VectorStore, build_filter
 
 PAGE_SIZE = 60
 TABLE_COLUMNS = ["filename", "folder", "source", "tags", "width", "height", "format", "bytes", "added", "id", "path"]
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "assets" / "sample"
 SERVER_MAX_AGE_S = 15.0
 DAY = 86_400.0
 # "Date added" choices: a label and how far back it reaches (None: older than a month).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rag.core import Asset, BananaError, Settings
+from rag.core import SAMPLE_DIR, Asset, BananaError, Settings
 from rag.library import IngestReport, LibraryFilter, LibraryIndex, LibraryPage, Progress, Trash
 from rag.library import assets as asset_pages
 from rag.library import grid as lib
@@ -87,9 +87,10 @@ class AssetPages:
         """Bring assets back from the Trash with their folder, tags and provenance; and what could not come back."""
         return self._trash.restore(self._store(), ids)
 
-    def add_sample_library(self, *, progress: Progress | None = None) -> IngestReport:
-        """The bundled sample images (assets/sample), copied in under sample/<topic>, for a first run."""
-        files, _, _ = collect_files(lib.SAMPLE_DIR)
+    def add_sample_library(self, *, progress: Progress | None = None, sample: Path = SAMPLE_DIR) -> IngestReport:
+        """The bundled sample images (assets/sample), copied in under sample/<topic>, for a first run;
+        ``sample`` is another folder laid out the same way (tests use a few of them)."""
+        files, _, _ = collect_files(sample)
         folders = {path: f"sample/{topic}" for path, topic in files}
         return self._ingest([p for p, _ in files], folder="sample", folders=folders, progress=progress)
 

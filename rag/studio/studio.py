@@ -17,7 +17,7 @@ import pandas as pd
 
 from rag.campaigns import Campaign, CampaignReview, CampaignStore, Item, Plan
 from rag.clip import ClipEmbedder, Embedder
-from rag.core import Asset, Hit, Settings
+from rag.core import SAMPLE_DIR, Asset, Hit, Settings
 from rag.generation import (
     Attempt,
     Choice,
@@ -186,8 +186,8 @@ class Studio:
     def restore(self, ids: Sequence[str]) -> tuple[list[Asset], list[tuple[str, str]]]:
         return self._pages.restore(ids)
 
-    def add_sample_library(self, *, progress: Progress | None = None) -> IngestReport:
-        return self._pages.add_sample_library(progress=progress)
+    def add_sample_library(self, *, progress: Progress | None = None, sample: Path = SAMPLE_DIR) -> IngestReport:
+        return self._pages.add_sample_library(progress=progress, sample=sample)
 
     def duplicate_reasons(self, report: IngestReport) -> list[tuple[str, str]]:
         return self._pages.duplicate_reasons(report)
