@@ -123,13 +123,18 @@ def test_review_save_and_regenerate(line: Studio, fake_gemini: FakeGemini) -> No
     assert len(line.campaign_assets(tag="campaign:Spring line")[0]) == 2  # filterable later
     with pytest.raises(BananaError, match="Nothing new to save"):
         line.save_approved(campaign.id)  # never saved twice
-    again = line.regenerate_item(campaign.id, items[2].seq)
+    review = line.campaign_review(campaign.id)  # what the tab, the API and the CLI count and choose from
+    assert [i.seq for i in review.rejected] == [items[2].seq] and review.counts["done"] == review.total == len(items)
+    seen: list[tuple[int, int, int]] = []
+    [again] = line.regenerate_rejected(campaign.id, progress=lambda done, total, item: seen.append((done, total, item.seq)))
+    assert seen == [(0, 1, items[2].seq)]
     assert len(again.version_ids) == 2 and again.version_ids[0] == third
+    assert line.campaign_review(campaign.id).rejected == []  # its newest image awaits review
     assert len(fake_gemini.requests) == 6
     assert not line.cancel_campaign(campaign.id)  # not left marked running (it stayed so until a restart)
     assert len(line.regenerate_item(campaign.id, items[2].seq).version_ids) == 3
     # what it cost so far: every paid request, the two regenerations too (the estimate covered the first run only)
-    spent = line.campaign_store.spent(campaign.id)
+    spent = line.campaign_review(campaign.id).spent
     assert spent == pytest.approx(7 * 0.067) and spent > campaign.estimate_usd
 
 
