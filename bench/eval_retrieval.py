@@ -36,7 +36,7 @@ Two test sets:
 
 Each search option of :class:`rag.search.query.Query` is measured against the baseline, CLIP alone
 (``words=False``): ``hybrid`` (the default: Milvus' BM25 over each asset's text field, i.e. file
-name, folder, tags, embedded text and prompt, fused with CLIP by ``hybrid_search`` and RRF),
+name, folder, tags, embedded text and prompt, ranked with CLIP by one relevance, rag/search/rank.py),
 ``ensemble`` (prompt ensembling), ``dedupe`` (near-duplicate collapsing) and ``image_weight``.
 "words only" ranks by the BM25 side alone: with random weights it is the only number that means
 anything, so it is reported on the creative searches too.

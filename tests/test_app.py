@@ -100,6 +100,8 @@ def test_search_options_reach_the_backend(served) -> None:
     # With a weightless model only the file-name match can put the chevrolet first (words are on by default).
     by_name = client.predict("chevrolet", 4, api_name="/search")
     assert by_name[0]["filename"] == "_chevrolet_celebirt_.png" and by_name[0]["words"] is True
+    assert (by_name[0]["relevance"], by_name[0]["match"]) == (1.0, "words")  # the one score: order, label, cut-off
+    assert [h["relevance"] for h in by_name] == sorted((h["relevance"] for h in by_name), reverse=True)
     assert not any(h["words"] for h in client.predict("chevrolet", 4, [], [], "", 0.5, False, api_name="/search"))
     cut = client.predict("chevrolet", 10, [], [], "", 0.5, False, 0.999, api_name="/search")
     assert cut == []  # no picture is that close to the text with random weights
@@ -107,7 +109,7 @@ def test_search_options_reach_the_backend(served) -> None:
     plain = client.predict("chevrolet", 50, [], [], "", 0.5, False, 0.0, False, api_name="/search")
     assert len(deduped) < len(plain)  # the random model sees many near-identical vectors
     gallery, message = client.predict("chevrolet", None, 0.5, 4, [], [], api_name="/search_gallery")
-    assert "words matched" in gallery[0]["caption"] and "1 with matching words" in message
-    assert not any("words matched" in item["caption"] for item in gallery[1:])
-    gallery, message = client.predict("chevrolet", None, 0.5, 10, [], [], False, 0.999, api_name="/search_gallery")
-    assert gallery == [] and "10 results under the cut" in message
+    assert gallery[0]["caption"].endswith("best match · words") and "1 with matching words" in message
+    assert all(item["caption"].endswith(" · picture") for item in gallery[1:])
+    gallery, message = client.predict("chevrolet", None, 0.5, 10, [], [], False, 0.9, api_name="/search_gallery")
+    assert gallery == [] and "10 results hidden by the cut" in message  # "Only the best": no picture is, here

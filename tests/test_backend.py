@@ -78,7 +78,8 @@ def test_filters_restrict_folder_and_source(sample_studio: Studio) -> None:
 
 def test_filter_quoting_survives_hostile_folder_names() -> None:
     expr = build_filter(['a"b', "c\\d"], ["upload"])
-    assert expr == 'folder in ["a\\"b", "c\\\\d"] and source in ["upload"]'
+    assert expr == ('(folder in ["a\\"b", "c\\\\d"] or (folder >= "a\\"b/" and folder < "a\\"b0") '
+                    'or (folder >= "c\\\\d/" and folder < "c\\\\d0")) and source in ["upload"]')  # subfolders too
 
 
 def test_reingest_adds_nothing_and_reports_duplicates(studio: Studio, small_folder: Path) -> None:
@@ -227,7 +228,7 @@ def test_files_over_max_file_mb_are_refused_before_reading(studio: Studio, tmp_p
     shutil.copy(SAMPLE / "food" / sorted(p.name for p in (SAMPLE / "food").iterdir())[0], folder / "small.png")
     report = studio.ingest_folder(folder)
     assert [a.filename for a in report.added] == ["small.png"]
-    assert report.failed == [(str(big), "the file is 3072 MB, over the 200 MB limit (MAX_FILE_MB)")]
+    assert report.failed == [(str(big), "the file is 3072 MB, over the 200 MB limit set for this app")]
 
 
 def test_the_app_indexes_server_folders_only_under_library_roots(studio: Studio, tmp_path: Path) -> None:

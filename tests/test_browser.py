@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.search.rank import CUES
 from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import ROOT, SAMPLE, test_settings
@@ -80,10 +81,28 @@ def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> Non
         results = page.locator("#search-results button.thumbnail-item")
         results.first.wait_for()
         first_caption = results.first.inner_text().split(" · ")[0].strip()
+        # Issue 26.7: each caption's label comes from the relevance that ordered it, so labels never rise
+        cues = [c.split(" · ")[-2] for c in results.all_inner_texts()]
+        ladder = [cue for _, cue in CUES]
+        assert [ladder.index(c) for c in cues] == sorted(ladder.index(c) for c in cues), cues
+        assert all(c.endswith(" · picture") or " · words" in c for c in results.all_inner_texts())
         results.first.click()  # opens the result's page; picking it is a button there
         page.locator("#asset-pick").click()
         page.get_by_text(re.compile(r"1 of \d+")).first.wait_for(timeout=10_000)
         page.locator("#asset-close").click()
+
+        # Issue 26.7: the file named like the query ranks first and its label says so, above the pictures
+        page.get_by_label("Describe what you are looking for").fill("honey")
+        page.get_by_role("button", name="Search", exact=True).click()
+        page.locator("#search-status", has_text="1 with matching words").wait_for(timeout=60_000)
+        assert "honey.png · food · best match · words" in results.first.inner_text()
+        cues = [c.split(" · ")[-2] for c in results.all_inner_texts()]
+        assert [ladder.index(c) for c in cues] == sorted(ladder.index(c) for c in cues), cues
+        # Issue 26.8: the cut-off is in words, and the strictest keeps the image that holds every word
+        page.locator("#search-cutoff").get_by_label("Only the best").check()
+        page.get_by_role("button", name="Search", exact=True).click()
+        page.locator("#search-status", has_text="hidden by the cut").wait_for(timeout=60_000)
+        assert "honey.png · food · best match · words" in results.first.inner_text()
 
         page.get_by_role("button", name="Use in Generate →").click()
         page.get_by_text(re.compile(r"1 of \d+.*references from the library")).wait_for(timeout=10_000)

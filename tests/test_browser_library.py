@@ -80,6 +80,7 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         page.screenshot(path=str(SHOTS / "library.png"), full_page=True)
 
         page.get_by_label("Folder", exact=True).click()  # filter to a folder: its count is in the choice
+        page.get_by_role("option", name=f"sample ({total})").wait_for(timeout=10_000)  # a folder holds its subfolders
         page.get_by_role("option", name="sample/food (8)").click()
         page.keyboard.press("Escape")
         page.locator("#library-count", has_text="8 images").wait_for(timeout=20_000)
@@ -162,7 +163,7 @@ def test_upload_on_drop_table_trash_and_phone(browser, tmp_path: Path, embedder)
         huge = tmp_path / "huge.png"
         huge.write_bytes(_png((1, 2, 3)) + bytes(700_000))
         page.locator("#library-upload input[type=file]").set_input_files(str(huge))  # refused before it is sent
-        page.get_by_text("Not uploaded: huge.png is over the 0.5 MB limit per image (MAX_UPLOAD_MB)").wait_for(timeout=10_000)
+        page.get_by_text("Not uploaded: huge.png is over the 0.5 MB limit per image set for this app").wait_for(timeout=10_000)
         page.wait_for_timeout(1_000)
         assert studio.count() == before and page.locator("#upload-result").inner_text().strip() == ""
         page.get_by_label("Tags for these files (comma-separated)").fill("spring")

@@ -60,11 +60,14 @@ def test_search_json_ranks_results_with_scores(indexed: Path, cli) -> None:
     assert all(Path(r["path"]).is_file() and len(r["id"]) == 64 for r in results)
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True) and not any(r["words"] for r in results)
-    # Words on (the default): files whose words match ("red_flower", "formula_one_car") come first and say so.
+    # Words on (the default): files whose words match ("red_flower", "formula_one_car") say so; each result
+    # carries the relevance that ordered it and what matched, beside its cosine.
     worded = json.loads(cli(["search", "red car", "-k", "5", "--json"], indexed).stdout)["results"]
-    assert worded[0]["words"] and any(r["filename"] == "formula_one_car_gerald_g_01.png" and r["words"] for r in worded)
+    assert any(r["filename"] == "formula_one_car_gerald_g_01.png" and r["words"] and r["match"] == "words" for r in worded)
+    assert [r["relevance"] for r in worded] == sorted((r["relevance"] for r in worded), reverse=True)
     cut = json.loads(cli(["search", "red car", "-k", "5", "--json", "--min-score", "0.99"], indexed).stdout)
-    assert cut["results"] == [] and cut["below_cutoff"] == 5
+    assert [r["filename"] for r in cut["results"]] == ["formula_one_car_gerald_g_01.png"]  # the best word match stays
+    assert cut["results"][0]["relevance"] == 1.0 and cut["below_cutoff"] == 4
 
 
 def test_image_search_and_stats(indexed: Path, cli) -> None:

@@ -4,6 +4,7 @@ children), tags, moves, the Trash, and the upload fixes. Real Milvus Lite, real 
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from dataclasses import replace
@@ -14,12 +15,11 @@ import pytest
 from PIL import Image
 
 import rag.library.grid as library_module
-from rag.core import BananaError
+from rag.core import SAMPLE_DIR, BananaError
 from rag.library import PAGE_SIZE, LibraryFilter
 from rag.library.assets import clean_folder, clean_tags, rewrite
 from rag.search import Query
 from rag.studio import Studio
-from rag.core import SAMPLE_DIR
 from tests.conftest import SAMPLE, test_settings
 
 
@@ -220,11 +220,37 @@ def test_zip_subfolders_duplicates_and_tags_of_an_upload(studio: Studio, tmp_pat
     folders = {a.filename: a.folder for a in report.added}
     assert folders == {"a.png": "drop/shoes/red", "top.png": "drop", "b.png": "drop/sneaky"}
     assert all(a.meta["tags"] == ["spring", "Launch"] for a in report.added)
-    assert studio.duplicate_reasons(report) == [("again.png", "already in the library as known.png in old")]
+    assert studio.duplicate_reasons(report) == [("drop.zip/again.png", "already in the library as known.png in old")]
     assert studio.get([first.id])[0].meta["tags"] == ["spring", "Launch"]  # the library's copy got the tags
     assert any("1 already in the library" in m for m in messages[:-1]) and messages[-1].startswith("3 added")
     with pytest.raises(BananaError, match=r"\.\."):
         studio.ingest_uploads([archive], folder="../up")
+
+
+def test_a_folder_holds_its_subfolders_everywhere(studio: Studio, tmp_path: Path, cli) -> None:
+    """Issue 26.9: "spring launch" includes "spring launch/food" (and deeper) in the Library grid and its
+    Milvus filter, Search, a campaign's folder and the CLI's --folder; not "spring launchpad" nor
+    "spring launch-b", whose names only start alike. The pickers list every level with its count."""
+    from ui.campaign import folder_choices
+
+    names = ["spring launch", "spring launch/food", "spring launch/food/hot", "spring launchpad", "spring launch-b",
+             "spring launch2"]
+    files = {path: name for n, name in enumerate(names) for path in _files(tmp_path / "in" / str(n), 1, n + 10)}
+    studio.ingest_files(list(files), folders=files)
+    inside = {"spring launch", "spring launch/food", "spring launch/food/hot"}
+    chosen = LibraryFilter(folders=("spring launch",))
+    page = studio.library_page(chosen)
+    assert page.total == 3 and {a.folder for a in page.assets} == inside
+    assert studio.store.count(chosen.expression()) == 3  # the table view's Milvus filter agrees
+    assert studio.library_page(LibraryFilter(folders=("spring launch/food/",))).total == 2
+    facets = studio.library_page(limit=0).facets["folder"]
+    assert facets["spring launch"] == 3 and facets["spring launch/food"] == 2 and facets["spring launchpad"] == 1
+    assert ("spring launch (3)", "spring launch") in folder_choices(studio)  # the campaign's folder picker
+    assert {h.asset.folder for h in studio.search("anything", k=20, folders=["spring launch"])} == inside
+    assert {a.folder for a in studio.campaign_assets(folder="spring launch")[0]} == inside
+    found = cli(["search", "anything", "-k", "20", "--folder", "spring launch", "--json"], tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert {r["folder"] for r in json.loads(found.stdout)["results"]} == inside
 
 
 def test_the_sample_library_is_one_call(studio: Studio, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.clip import ClipEmbedder
-from rag.store.lite_mirror import VectorMirror, reciprocal_rank_fusion
+from rag.store.lite_mirror import VectorMirror
 from rag.store.lite_words import WordIndex, best, tokens
 from rag.store.schema import SPARSE_FIELD
 from rag.studio import Studio
@@ -20,8 +20,10 @@ TEXTS = ["a red car", "soup in a bowl", "green leaves", "a cat", "sunset over th
 EVERYTHING = 'id != ""'  # a filter that keeps every record: the search then goes to Lite itself
 
 
-def _ranked(hits: list) -> list[tuple[str, float, bool]]:
-    return [(h.asset.id, round(h.score, 3), h.words) for h in hits]
+def _sides(found) -> tuple[list, dict, dict]:  # noqa: ANN001 - rag.store.Candidates
+    """Both sides of a search, rounded: the pictures in order, each word match's (BM25, share), every cosine."""
+    return ([(i, round(s, 3)) for i, s in found.pictures], {i: (round(b, 3), w) for i, (b, w) in found.words.items()},
+            {i: round(s, 3) for i, s in found.cosines.items()})
 
 
 def test_searches_answer_as_milvus_lite_does(sample_studio: Studio) -> None:
@@ -34,12 +36,13 @@ def test_searches_answer_as_milvus_lite_does(sample_studio: Studio) -> None:
         assert np.allclose([h.score for h in ours], [h.score for h in lite], atol=1e-4)
         assert all(h.asset == g.asset for h, g in zip(ours, lite))
         words = text.split()[-1]
-        fused, by_lite = store.hybrid_search(vec, words, 10), store.hybrid_search(vec, words, 10, EVERYTHING)
-        assert _ranked(fused) == _ranked(by_lite), text
+        ours_both, lite_both = store.candidates(vec, 10, text=words), store.candidates(vec, 10, EVERYTHING, text=words)
+        assert _sides(ours_both) == _sides(lite_both), text
         cut = store.search(vec, 50, min_score=0.2)
         assert [h.asset.id for h in cut] == [h.asset.id for h in store.search(vec, 50, EVERYTHING, min_score=0.2)]
-    worded = store.hybrid_search(sample_studio.embedder.embed_texts(["car"])[0], "car", 10)
-    assert any(h.words for h in worded) and any(not h.words for h in worded)
+    worded = store.candidates(sample_studio.embedder.embed_texts(["car"])[0], 10, text="car red")
+    assert worded.words and set(worded.words) <= set(worded.cosines) and not worded.assets  # records: only the winners'
+    assert {w for _, w in worded.words.values()} <= {0.5, 1.0}
 
 
 def test_word_scores_are_milvus_bm25(sample_studio: Studio) -> None:
@@ -111,11 +114,6 @@ def test_writes_while_the_copy_loads_are_not_undone() -> None:
     assert mirror.top(one[0], 1) == [("a", 1.0)]
     mirror.remove(["b", "missing"])
     assert sorted(i for i, _ in mirror.top(one[2], 5)) == ["a", "c"] and len(mirror) == 2
-
-
-def test_rank_fusion_adds_reciprocal_ranks() -> None:
-    assert reciprocal_rank_fusion([["a", "b", "c"], ["c", "d"]], 60) == ["c", "a", "b", "d"]
-    assert reciprocal_rank_fusion([[], []], 60) == []
 
 
 @pytest.mark.parametrize("n", [1, 3000])

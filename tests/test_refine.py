@@ -45,7 +45,7 @@ def test_the_budget_refuses_before_any_call(flash_studio: Studio, fake_gemini: F
     flash_studio.settings = flash_studio.settings.with_(gemini_daily_budget_usd=0.1)
     fake_gemini.push(image_reply(png_bytes()))
     first = flash_studio.generate("a banana")  # $0.067 of $0.10: the automatic choice's price (Nano Banana 2, 1K)
-    with pytest.raises(BudgetExceeded, match=r"GEMINI_DAILY_BUDGET_USD.*\$0\.067 is spent.*about \$0\.067"):
+    with pytest.raises(BudgetExceeded, match=r"budget of \$0\.10 set for this app has \$0\.067 spent.*about \$0\.067"):
         flash_studio.refine(first.session_id, "a second banana")
     assert len(fake_gemini.requests) == 1  # the server never saw the second request
     refused, made = flash_studio.history()

@@ -225,3 +225,18 @@ def test_each_image_is_kept_as_it_arrives_and_a_later_failure_keeps_it(pro_studi
     (attempt,) = pro_studio.history()
     assert (attempt.outcome, attempt.images, attempt.requested, attempt.version_ids) == ("ok", 1, 2, [v1.id])
     assert attempt.cost_usd == pytest.approx(0.134)  # one image paid for, not two
+
+
+def test_a_parent_version_never_saved_is_named_not_called_lost(pro_studio: Studio, fake_gemini: FakeGemini) -> None:
+    """Issue 26 point 13: v2 saved alone; its page names v1 as a version of its session, not as deleted."""
+    from ui.asset import page_values
+
+    fake_gemini.push(signed_reply(pixels(1), b"sig-1"), signed_reply(pixels(2), b"sig-2"))
+    sid = pro_studio.generate("a lantern").session_id
+    (v2,) = pro_studio.refine(sid, "make it glow").versions
+    pro_studio.save_versions([v2.id])
+    (v1,) = [v for v in pro_studio.open_session(sid)[1] if v.label == "v1"]
+    details = pro_studio.asset(v2.image_id)
+    assert details.unsaved_parents == {v1.image_id: f"v1 of session {sid}"}
+    parents_md = page_values(pro_studio, v2.image_id, [])[11]
+    assert f"v1 of session {sid} (not in the library)" in parents_md and "no longer" not in parents_md

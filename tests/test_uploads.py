@@ -41,7 +41,7 @@ def test_upload_limits_are_explained(studio: Studio, tmp_path: Path) -> None:
     big.write_bytes(_png_bytes((1, 2, 3)) + b"\0" * 2048)
     report = studio.ingest_uploads([big, *small])  # a refused file counts towards the limit too
     reasons = dict(report.failed)
-    assert "MAX_UPLOAD_MB" in reasons["big.png"] and "MAX_UPLOAD_FILES" in reasons["s2.png"]
+    assert "MB limit per file set for this app" in reasons["big.png"] and "files per upload set for this app" in reasons["s2.png"]
     assert len(report.added) == 2
 
 
@@ -75,7 +75,7 @@ def test_a_zip_bomb_writes_nothing(studio: Studio, tmp_path: Path) -> None:
     assert _written(work) == 0 and not out.files
     reasons = [r for _, r in out.refused]
     assert sum("zip bomb" in r for r in reasons) == 5  # the count limit stops it before all 60 are even checked
-    assert out.refused[-1] == ("55 more archive member(s)", "not unpacked: over the limit of 5 files per upload (MAX_UPLOAD_FILES)")
+    assert out.refused[-1] == ("55 more archive member(s)", "not unpacked: over the limit of 5 files per upload set for this app")
     report = studio.ingest_uploads([bomb])
     assert not report.added and len(report.failed) == 6
 
@@ -90,7 +90,7 @@ def test_the_total_unpacked_per_upload_is_capped(studio: Studio, tmp_path: Path)
     work.mkdir()
     out = expand_uploads([archive], studio.settings, work)
     assert len(out.files) == 3 and _written(work) <= 1024 * 1024
-    assert [r for _, r in out.refused] == ["the archive expands past the 1 MB limit per upload (MAX_UPLOAD_TOTAL_MB)"] * 3
+    assert [r for _, r in out.refused] == ["the archive expands past the 1 MB limit per upload set for this app"] * 3
 
 
 def test_a_member_whose_header_lies_is_cut_off(studio: Studio, tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from PIL.PngImagePlugin import PngInfo
 from rag.clip import ClipEmbedder
 from rag.core import BananaError
 from rag.search import Query
+from rag.search.rank import CUES, FULL_MATCH_SIGMAS, rank, relevance_cue
+from rag.store import Candidates
 from rag.store.milvus import MODEL_PROPERTY
 from rag.store.schema import create_collection
 from rag.store.words import parse_words, words
@@ -167,15 +169,65 @@ def test_filters_apply_to_both_sides(library: Studio) -> None:
 def test_min_score_cuts_results_and_says_how_many(library: Studio) -> None:
     probe = library.search("logo", k=1)[0].asset.id
     everything = library.search(image_id=probe, k=10)
-    cut = everything[5].score
-    assert cut > 0
+    relevance = [h.relevance for h in everything]
+    cut = next(r for r in relevance if 0 < r < relevance[0])
+    kept = sum(r >= cut for r in relevance)
     found = library.search_results(image_id=probe, k=10, min_score=cut)
-    assert ids(found.hits) == ids(everything)[:6]
-    assert found.below_cutoff == 4
-    assert "4 results under the cut-off were not fetched" in found.summary()
-    worded = library.search_results("acme campaign", k=10, min_score=0.01)
-    assert all(h.score >= 0.01 for h in worded.hits) and worded.below_cutoff == 10 - len(worded.hits)
+    assert ids(found.hits) == ids(everything)[:kept] and found.below_cutoff == 10 - kept
+    assert f"{10 - kept} result{'' if 10 - kept == 1 else 's'} hidden by the cut-off" in found.summary()
     assert library.search_results("acme", k=5).below_cutoff == 0
+
+
+def test_one_relevance_orders_labels_and_cuts(library: Studio) -> None:
+    """Issue 26.7: the order, the caption's label and the cut-off read one score, relevance; word matches
+    ranked first no longer read "loose match" above a "best match"; ``score`` stays the cosine."""
+    found = library.search("acme campaign", k=12)
+    relevance = [h.relevance for h in found]
+    assert relevance == sorted(relevance, reverse=True) and relevance[0] == 1.0
+    cues = [relevance_cue(r) for r in relevance]
+    order = [cue for _, cue in CUES]
+    assert [order.index(c) for c in cues] == sorted(order.index(c) for c in cues)  # labels never rise down the list
+    assert cues[0] == "best match" and {h.match for h in found[:3]} <= {"words", "words and picture"}
+    assert {h.match for h in found if not h.words} == {"picture"}
+    vec = library.embedder.embed_texts(["acme campaign"])[0]
+    vectors = library.store.vectors([h.asset.id for h in found])
+    assert all(abs(h.score - float(vectors[h.asset.id] @ vec)) < 1e-4 for h in found)  # still the cosine
+    assert {"score", "relevance", "match", "words"} <= found[0].to_dict().keys()  # what /search and --json carry
+
+
+def test_the_cut_off_means_the_same_for_any_model() -> None:
+    """Issue 26.8: relevance is calibrated on the library's own scores, so a model whose cosines sit at
+    0.2-0.35 and one at 0.7-0.95 read the same; half of FULL_MATCH_SIGMAS above typical is "related"."""
+    def found(scale: float, shift: float) -> Candidates:
+        sigma, typical = 0.015, 0.22
+        cos = {"a": 0.34, "b": 0.31, "c": typical + FULL_MATCH_SIGMAS * sigma, "d": typical + FULL_MATCH_SIGMAS * sigma / 2,
+               "e": typical}
+        cos = {i: shift + scale * c for i, c in cos.items()}
+        return Candidates(pictures=list(cos.items()), cosines=cos, typical=shift + scale * typical, spread=scale * sigma,
+                          words={"e": (3.2, 1.0)})
+
+    clip_like, other = rank(found(1.0, 0.0)), rank(found(2.5, 0.15))
+    assert [(r.id, r.relevance, r.match) for r in clip_like] == [(r.id, r.relevance, r.match) for r in other]
+    by_id = {r.id: r for r in clip_like}
+    assert by_id["d"].relevance == 0.5 and relevance_cue(by_id["c"].relevance) == "best match"
+    assert by_id["e"].relevance == 1.0 and by_id["e"].match == "words"  # a typical picture, every word
+    assert [r.id for r in clip_like] == ["e", "a", "b", "c", "d"]  # ties: more of both, then BM25, then cosine
+    bare = rank(Candidates(pictures=[("a", 0.3), ("b", 0.2)], cosines={"a": 0.3, "b": 0.2}))
+    assert [(r.id, r.relevance) for r in bare] == [("a", 1.0), ("b", 0.0)]  # no figures yet: best to weakest
+
+
+def test_the_cut_off_keeps_exact_word_matches(library: Studio) -> None:
+    """Issue 26.8: "acme" at any cut-off still finds every image that holds the word (all the query's words:
+    relevance 1); turning words off asks for the cut to apply to pictures alone."""
+    holders = {h.asset.id for h in library.search("acme", k=21) if h.words}
+    assert len(holders) == 4
+    for cut in (0.5, 0.75, 0.9, 1.0):
+        found = library.search_results("acme", k=21, min_score=cut)
+        assert holders <= {h.asset.id for h in found.hits}
+        assert all(h.relevance >= cut for h in found.hits) and found.below_cutoff == 21 - len(found.hits)
+    pictures = library.search_results("acme", k=21, min_score=0.5, words=False)
+    assert all(h.relevance >= 0.5 and not h.words for h in pictures.hits)
+    assert pictures.below_cutoff == 21 - len(pictures.hits) > 0 and "hidden by the cut-off" in pictures.summary()
 
 
 def test_tag_edits_and_moves_keep_words_current(studio: Studio, tmp_path: Path) -> None:

@@ -23,8 +23,9 @@ from rag.core import Asset
 from rag.library import AssetDetails, LibraryFilter
 from rag.studio import Studio
 
-from .common import Handler, api_record, chain, gallery_items, md_escape, user_errors
+from .common import Handler, api_record, chain, gallery_items, md_escape, source_words, user_errors
 
+MAX_WORDS_SHOWN = 600  # of a file's embedded words (up to 4,000 are kept and searched)
 ESCAPE_CLOSES = """<script>
 document.addEventListener("keydown", (e) => {  // Escape closes an image's page, as a modal should
   const page = document.getElementById("asset-page");
@@ -98,10 +99,22 @@ def _details_md(asset: Asset) -> str:
     added = time.strftime("%Y-%m-%d %H:%M", time.localtime(asset.created))
     size = f"{asset.bytes / 1024:.1f} KB" if asset.bytes < 1024 * 1024 else f"{asset.bytes / 1024 / 1024:.1f} MB"
     return (
-        f"**Folder** {md_escape(asset.folder)} · **Source** {asset.source}  \n"
+        f"**Folder** {md_escape(asset.folder)} · **Source** {source_words(asset.source)}  \n"
         f"**File** {md_escape(short(asset.filename))}  \n**Size** {asset.width}×{asset.height} px, {size} ({asset.format}) · **Added** {added}  \n"
-        f"<small>id {asset.id[:16]}…</small>"
+        + _words_md(asset) + f"<small>id {asset.id[:16]}…</small>"
     )
+
+
+def _words_md(asset: Asset) -> str:
+    """The words search matches besides tags and prompt (a title, description or keywords written into the file,
+    a caption a model wrote), so a result found by them shows why; escaped: they come from strangers' files."""
+    lines = []
+    for key, label in (("embedded", "In the file"), ("caption", "Caption")):
+        text = " ".join(str(asset.meta.get(key) or "").split())
+        if text:
+            shown = text if len(text) <= MAX_WORDS_SHOWN else text[:MAX_WORDS_SHOWN].rstrip() + "…"
+            lines.append(f"**{label}** {md_escape(shown)}  \n")
+    return "".join(lines)
 
 
 def _generation_md(details: AssetDetails) -> str:
@@ -134,14 +147,23 @@ def download_copy(asset: Asset) -> str | None:
     return str(target)
 
 
+def _parents_md(d: AssetDetails) -> str:
+    """"Made from": a parent that is a session version never saved is named, and is not called lost."""
+    if not d.parents and not d.missing_parents:
+        return ""
+    unsaved = [f"{md_escape(d.unsaved_parents[p])} (not in the library)" for p in d.missing_parents if p in d.unsaved_parents]
+    gone = len(d.missing_parents) - len(unsaved)
+    notes = [*unsaved, *([f"{gone} no longer in the library"] if gone else [])]
+    return f"#### Made from {len(d.parents) + len(d.missing_parents)} image(s)" + (f"\n\n{'; '.join(notes)}" if notes else "")
+
+
 def page_values(studio: Studio, asset_id: str, selected: list[str]) -> tuple[Any, ...]:
     """Every component of the page for ``asset_id`` (the order of ``c.page``)."""
     d = studio.asset(asset_id)
     a = d.asset
     parents, parent_ids = gallery_items(studio, d.parents, caption=lambda x: x.filename)
     children, child_ids = gallery_items(studio, d.children, caption=lambda x: x.filename)
-    gone = f" ({len(d.missing_parents)} no longer in the library)" if d.missing_parents else ""
-    parents_md = f"#### Made from {len(d.parents)} image(s){gone}" if d.parents or d.missing_parents else ""
+    parents_md = _parents_md(d)
     children_md = f"#### Made from this: {len(d.children)} image(s)" if d.children else "#### Made from this: nothing yet"
     large = studio.preview(a, large=True) or studio.preview(a)
     return (

@@ -22,7 +22,7 @@ from rag.generation import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
 from . import campaign_api
-from .common import TEAMS, md_escape, progress_callback, user_errors
+from .common import TEAMS, counted, md_escape, progress_callback, user_errors
 from .session_view import model_choices, user_of
 
 KINDS = ("Folder", "Search", "Tag", "Marked rows", "Picked images")
@@ -40,11 +40,22 @@ def build(studio: Studio, selected: gr.State, marked: gr.State | None = None) ->
     def load(request: gr.Request) -> Any:
         return gr.Dropdown(choices=_choices(studio, user_of(request)))
 
+    def opened(request: gr.Request) -> tuple[Any, Any]:
+        """The tab opens: the campaigns to pick from, and the library's folders as they are now."""
+        return load(request), gr.Dropdown(choices=folder_choices(studio), value=None)
+
     c.load = load
     c.marked = marked if marked is not None else gr.State([])
     _listen(studio, selected, c)
+    c.folders.input(lambda folder: ("Folder", folder or ""), c.folders, [c.kind, c.value], api_name=False, queue=False)
     campaign_api.api(studio)
-    return {"load": (load, None, c.pick)}
+    return {"load": (opened, None, [c.pick, c.folders])}
+
+
+def folder_choices(studio: Studio) -> list[tuple[str, str]]:
+    """Every library folder with how many images it holds, subfolders included ("spring launch (38)"):
+    a campaign over a folder covers its subfolders, so a folder of subfolders is a choice too."""
+    return counted(studio.library_page(limit=0).facets["folder"])
 
 
 def _render(studio: Studio) -> SimpleNamespace:
@@ -58,6 +69,8 @@ def _render(studio: Studio) -> SimpleNamespace:
             with gr.Row():
                 c.kind = gr.Radio(list(KINDS), value="Folder", label="Images", elem_id="campaign-kind", scale=2)
                 c.value = gr.Textbox(label="Folder, search words or tag", elem_id="campaign-source", scale=2)
+            c.folders = gr.Dropdown([], label="…or pick a library folder (its subfolders included)",
+                                    elem_id="campaign-folders")
             c.template = gr.Textbox(TEMPLATE, label="Prompt template", lines=2, elem_id="campaign-template",
                                     info=f"Placeholders: {' '.join('{' + f + '}' for f in FIELDS)}")
             c.shared = gr.Checkbox(label="Send the picked references with every item (a style image, a logo)",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from rag.core import Asset, BananaError, Hit
+from rag.core import SOURCES, Asset, BananaError, Hit
 from rag.library import LibraryFilter
 from rag.search import Query
 from rag.studio import Studio
@@ -142,6 +142,19 @@ def library_filter(folders: Any, sources: Any, added: Any, models: Any, tags: An
 def md_escape(text: Any) -> str:
     """User text (file names, prompts, tags) shown literally inside Markdown."""
     return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~" else ch for ch in str(text)).replace("\n", " ")
+
+
+SOURCE_WORDS = {"upload": "Uploaded", "folder": "From a folder", "generated": "Generated"}
+
+
+def source_words(source: str) -> str:
+    """A record's source as the page says it ("upload" is a stored code, "Uploaded" is what a person reads)."""
+    return SOURCE_WORDS.get(source, source)
+
+
+def source_choices(counts: dict[str, int] | None = None) -> list[tuple[str, str]]:
+    """The source filter's choices in words, with how many images each would show when ``counts`` is given."""
+    return [(source_words(s) + (f" ({counts.get(s, 0)})" if counts is not None else ""), s) for s in SOURCES]
 
 
 def counted(counts: dict[str, int]) -> list[tuple[str, str]]:

@@ -16,8 +16,12 @@ from rag.studio import Studio
 from .common import api_record, user_errors
 from .session_view import user_of
 
-COLUMNS = ["made", "when", "user", "outcome", "model", "size", "prompt", "refs", "images", "cost_usd", "reason"]
-TOTAL_COLUMNS = ["day", "user", "requests", "images", "cost_usd"]
+# The table's headers and outcomes in words (the API keeps the field names and codes)
+COLUMNS = ["Image", "When", "User", "Outcome", "Model", "Size", "Prompt", "References", "Images", "Cost (USD)", "Why"]
+TOTAL_FIELDS = ["day", "user", "requests", "images", "cost_usd"]
+TOTAL_COLUMNS = ["Day", "User", "Requests", "Images", "Cost (USD)"]
+OUTCOMES = {"ok": "made", "text-only": "text only, no image", "refused": "refused: over the budget", "blocked": "blocked",
+            "failed": "failed", "interrupted": "interrupted", "pending": "running"}
 LIMIT = 200
 
 
@@ -35,7 +39,7 @@ def _thumbnail(studio: Studio, attempt: Attempt) -> str:
 
 def _rows(studio: Studio, attempts: list[Attempt]) -> pd.DataFrame:
     rows = [
-        [_thumbnail(studio, a), time.strftime("%Y-%m-%d %H:%M", time.localtime(a.created)), a.user or "-", a.outcome,
+        [_thumbnail(studio, a), time.strftime("%Y-%m-%d %H:%M", time.localtime(a.created)), a.user or "-", OUTCOMES.get(a.outcome, a.outcome),
          a.model, a.image_size or "-", a.prompt, len(a.references), f"{a.images}/{a.requested}", round(a.cost_usd, 4),
          a.reason if a.outcome != "ok" else ""]
         for a in attempts
@@ -43,9 +47,9 @@ def _rows(studio: Studio, attempts: list[Attempt]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _budget_md(spend: dict[str, Any]) -> str:
+def budget_md(spend: dict[str, Any]) -> str:
     cap = spend["budget"]
-    limit = f" of **${cap:.2f}** (GEMINI_DAILY_BUDGET_USD)" if cap is not None else " (no daily cap: set GEMINI_DAILY_BUDGET_USD)"
+    limit = f" of today's budget of **${cap:.2f}** set for this app" if cap is not None else " (no daily budget is set for this app)"
     return f"Spent today: **${spend['today']:.3f}**{limit}. Costs are estimates at list price."
 
 
@@ -63,8 +67,9 @@ def build(studio: Studio) -> dict[str, Any]:
     def load(request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request) or None  # with sign-in, each user sees their own requests
         spend = studio.spend(user=user)
-        totals = pd.DataFrame(spend["totals"], columns=TOTAL_COLUMNS).replace({"user": {"": "-"}})
-        return (_budget_md(spend), totals, _rows(studio, studio.history(LIMIT, user=user)))
+        totals = pd.DataFrame(spend["totals"], columns=TOTAL_FIELDS).replace({"user": {"": "-"}})
+        totals.columns = TOTAL_COLUMNS
+        return (budget_md(spend), totals, _rows(studio, studio.history(LIMIT, user=user)))
 
     outputs = [budget, totals, table]
     refresh.click(load, None, outputs, api_name=False, queue=False)

@@ -11,12 +11,21 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from rag.core import SOURCES
-from rag.library import ADDED, PAGE_SIZE, LibraryFilter
+from rag.library import ADDED, PAGE_SIZE, IngestReport, LibraryFilter
 from rag.studio import Studio
 
 from . import library_table, trash
-from .common import api_record, chain, counted, grid_items, library_filter, quietly, streamed, user_errors
+from .common import (
+    api_record,
+    chain,
+    counted,
+    grid_items,
+    library_filter,
+    quietly,
+    source_choices,
+    streamed,
+    user_errors,
+)
 
 EMPTY = ("**Your library is empty.** Drop images or a .zip of images above, or add the sample library "
          "(about 90 clip-art images in 12 folders) to try search and generation right away.")
@@ -39,7 +48,7 @@ SIZE_GUARD = """<script>
       document.getElementById("library-upload").after(note);
     }
     note.textContent = `Not uploaded: ${big.map((f) => f.name).join(", ")} ${big.length > 1 ? "are" : "is"} over the `
-      + `${shown} MB limit per image (MAX_UPLOAD_MB). Nothing was sent; choose smaller files.`;
+      + `${shown} MB limit per image set for this app. Nothing was sent; choose smaller files.`;
   };
   const guard = (event, files) => {
     if (!event.target.closest || !event.target.closest("#library-upload")) return;
@@ -96,7 +105,7 @@ def _render(studio: Studio) -> SimpleNamespace:
         c.sample = gr.Button("Add the sample library", variant="primary", elem_id="add-sample")
     with gr.Row(elem_id="library-filters"):
         c.folders = gr.Dropdown(label="Folder", multiselect=True, choices=[], min_width=180)
-        c.sources = gr.Dropdown(label="Source", multiselect=True, choices=list(SOURCES), min_width=160)
+        c.sources = gr.Dropdown(label="Source", multiselect=True, choices=source_choices(), min_width=160)
         c.added = gr.Dropdown(label="Date added", choices=[("any time", ""), *[(k, k) for k in ADDED]], value="", min_width=160)
         c.models = gr.Dropdown(label="Generated with model", multiselect=True, choices=[], min_width=180)
         c.tags = gr.Dropdown(label="Tags", multiselect=True, choices=[], min_width=160)
@@ -131,10 +140,18 @@ def grid_view(studio: Studio, filters: list[Any], limit: int) -> tuple[Any, ...]
         pictures, [a.id for a in page.assets], bool(missing), limit, count, gr.Button(visible=page.more),
         gr.Column(visible=page.total == 0 and chosen == LibraryFilter()),
         gr.Dropdown(choices=_choices(f["folder"], filters[0])),
-        gr.Dropdown(choices=[(f"{s} ({f['source'].get(s, 0)})", s) for s in SOURCES]),
+        gr.Dropdown(choices=source_choices(f["source"])),
         gr.Dropdown(choices=[(f"any time ({sum(f['source'].values())})", ""), *[(f"{k} ({n})", k) for k, n in f["added"].items()]]),
         gr.Dropdown(choices=_choices(f["model"], filters[3])), gr.Dropdown(choices=_choices(f["tags"], filters[4])),
     )
+
+
+def tagged_reasons(report: IngestReport, reasons: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The duplicates' rows (in ``report.duplicates``' order), saying where the tags typed for the upload went:
+    on the library's copy, which is what a search for them finds."""
+    tagged = set(report.tagged)
+    return [(name, reason + ("; your tags were added to it" if asset_id in tagged else ""))
+            for (name, reason), (_, asset_id) in zip(reasons, report.duplicates)]
 
 
 def _listen(studio: Studio, c: SimpleNamespace) -> None:
@@ -166,7 +183,7 @@ def _listen(studio: Studio, c: SimpleNamespace) -> None:
                 yield f"Adding… {message}" if message else "Adding…", gr.skip(), gr.skip()
         if report.failed:
             gr.Warning(f"{len(report.failed)} file(s) could not be added; see the list below.")
-        rows = [*report.failed, *studio.duplicate_reasons(report)]
+        rows = [*report.failed, *tagged_reasons(report, studio.duplicate_reasons(report))]
         frame = pd.DataFrame([{"file": str(p), "reason": r} for p, r in rows], columns=["file", "reason"])
         yield f"**{report.summary()}**", gr.Dataframe(value=frame, visible=bool(rows)), None
 

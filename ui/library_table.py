@@ -13,10 +13,12 @@ from pandas.io.formats.style import Styler
 
 from rag.studio import Studio
 
-from .common import Handler, api_record, chain, library_filter, md_escape, user_errors
+from .common import Handler, api_record, chain, library_filter, md_escape, source_words, user_errors
 
 TABLE_LIMIT = 1000
 SHOWN = ["✓", "filename", "folder", "source", "tags", "width", "height", "added", "id"]
+HEADERS = {"filename": "File", "folder": "Folder", "source": "Source", "tags": "Tags", "width": "Width",
+           "height": "Height", "added": "Added", "id": "Id"}
 
 
 def render() -> SimpleNamespace:
@@ -36,7 +38,8 @@ def render() -> SimpleNamespace:
 
 def styled(frame: pd.DataFrame, marked: list[str]) -> Styler:
     """The table with a ✓ column and marked rows highlighted."""
-    shown = frame.assign(**{"✓": ["✓" if i in marked else "" for i in frame["id"]]})[SHOWN]
+    shown = frame.assign(**{"✓": ["✓" if i in marked else "" for i in frame["id"]]}, source=frame["source"].map(source_words))
+    shown = shown[SHOWN].rename(columns=HEADERS)  # the headers and sources in words; the state keeps the fields
     highlight = "background-color: #fde68a; font-weight: 600"
     return shown.style.apply(lambda row: [highlight if row["✓"] else ""] * len(row), axis=1)
 

@@ -1,7 +1,9 @@
-"""Search tab: text, example image or both; words (BM25) fused with CLIP unless turned off, and a
-minimum-similarity cut-off. Results whose words matched say so in their caption. A click on a
-result opens its page; picking a reference is the page's "Add to references" button, so looking
-never changes the tray. Picked results carry a ✓, and the tray stays in view above the results."""
+"""Search tab: text, example image or both; words (BM25) ranked with CLIP unless turned off, and a
+cut-off in words ("Only close matches"). Each caption says how relevant the result is and what
+matched (words and picture, words, picture), from the same relevance that orders and cuts them
+(rag/search/rank.py). A click on a result opens its page; picking a reference is the page's "Add to
+references" button, so looking never changes the tray. Picked results carry a ✓, and the tray stays
+in view above the results."""
 
 from __future__ import annotations
 
@@ -10,15 +12,14 @@ from typing import Any
 
 import gradio as gr
 
-from rag.core import SOURCES, BananaError, Hit
-from rag.search import Query
+from rag.core import BananaError, Hit
+from rag.search import CUTOFFS, Query, relevance_cue
 from rag.studio import Studio
 
-from .common import counted, gallery_items, md_escape, query_endpoint, user_errors
+from .common import counted, gallery_items, md_escape, query_endpoint, source_choices, user_errors
 
 EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
 NO_QUERY = "Type what you are looking for, or drop an example image, then press **Search**."
-WORDS_MARK = "words matched"  # in the caption of a result whose words matched
 EMPTY_LIBRARY = "**The library is empty.** Add images on the Library tab (or its sample library) and search again."
 
 
@@ -29,13 +30,11 @@ def selection_md(studio: Studio, selected: list[str]) -> str:
     return f"**References: {len(selected)} of {cap}.** Click one to open it."
 
 
-def cue(score: float, top: float, low: float) -> str:
-    """A relevance cue a person can use, relative to this result set (raw scores mean little)."""
-    if score >= 0.995:
-        return "same image"
-    spread = top - low
-    share = 1.0 if spread < 1e-6 else (score - low) / spread
-    return "best match" if score >= top - 1e-9 else "close match" if share >= 0.66 else "related" if share >= 0.33 else "loose match"
+def cue(hit: Hit) -> str:
+    """How relevant a result is and what matched ("close match · words and picture"), from the relevance
+    that also ordered it; an example image finding itself (or a copy) says so."""
+    said = "same image" if hit.score >= 0.995 else relevance_cue(hit.relevance)
+    return f"{said} · {hit.match}" if hit.match else said
 
 
 def words_notice_md(studio: Studio) -> str:
@@ -67,10 +66,11 @@ def _render(studio: Studio) -> SimpleNamespace:
         image_weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (text + image)")
         k = gr.Slider(1, 60, value=12, step=1, label="Results")
         folders = gr.Dropdown(label="Folders", multiselect=True, choices=[])
-        sources = gr.CheckboxGroup(label="Source", choices=list(SOURCES))
+        sources = gr.CheckboxGroup(label="Source", choices=source_choices())
     with gr.Row():
         words = gr.Checkbox(label="Match words too (names, tags, text in files)", value=True)
-        min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum similarity (0 = off)")
+        min_score = gr.Radio(list(CUTOFFS), value=0.0, label="Show", elem_id="search-cutoff",
+                             info="The images whose words match best always show.")
         dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
         tags = gr.Dropdown(label="Tags", multiselect=True, choices=[])
     c.controls = {"text": text, "image": image, "image_weight": image_weight, "k": k, "folders": folders,
@@ -109,12 +109,11 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         if not hits:
             message = EMPTY_LIBRARY if not studio.count() else "**Nothing matches.** Loosen the filters or try other words."
             return [], [], [], message + (f" {note}" if note else "")
-        top, low = max(h.score for h in hits), min(h.score for h in hits)  # word matches may rank above closer pictures
-        found = [[h.asset.id, cue(h.score, top, low) + (f" · {WORDS_MARK}" if h.words else "")] for h in hits]
+        found = [[h.asset.id, cue(h)] for h in hits]
         pictures, ids = results_view(found, chosen)
         missing = len(hits) - len(pictures)
         words = sum(h.words for h in hits)
-        return pictures, found, ids, (f"{len(hits)} results{what}" + (f", {words} with matching words" if words else "")
+        return pictures, found, ids, (f"{len(hits)} result{'' if len(hits) == 1 else 's'}{what}" + (f", {words} with matching words" if words else "")
                                       + (f" ({missing} originals missing on disk)" if missing else "") + (f". {note}" if note else ""))
 
     @user_errors

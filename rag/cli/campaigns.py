@@ -87,7 +87,7 @@ def cmd_campaigns(studio: Studio, args: argparse.Namespace) -> int:
 def add_campaign_commands(add: Add) -> None:
     p = add("campaign", cmd_campaign, "one prompt template over many library images (a folder, a search, a tag)")
     chosen = p.add_mutually_exclusive_group()
-    chosen.add_argument("--folder", help="every image in this library folder")
+    chosen.add_argument("--folder", help="every image in this library folder and its subfolders")
     chosen.add_argument("--query", help="the images this search finds (--limit of them)")
     chosen.add_argument("--tag", help="every image with this tag")
     chosen.add_argument("--id", action="append", default=[], help="a library asset id (repeatable)")

@@ -48,7 +48,7 @@ def cmd_search(studio: Studio, args: argparse.Namespace) -> int:
     elif not hits:
         print("No results: the library is empty or nothing matches the filters. " + found.summary())
     else:
-        frame = hits_frame(hits)[["rank", "score", "words", "filename", "folder", "path"]]
+        frame = hits_frame(hits)[["rank", "relevance", "match", "score", "filename", "folder", "path"]]
         print(frame.to_string(index=False))
         if found.summary():
             print(found.summary())

@@ -30,12 +30,17 @@ class Asset:
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: an asset, its similarity score (cosine, higher is closer) and whether its
-    words (file name, tags, embedded text, prompt) matched the query's."""
+    """A search result: an asset, its similarity score (cosine, higher is closer), whether its words
+    (file name, tags, embedded text, prompt) matched the query's, and the one score that orders,
+    labels and cuts results: ``relevance`` (0-1, relative to the query's best match; rag/search/rank.py)
+    with what matched (``match``: "words and picture", "words" or "picture")."""
 
     asset: Asset
     score: float
     words: bool = False
+    relevance: float = 0.0
+    match: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.asset.to_dict(), "score": self.score, "words": self.words}
+        return {**self.asset.to_dict(), "score": self.score, "words": self.words, "relevance": self.relevance,
+                "match": self.match}

@@ -69,9 +69,10 @@ class AttemptLedger:
         with self.write("check the budget") as db:
             spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE day = ?", (row[1],)).fetchone()[0]
             if budget is not None and spent + estimate > budget + 1e-9:
-                refusal = (f"Today's generation budget is ${budget:.2f} (GEMINI_DAILY_BUDGET_USD) and ${spent:.3f} is "
-                           f"spent; this request would cost about ${estimate:.3f}, so it was not sent. "
-                           "Try again tomorrow, ask for fewer or smaller images, or raise the budget.")
+                # Plain words: the web page shows this (History too); the CLI adds the setting's name
+                refusal = (f"Today's budget of ${budget:.2f} set for this app has ${spent:.3f} spent; this request "
+                           f"would cost about ${estimate:.3f}, so it was not sent. Try again tomorrow, ask for fewer "
+                           "or smaller images, or ask whoever runs the app to raise the budget.")
                 db.execute(sql, (*row, 0.0, "refused", refusal))
                 attempt_id = 0
             else:

@@ -31,7 +31,9 @@ class AssetDetails:
 
     asset: Asset
     parents: list[Asset] = field(default_factory=list)
-    missing_parents: list[str] = field(default_factory=list)  # ids no longer in the library
+    missing_parents: list[str] = field(default_factory=list)  # ids not in the library
+    # missing ids that are versions of its session never saved, as "v1 of session X": not lost, just not added
+    unsaved_parents: dict[str, str] = field(default_factory=dict)
     children: list[Asset] = field(default_factory=list)
     generation: dict[str, Any] = field(default_factory=dict)
 
@@ -43,6 +45,7 @@ class AssetDetails:
         return {
             "asset": self.asset.to_dict(), "tags": self.tags, "generation": self.generation,
             "parents": [a.id for a in self.parents] + self.missing_parents, "missing_parents": self.missing_parents,
+            "unsaved_parents": self.unsaved_parents,
             "parent_assets": [a.to_dict() for a in self.parents],
             "children": [a.id for a in self.children], "child_assets": [a.to_dict() for a in self.children],
         }

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from rag.core import Asset, BananaError
-from rag.store import VectorStore, build_filter
+from rag.store import VectorStore, build_filter, folder_names, within
 
 PAGE_SIZE = 60
 TABLE_COLUMNS = ["filename", "folder", "source", "tags", "width", "height", "format", "bytes", "added", "id", "path"]
@@ -57,7 +57,8 @@ class Row:
 
 @dataclass(frozen=True)
 class LibraryFilter:
-    """The grid's filters. Several values of one kind match any of them; kinds combine with AND."""
+    """The grid's filters. Several values of one kind match any of them; kinds combine with AND; a
+    folder includes its subfolders."""
 
     folders: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
@@ -68,6 +69,7 @@ class LibraryFilter:
     def __post_init__(self) -> None:
         for name in ("folders", "sources", "models", "tags"):
             object.__setattr__(self, name, tuple(getattr(self, name) or ()))
+        object.__setattr__(self, "folders", tuple(folder_names(self.folders)))  # as stored: "a/b", not "a/b/"
         if self.added not in ("", *ADDED):
             raise BananaError(f"Date added must be one of {', '.join(ADDED)} (or empty), not {self.added[:40]!r}.")
 
@@ -88,7 +90,7 @@ class LibraryFilter:
         """Whether ``row`` passes every filter except the facet named ``skip``."""
         after, before = self.window(now)
         return not (
-            (skip != "folder" and self.folders and row.folder not in self.folders)
+            (skip != "folder" and self.folders and not within(row.folder, self.folders))
             or (skip != "source" and self.sources and row.source not in self.sources)
             or (skip != "model" and self.models and row.model not in self.models)
             or (skip != "tags" and self.tags and not set(self.tags) & set(row.tags))
@@ -115,7 +117,9 @@ class LibraryPage:
 
 
 def facet_counts(rows: Iterable[Row], chosen: LibraryFilter, now: float) -> dict[str, dict[str, int]]:
-    """For each facet, how many records each value would show, given the other facets' choices."""
+    """For each facet, how many records each value would show, given the other facets' choices. A
+    folder counts its subfolders' images too, and a folder that holds only subfolders is listed: the
+    folder pickers offer every level ("spring launch (38)", "spring launch/food (20)")."""
     counts: dict[str, dict[str, int]] = {name: {} for name in FACETS}
     counts["added"] = dict.fromkeys(ADDED, 0)
     for row in rows:
@@ -130,10 +134,19 @@ def facet_counts(rows: Iterable[Row], chosen: LibraryFilter, now: float) -> dict
                 age = now - row.created
                 for label, reach in ADDED.items():
                     bucket[label] += age >= ADDED["past month"] if reach is None else age < reach
+            elif name == "folder":
+                for folder in folder_levels(row.folder):
+                    bucket[folder] = bucket.get(folder, 0) + 1
             elif name != "model" or row.model:
                 value = getattr(row, name)
                 bucket[value] = bucket.get(value, 0) + 1
     return {k: v if k == "added" else dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in counts.items()}
+
+
+def folder_levels(folder: str) -> list[str]:
+    """A folder and every folder above it: "a/b/c" -> ["a", "a/b", "a/b/c"]."""
+    parts = folder.split("/")
+    return ["/".join(parts[: n + 1]) for n in range(len(parts))]
 
 
 class LibraryIndex:

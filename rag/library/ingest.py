@@ -44,6 +44,7 @@ class IngestReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, id of the stored copy)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     ignored: list[str] = field(default_factory=list)  # non-image files met while walking a folder
+    tagged: list[str] = field(default_factory=list)  # ids of library images an upload's tags were added to
     seconds: float = 0.0
 
     @property
@@ -51,7 +52,8 @@ class IngestReport:
         return len(self.added) + len(self.duplicates) + len(self.failed)
 
     def summary(self) -> str:
-        text = f"{len(self.added)} added, {len(self.duplicates)} already in the library, {len(self.failed)} failed"
+        kept = f" (your tags added to {len(self.tagged)} of them)" if self.tagged else ""
+        text = f"{len(self.added)} added, {len(self.duplicates)} already in the library{kept}, {len(self.failed)} failed"
         if self.ignored:
             text += f", {len(self.ignored)} non-image files ignored"
         return text + f" ({self.seconds:.1f} s)."
@@ -62,6 +64,7 @@ class IngestReport:
             "duplicates": [{"path": p, "id": i} for p, i in self.duplicates],
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "ignored": self.ignored,
+            "tagged": self.tagged,
             "seconds": round(self.seconds, 3),
             "summary": self.summary(),
         }
@@ -188,7 +191,7 @@ def _hash(item: _Item, max_mb: float) -> _Item:
         elif info.st_size == 0:
             item.error = "the file is empty (0 bytes)"
         elif info.st_size > max_mb * 1024 * 1024:
-            item.error = f"the file is {info.st_size / 2**20:.0f} MB, over the {max_mb:g} MB limit (MAX_FILE_MB)"
+            item.error = f"the file is {info.st_size / 2**20:.0f} MB, over the {max_mb:g} MB limit set for this app"
         else:
             item.id = sha256_file(item.path)
     except FileNotFoundError:

@@ -83,7 +83,7 @@ def _too_large(pixels: int, max_pixels: int, size: str = "") -> ImageError:
     shown = f"{size} = " if size else ""
     return ImageError(
         f"the image is too large ({shown}{pixels / 1e6:.0f} MP; "
-        f"the limit is {max_pixels / 1e6:.0f} MP, set MAX_IMAGE_PIXELS to raise it)"
+        f"the limit set for this app is {max_pixels / 1e6:.0f} MP)"
     )
 
 

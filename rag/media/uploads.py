@@ -27,10 +27,13 @@ DISK_RESERVE_BYTES = 256 * MB  # never fill the disk to the last byte for an upl
 @dataclass
 class Expanded:
     """Files ready for ingest, their display names, the subfolder each had inside its archive
-    ("" at the top level), and what was refused (with reasons)."""
+    ("" at the top level), and what was refused (with reasons). ``labels`` name each file in the upload's report
+    as the user knows it: an archive member by its path inside the archive ("drop.zip/shoes/red.png"), as refused
+    members are named; ``names`` is the file name the library keeps ("red.png")."""
 
     files: list[Path] = field(default_factory=list)
     names: dict[Path, str] = field(default_factory=dict)
+    labels: dict[Path, str] = field(default_factory=dict)
     subfolders: dict[Path, str] = field(default_factory=dict)
     refused: list[tuple[str, str]] = field(default_factory=list)
 
@@ -49,18 +52,17 @@ class _Budget:
         return int(self.settings.max_upload_mb * MB)
 
     def too_many(self) -> str:
-        return f"over the limit of {self.settings.max_upload_files} files per upload (MAX_UPLOAD_FILES)"
+        return f"over the limit of {self.settings.max_upload_files} files per upload set for this app"
 
     def refuse_member(self, size: int, packed: int, workdir: Path) -> str:
         """Why a member of ``size`` bytes (``packed`` compressed) cannot be extracted, or ""."""
         if size > self.per_file:
-            return f"larger than the {self.settings.max_upload_mb:g} MB limit per file (MAX_UPLOAD_MB)"
+            return f"larger than the {self.settings.max_upload_mb:g} MB limit per file set for this app"
         if size > RATIO_EXEMPT_BYTES and size > MAX_ZIP_RATIO * max(packed, 1):
             return (f"it expands {size // max(packed, 1)}:1, far more than any image compresses; "
                     "refused as a possible zip bomb")
         if size > self.bytes:
-            return (f"the archive expands past the {self.settings.max_upload_total_mb:g} MB limit per upload "
-                    "(MAX_UPLOAD_TOTAL_MB)")
+            return f"the archive expands past the {self.settings.max_upload_total_mb:g} MB limit per upload set for this app"
         if shutil.disk_usage(workdir).free < size + DISK_RESERVE_BYTES:
             return "there is not enough free disk space to unpack it"
         return ""
@@ -85,11 +87,11 @@ def expand_uploads(paths: Sequence[str | Path], settings: Settings, workdir: Pat
             out.refused.append((name, budget.too_many()))
         elif size > budget.per_file:
             budget.files -= 1
-            out.refused.append((name, f"larger than the {settings.max_upload_mb:g} MB limit per file (MAX_UPLOAD_MB)"))
+            out.refused.append((name, f"larger than the {settings.max_upload_mb:g} MB limit per file set for this app"))
         else:
             budget.files -= 1
             out.files.append(path)
-            out.names[path] = name
+            out.names[path] = out.labels[path] = name
     if budget.skipped:
         out.refused.append((f"{budget.skipped} more archive member(s)", f"not unpacked: {budget.too_many()}"))
     return out
@@ -122,7 +124,7 @@ def _unzip(path: Path, workdir: Path, budget: _Budget, out: Expanded) -> None:
                 out.refused.append((label, problem))
                 continue
             out.files.append(target)
-            out.names[target] = member.name
+            out.names[target], out.labels[target] = member.name, label
             out.subfolders[target] = subfolder(member)
 
 
@@ -141,7 +143,7 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap:
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
         return f"cannot be extracted ({type(exc).__name__})"
     if len(data) > cap:
-        return "it expands past the upload limits (MAX_UPLOAD_MB, MAX_UPLOAD_TOTAL_MB); its header lied about its size"
+        return "it expands past the upload limits set for this app; its header lied about its size"
     try:
         target.write_bytes(data)
     except OSError as exc:

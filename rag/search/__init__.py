@@ -3,5 +3,6 @@
 
 from rag.search.engine import SearchResults, hits_frame, search_results
 from rag.search.query import Query
+from rag.search.rank import CUTOFFS, relevance_cue
 
-__all__ = ["hits_frame", "Query", "search_results", "SearchResults"]
+__all__ = ["CUTOFFS", "hits_frame", "Query", "relevance_cue", "search_results", "SearchResults"]

@@ -1,4 +1,5 @@
-"""Text→image, image→image and text+image search over the store: CLIP and, for words, Milvus' BM25."""
+"""Text→image, image→image and text+image search over the store: CLIP and, for words, Milvus' BM25,
+ranked together by one relevance (rag/search/rank.py) that orders, labels and cuts the results."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pandas as pd
 from rag.clip import Embedder
 from rag.core import BananaError, Hit
 from rag.search.query import Query
-from rag.search.rank import collapse_near_duplicates, ensemble_text_vector
-from rag.store import VectorStore, WordQuery, build_filter, parse_words
+from rag.search.rank import Ranked, collapse_near_duplicates, ensemble_text_vector, rank
+from rag.store import Candidates, VectorStore, WordQuery, build_filter, parse_words
 
 MAX_K = 200
 MAX_POOL = 1000
@@ -20,16 +21,17 @@ MAX_POOL = 1000
 
 @dataclass
 class SearchResults:
-    """The hits, plus what a person should know about them: how many fell under the cut-off and
-    why words were not matched (an old server, a library to re-index)."""
+    """The hits, plus what a person should know about them: how many the cut-off hid and why words
+    were not matched (an old server, a library to re-index)."""
 
     hits: list[Hit] = field(default_factory=list)
-    below_cutoff: int = 0  # results the min-score cut-off kept from being fetched
+    below_cutoff: int = 0  # results the cut-off (``Query.min_score``) hid from the page
     notice: str = ""
 
     def summary(self) -> str:
-        """"N results under the cut-off were not fetched." and the notice, or ""."""
-        cut = f"{self.below_cutoff} results under the cut-off were not fetched." if self.below_cutoff else ""
+        """"N results hidden by the cut-off." and the notice, or ""."""
+        n = self.below_cutoff
+        cut = f"{n} result{'' if n == 1 else 's'} hidden by the cut-off." if n else ""
         return " ".join(t for t in (cut, self.notice) if t)
 
 
@@ -74,8 +76,11 @@ def _joined(*filters: str) -> str:
 
 
 def search_results(embedder: Embedder, store: VectorStore, query: Query) -> SearchResults:
-    """Hybrid by default: a text query runs CLIP and BM25 together in one Milvus ``hybrid_search``
-    (RRF); with no word to look for, words off, or a collection without a text field, CLIP alone."""
+    """Hybrid by default: a text query asks the store for its nearest pictures (CLIP) and the records
+    holding its words (BM25), and ranks both by one relevance; with no word to look for, words off, or
+    a collection without a text field, pictures alone. The cut-off hides results under a relevance; an
+    image holding every word of the query, or the best word match, has relevance 1, so no cut-off hides
+    it (turn words off for that)."""
     k = int(np.clip(query.k, 1, MAX_K))
     words = parse_words(query.text)
     vec = query_vector(embedder, store, query, words)
@@ -83,25 +88,35 @@ def search_results(embedder: Embedder, store: VectorStore, query: Query) -> Sear
     use_words = query.words and not notice
     filter = _joined(build_filter(query.folders, query.sources, tags=query.tags), words.filter() if use_words else "")
     pool = int(np.clip(max(query.pool, 4 * k if query.dedupe else k), k, MAX_POOL))
-    fetch = max(pool, 4 * k) if query.dedupe else k
-    min_score = float(np.clip(query.min_score, 0.0, 1.0))
-    if use_words and words.sparse_text:
-        hits = store.hybrid_search(vec, words.sparse_text, fetch, filter, min_score=min_score, pool=pool)
-    else:
-        hits = store.search(vec, fetch, filter, min_score=min_score)
+    found = store.candidates(vec, pool, filter, words.sparse_text if use_words else "")
+    ranked = rank(found)
+    cut = float(np.clip(query.min_score, 0.0, 1.0))
+    kept = [r for r in ranked if r.relevance >= cut] if cut > 0 else ranked
     if query.dedupe:
-        hits = collapse_near_duplicates(store, hits, float(query.dedupe_threshold))
-    hits = hits[:k]
-    below = max(0, min(k, store.count(filter)) - len(hits)) if min_score > 0 and len(hits) < k and not query.dedupe else 0
-    return SearchResults(hits=hits, below_cutoff=below, notice=notice if query.words and query.text.strip() else "")
+        kept = collapse_near_duplicates(store, kept, float(query.dedupe_threshold), limit=k)
+    kept = kept[:k]
+    hidden = max(0, min(k, len(ranked)) - len(kept)) if cut > 0 and not query.dedupe else 0
+    return SearchResults(hits=_hits(store, found, kept), below_cutoff=hidden,
+                         notice=notice if query.words and query.text.strip() else "")
+
+
+def _hits(store: VectorStore, found: Candidates, ranked: Sequence[Ranked]) -> list[Hit]:
+    """The ranked results with their records: those the search brought back, the others read by id."""
+    missing = [r.id for r in ranked if r.id not in found.assets]
+    assets = {**found.assets, **{a.id: a for a in store.get(missing)}} if missing else found.assets
+    return [Hit(asset=assets[r.id], score=r.score, words=r.words, relevance=r.relevance, match=r.match)
+            for r in ranked if r.id in assets]
 
 
 def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:
-    """Results as a table (rank, score, words matched, file, folder, size, source, id, path)."""
-    columns = ["rank", "score", "words", "filename", "folder", "tags", "width", "height", "source", "id", "path"]
+    """Results as a table (rank, relevance, what matched, cosine, words matched, file, folder, size, source, id, path)."""
+    columns = ["rank", "relevance", "match", "score", "words", "filename", "folder", "tags", "width", "height", "source",
+               "id", "path"]
     rows = [
         {
             "rank": i + 1,
+            "relevance": round(h.relevance, 3),
+            "match": h.match,
             "score": round(h.score, 4),
             "words": "yes" if h.words else "",
             "filename": h.asset.filename,

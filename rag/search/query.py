@@ -34,14 +34,17 @@ class Query:
     text: str = _option("", "what to look for, in words")
     image: ImageInput | None = _option(None, "an example image (image→image, or text+image with a query)", "--image")
     k: int = _option(9, "number of results", "-k")
-    folders: tuple[str, ...] = _option((), "only this folder/tag (repeatable)", "--folder")
+    folders: tuple[str, ...] = _option((), "only this folder, subfolders included (repeatable)", "--folder")
     sources: tuple[str, ...] = _option((), "only this source (repeatable)", "--source", choices=SOURCES)
     image_id: str = _option("", "use a library asset as the example image", "--id")
     image_weight: float = _option(0.5, "weight of the image in text+image queries (0-1)", "--image-weight")
     words: bool = _option(
-        True, "also match words (file name, folder, tags, embedded text, prompt) by BM25, fused with CLIP", "--no-words"
+        True, "also match words (file name, folder, tags, embedded text, prompt) by BM25, ranked with CLIP", "--no-words"
     )
-    min_score: float = _option(0.0, "minimum similarity (cosine, 0-1): results under it are not fetched (0 = off)", "--min-score")
+    min_score: float = _option(
+        0.0, "cut-off: hide results under this relevance (0-1, calibrated on the library, the same for any model: "
+        "0.5 related or closer, 0.75 only close matches, 0.9 only the best); the best word matches stay (0 = off)",
+        "--min-score")
     dedupe: bool = _option(False, "collapse near-duplicate images in the results", "--dedupe")
     ensemble: bool = _option(False, "average several prompt templates for the text (CLIP's zero-shot recipe)", "--ensemble")
     dedupe_threshold: float = _option(DEDUPE_COSINE, "cosine at which two results count as near-duplicates")

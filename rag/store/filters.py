@@ -31,6 +31,27 @@ def one_of(field: str, values: Sequence[str]) -> str:
     return f"{field} in [{', '.join(quote(v) for v in values)}]"
 
 
+def folder_names(folders: Sequence[str]) -> list[str]:
+    """The folders chosen, as stored (no leading or trailing "/"), blanks dropped."""
+    return [name for f in folders if (name := str(f).strip().strip("/").strip())]
+
+
+def in_folders(folders: Sequence[str]) -> str:
+    """Records in any of ``folders`` or in a folder below one: a folder holds its subfolders ("spring
+    launch" holds "spring launch/food", not "spring launchpad"). "Below X" is a range, not a ``like``
+    pattern, so no name needs its wildcards escaped: every name that starts with "X/" sorts at or
+    after "X/" and before "X0" ("0" follows "/"), on Lite and on a server alike."""
+    names = folder_names(folders)
+    below = [f"(folder >= {quote(name + '/')} and folder < {quote(name + '0')})" for name in names]
+    return "(" + " or ".join([one_of("folder", names), *below]) + ")" if names else ""
+
+
+def within(folder: str, folders: Sequence[str]) -> bool:
+    """Whether ``folder`` is one of ``folders`` (as :func:`folder_names` gives them) or below one:
+    :func:`in_folders` for a record in memory."""
+    return any(folder == name or folder.startswith(name + "/") for name in folders)
+
+
 def parents_filter(asset_id: str) -> str:
     """Records generated with ``asset_id`` as a reference ("made from this")."""
     return f'json_contains(meta["parents"], {quote(asset_id)})'
@@ -47,11 +68,12 @@ def build_filter(
 ) -> str:
     """A filter expression from the UI's/CLI's choices; empty choices mean 'no restriction'.
 
-    Several values of one kind match any of them (a folder OR another); kinds combine with AND.
+    Several values of one kind match any of them (a folder OR another); kinds combine with AND. A folder
+    includes its subfolders.
     """
     parts = []
-    if folders:
-        parts.append(one_of("folder", folders))
+    if folders and (tree := in_folders(folders)):
+        parts.append(tree)
     if sources:
         parts.append(one_of("source", sources))
     if tags:

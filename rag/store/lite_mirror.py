@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from rag.store.lite_words import WordIndex
+from rag.store.moments import Moments
 
 
 class VectorMirror:
@@ -36,6 +37,7 @@ class VectorMirror:
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._matrix = np.zeros((0, dim), dtype=np.float32)
+        self._moments = Moments(dim)  # of every row: what a typical image scores for a query (rag/store/moments.py)
         self._words = WordIndex()
 
     def __len__(self) -> int:
@@ -47,6 +49,7 @@ class VectorMirror:
         store while loading, which must not bring back an id deleted since, nor old words over new."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         with self._lock:
+            old, new = [], []
             for n, (i, v) in enumerate(zip(ids, vectors)):
                 if read and i in self._written:
                     continue
@@ -55,9 +58,14 @@ class VectorMirror:
                 row = self._row.get(i)
                 if row is None:
                     row = self._append(i)
+                else:
+                    old.append(self._matrix[row].copy())
                 self._matrix[row] = v
+                new.append(v)
                 if texts is not None:
                     self._words.put(i, texts[n])
+            self._moments.add(np.asarray(old), -1)
+            self._moments.add(np.asarray(new))
 
     def _append(self, id_: str) -> int:
         row = len(self._ids)
@@ -75,6 +83,7 @@ class VectorMirror:
 
     def remove(self, ids: Iterable[str]) -> None:
         with self._lock:
+            gone = []
             for i in ids:
                 if not self.ready:
                     self._written.add(i)
@@ -82,12 +91,14 @@ class VectorMirror:
                 row = self._row.pop(i, None)
                 if row is None:
                     continue
+                gone.append(self._matrix[row].copy())
                 last = len(self._ids) - 1
                 if row != last:
                     moved = self._ids[last]
                     self._ids[row], self._row[moved] = moved, row
                     self._matrix[row] = self._matrix[last]
                 self._ids.pop()
+            self._moments.add(np.asarray(gone), -1)
 
     def top(self, vector: np.ndarray, k: int, min_score: float = 0.0) -> list[tuple[str, float]]:
         """The ``k`` nearest by cosine, best first, as (id, score); only scores >= ``min_score`` when > 0."""
@@ -107,6 +118,16 @@ class VectorMirror:
         """BM25 of each record whose words match ``text``, as Milvus scores them."""
         with self._lock:
             return self._words.scores(text)
+
+    def typical(self, vector: np.ndarray) -> tuple[float, float] | None:
+        """(mean, standard deviation) of the query's cosines over every vector held; None when empty."""
+        with self._lock:
+            return self._moments.typical(vector)
+
+    def word_terms(self, ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The distinct terms each record holds, for how many of a query's words it has."""
+        with self._lock:
+            return {i: self._words.terms(i) for i in ids}
 
     def vector(self, id_: str) -> np.ndarray | None:
         with self._lock:
@@ -139,13 +160,3 @@ def forget(database: str, collection: str | None = None) -> None:
     with _registry_lock:
         for key in [k for k in _mirrors if k[0] == database and collection in (None, k[1])]:
             del _mirrors[key]
-
-
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int) -> list[str]:
-    """Ids by the sum of 1 / (k + rank) over the rankings that hold them (rank 1 is the best), as
-    Milvus' RRFRanker fuses them; ties keep the order in which the ids were first seen."""
-    fused: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, id_ in enumerate(ranking, start=1):
-            fused[id_] = fused.get(id_, 0.0) + 1.0 / (k + rank)
-    return sorted(fused, key=lambda i: -fused[i])

@@ -62,6 +62,11 @@ class WordIndex:
             if not posting:
                 del self._postings[term]
 
+    def terms(self, id_: str) -> frozenset[str]:
+        """The distinct terms of one record (none when it is not held)."""
+        known = self._terms.get(id_)
+        return frozenset(known[0]) if known else frozenset()
+
     def scores(self, text: str) -> dict[str, float]:
         """BM25 of every record that holds a word of ``text`` (each query word counts as often as it occurs)."""
         n = len(self._terms)

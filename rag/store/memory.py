@@ -1,9 +1,9 @@
 """Searches over Lite's vectors held in memory, for :class:`rag.store.milvus.MilvusStore`.
 
 Why the copy exists, and how it stays current, is in :mod:`rag.store.lite_mirror`. Here: reading it out
-of Lite (``warm_up``), and the two searches that use it, a plain one and the hybrid one, whose BM25
-side comes from the words held beside the vectors (rag/store/lite_words.py) and is fused with Milvus' own
-reciprocal-rank formula.
+of Lite (``warm_up``), and the two searches that use it: a plain one, and the candidates of a search by
+pictures and words, whose BM25 side comes from the words held beside the vectors (rag/store/lite_words.py);
+rag/search/rank.py ranks them together.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import numpy as np
 
 from rag.core import Asset, Hit
 from rag.store import lite, lite_mirror
-from rag.store.lite_mirror import VectorMirror, reciprocal_rank_fusion
+from rag.store.candidates import Candidates, word_share
+from rag.store.lite_mirror import VectorMirror
 from rag.store.lite_words import best
 from rag.store.pages import QUERY_WINDOW
 from rag.store.schema import TEXT_FIELD
 
 log = logging.getLogger(lite.STORE_LOG)  # the store's own name: its messages are the store's
-
-RRF_K = 60  # the usual reciprocal-rank-fusion constant
 
 
 class RecordSource(Protocol):
@@ -83,6 +82,11 @@ class InMemorySearch:
         log.info("%d images' vectors and words read into memory in %.1f s (searches skip Milvus Lite's row-by-row walk)",
                  len(mirror), time.monotonic() - started)
 
+    def typical(self, vector: np.ndarray) -> tuple[float, float] | None:
+        """The query's cosines over the copy, (mean, standard deviation), once it is whole; None before
+        (the store samples instead)."""
+        return mirror.typical(vector) if (mirror := self.ready()) is not None else None
+
     def close(self) -> None:
         """Stop keeping copies, and drop those of the whole database: it is about to be closed."""
         self.warm = False
@@ -94,21 +98,23 @@ class InMemorySearch:
             return None
         return self._hits(mirror.top(vector, limit, min_score))
 
-    def hybrid_search(self, vector: np.ndarray, text: str, limit: int, side: int, min_score: float) -> list[Hit] | None:
-        """``hybrid_search`` without a filter: vectors and words from the copy (BM25 as Milvus scores it),
-        fused with the same reciprocal-rank formula as Milvus' RRFRanker; None while there is no whole copy."""
+    def candidates(self, vector: np.ndarray, side: int, text: str) -> Candidates | None:
+        """``candidates`` without a filter: the nearest pictures and the records holding ``text``'s words
+        (BM25 as Milvus scores it), all from the copy; None while there is no whole copy (ask Milvus)."""
         if (mirror := self.ready()) is None:
             return None
-        dense = mirror.top(vector, side, min_score)
-        matched = mirror.word_scores(text)
-        ids = reciprocal_rank_fusion([[i for i, _ in dense], best(matched, side)], RRF_K)[:limit]
-        q, score = np.asarray(vector, dtype=np.float32), dict(dense)
-        for i in ids:
-            if i not in score and (v := mirror.vector(i)) is not None:  # found by its words alone
-                score[i] = float(v @ q)
-        scored = [(i, score[i]) for i in ids if i in score]
-        return self._hits([(i, s) for i, s in scored if min_score <= 0 or s >= min_score], set(matched))
+        pictures, typical = mirror.top(vector, side), mirror.typical(vector)
+        found = Candidates(pictures=pictures, cosines=dict(pictures))
+        found.typical, found.spread = typical if typical is not None else (None, None)
+        scores = mirror.word_scores(text) if text.strip() else {}
+        matched = best(scores, side)
+        held, q = mirror.word_terms(matched), np.asarray(vector, dtype=np.float32)
+        for i in matched:
+            if i not in found.cosines and (v := mirror.vector(i)) is not None:  # found by its words alone
+                found.cosines[i] = float(v @ q)
+            found.words[i] = (scores[i], word_share(text, held.get(i, ())))
+        return found
 
-    def _hits(self, scored: Sequence[tuple[str, float]], words: set[str] | None = None) -> list[Hit]:
+    def _hits(self, scored: Sequence[tuple[str, float]]) -> list[Hit]:
         by_id = {a.id: a for a in self.source.get([i for i, _ in scored])}
-        return [Hit(asset=by_id[i], score=s, words=i in (words or ())) for i, s in scored if i in by_id]
+        return [Hit(asset=by_id[i], score=s) for i, s in scored if i in by_id]

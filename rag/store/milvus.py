@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.core import Asset, Hit, Settings, StoreError
+from rag.store.candidates import Candidates, SampledMoments, candidates_of
 from rag.store.connection import MilvusConnection
-from rag.store.filters import one_of
-from rag.store.memory import RRF_K, InMemorySearch
+from rag.store.memory import InMemorySearch
 from rag.store.pages import QUERY_PAGE, QUERY_WINDOW, Pages
 from rag.store.schema import (
     SCALAR_FIELDS,
@@ -65,8 +65,7 @@ class VectorStore(Protocol):
     def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
     def search(self, vector: np.ndarray, k: int, filter: str = "", *, min_score: float = 0.0) -> list[Hit]: ...
-    def hybrid_search(self, vector: np.ndarray, text: str, k: int, filter: str = "", *, min_score: float = 0.0,
-                      pool: int = 100) -> list[Hit]: ...
+    def candidates(self, vector: np.ndarray, side: int, filter: str = "", text: str = "") -> Candidates: ...
     @property
     def words_notice(self) -> str: ...  # why word search is off ("" when it is on)
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]: ...
@@ -101,6 +100,7 @@ class MilvusStore:
         self.memory = InMemorySearch(self, db=self.connection.db, collection=self.collection, dim=dim,
                                      on_lite=not self.is_server)
         self.swaps = CollectionSwap(self.connection, self.collection)
+        self.sampled = SampledMoments(self.pages.sample_vectors, dim)  # a query's typical cosine (rag/store/moments.py)
         with self.connection.call("open the collection"):
             self._ensure_collection(model_name)
 
@@ -197,6 +197,7 @@ class MilvusStore:
         with self.connection.call("switch to the rebuilt collection"):
             self.swaps.swap_in(rebuilt)
             self._ensure_collection(self._current_model)
+        self.sampled.forget()
 
     # -- writes -----------------------------------------------------------------------------
     def upsert(self, assets: Sequence[Asset], vectors: np.ndarray) -> None:
@@ -217,6 +218,7 @@ class MilvusStore:
             self.client.upsert(self.collection, rows)
             if (mirror := self.memory.held()) is not None:
                 mirror.put([r["id"] for r in rows], vecs, [r[TEXT_FIELD] for r in rows] if self.full_text else None)
+        self.sampled.written(len(rows))
         self._notify([assets[i] for i in kept], [])
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -229,6 +231,7 @@ class MilvusStore:
                 self.client.delete(self.collection, ids=sorted(present))
                 if (mirror := self.memory.held()) is not None:
                     mirror.remove(present)
+        self.sampled.written(len(present))
         self._notify([], sorted(present))
         return len(present)
 
@@ -289,32 +292,24 @@ class MilvusStore:
             )
             return [Hit(asset=asset_from_row(row), score=float(row["distance"])) for row in result[0]]
 
-    def hybrid_search(self, vector: np.ndarray, text: str, k: int, filter: str = "", *, min_score: float = 0.0,
-                      pool: int = 100) -> list[Hit]:
-        """CLIP and BM25 together, fused by Milvus with reciprocal rank fusion; each hit says whether
-        its words matched, and its score stays the cosine with ``vector`` (RRF scores mean little)."""
-        from pymilvus import AnnSearchRequest, RRFRanker
-
-        limit, side = min(max(1, int(k)), QUERY_WINDOW), min(max(int(k), int(pool)), QUERY_WINDOW)
-        if not filter and (hits := self.memory.hybrid_search(vector, text, limit, side, min_score)) is not None:
-            return hits
-        dense = AnnSearchRequest([np.asarray(vector, dtype=np.float32).tolist()], "vector",
-                                 dense_params(self._index, side, min_score), side, expr=filter or None)
-        sparse = AnnSearchRequest([text], SPARSE_FIELD, {"metric_type": "BM25"}, side, expr=filter or None)
-        with self.connection.call("search"):
-            fused = self.client.hybrid_search(self.collection, [dense, sparse], ranker=RRFRanker(RRF_K), limit=limit,
-                                              output_fields=[*SCALAR_FIELDS, "vector"])[0]
-            ids = [str(row["id"]) for row in fused]
-            if not ids:
-                return []
-            matched = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=len(ids),
-                                         filter=one_of("id", ids), search_params={"metric_type": "BM25"},
-                                         output_fields=["id"])[0]
-            words = {str(r["id"]) for r in matched}
+    def candidates(self, vector: np.ndarray, side: int, filter: str = "", text: str = "") -> Candidates:
+        """The ``side`` nearest records by cosine and, for ``text`` (when the collection has words), the
+        ``side`` best by BM25 with the share of the words each holds: two searches, not fused here
+        (rag/search/rank.py ranks them as one). Without a filter on Lite, from the copy in memory."""
+        side, text = min(max(1, int(side)), QUERY_WINDOW), text if self.full_text and text.strip() else ""
+        if not filter and (found := self.memory.candidates(vector, side, text)) is not None:
+            return found
         q = np.asarray(vector, dtype=np.float32)
-        hits = [Hit(asset=asset_from_row(row), score=float(np.dot(np.asarray(row["entity"]["vector"], dtype=np.float32), q)),
-                    words=i in words) for i, row in zip(ids, fused)]
-        return [h for h in hits if h.score >= min_score] if min_score > 0 else hits
+        with self.connection.call("search"):
+            dense = self.client.search(self.collection, data=[q.tolist()], limit=side, filter=filter,
+                                       output_fields=list(SCALAR_FIELDS), search_params=dense_params(self._index, side, 0))[0]
+            worded = self.client.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=side, filter=filter,
+                                        search_params={"metric_type": "BM25"},
+                                        output_fields=[*SCALAR_FIELDS, TEXT_FIELD, "vector"])[0] if text else []
+            found = candidates_of(dense, worded, q, text)  # a record missing the app's fields fails here, in words
+        typical = self.memory.typical(q) or self.sampled.typical(q)  # Lite's copy's exact ones, else a sample's
+        found.typical, found.spread = typical if typical is not None else (None, None)
+        return found
 
     def page(self, offset: int, limit: int, filter: str = "") -> list[Asset]:
         return self.pages.page(offset, limit, filter)

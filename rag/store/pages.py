@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from rag.core import Asset
 from rag.store.connection import MilvusConnection
 from rag.store.schema import SCALAR_FIELDS, asset_from_row
@@ -72,6 +74,13 @@ class Pages:
         finally:
             with self.connection.call(action):
                 iterator.close()
+
+    def sample_vectors(self, limit: int) -> np.ndarray:
+        """Up to ``limit`` records' vectors (the first the database gives: ids are hashes, so a fair sample)."""
+        with self.connection.call("read image vectors"):
+            rows = self.connection.client.query(self.collection, filter="", output_fields=["vector"],
+                                                limit=min(max(1, int(limit)), QUERY_WINDOW))
+        return np.asarray([r["vector"] for r in rows], dtype=np.float32)
 
     def facet(self, field: str) -> dict[str, int]:
         """Counts of each value of a scalar field (folder, source), most first."""

@@ -105,8 +105,8 @@ class CampaignService:
         """Record a planned campaign (refused whole when today's budget cannot pay for it); run it next."""
         if not plan.fits():
             raise BudgetExceeded(f"This campaign would cost about ${plan.estimate_usd:.2f} and ${plan.budget_left:.2f} of "
-                                 "today's budget (GEMINI_DAILY_BUDGET_USD) is left, so nothing was sent. Choose fewer "
-                                 "images, ratios or images per item, or raise the budget.")
+                                 "today's budget set for this app is left, so nothing was sent. Choose fewer images, "
+                                 "ratios or images per item, or ask whoever runs the app to raise the budget.")
         campaign = replace(plan.campaign, estimate_usd=plan.estimate_usd)
         return self._campaign_store().create(campaign, [(a.id, a.filename, r, p) for a, r, p in plan.requests])
 

@@ -102,8 +102,10 @@ class IngestService:
                 if expanded.files
                 else IngestReport()
             )
-        if tags and report.duplicates:
-            asset_pages.retag(self._store(), [i for _, i in report.duplicates], tags, keep=True)
-        report.failed = expanded.refused + [(expanded.names.get(Path(p), p), r) for p, r in report.failed]
-        report.duplicates = [(expanded.names.get(Path(p), p), i) for p, i in report.duplicates]
+        added = {a.id for a in report.added}
+        existing = [i for _, i in report.duplicates if i not in added]  # a copy within this upload has its tags
+        if tags and existing:  # said in the report: a user who typed tags sees where they went
+            report.tagged = [a.id for a in asset_pages.retag(self._store(), existing, tags, keep=True)]
+        report.failed = expanded.refused + [(expanded.labels.get(Path(p), p), r) for p, r in report.failed]
+        report.duplicates = [(expanded.labels.get(Path(p), p), i) for p, i in report.duplicates]
         return report

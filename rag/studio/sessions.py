@@ -34,7 +34,7 @@ from rag.generation import (
     start_from,
     version_asset,
 )
-from rag.library import IngestReport, Progress, campaign_tag
+from rag.library import AssetDetails, IngestReport, Progress, campaign_tag
 from rag.search import Query
 from rag.store import VectorStore
 from rag.studio.resources import GENERATION_OFF
@@ -236,6 +236,17 @@ class GenerationService:
         """Add versions to the library (originals already are), with their parents and references as ``parents``."""
         versions = [self._sessions().version(v, owner=user) for v in version_ids]
         return self.save_generated([v.path for v in versions if v.turn_id is not None], progress=progress)
+
+    def name_unsaved(self, details: AssetDetails) -> AssetDetails:
+        """Name the parents that are versions of this image's own session never saved ("v1 of session X"), so the
+        page does not call them lost. Only its own session is looked in: the page already names that one, so
+        nothing of another user's work is given away."""
+        session_id = str(details.generation.get("session") or "")
+        if details.missing_parents and session_id:
+            by_image = {v.image_id: v for v in self._sessions().versions(session_id) if v.turn_id is not None}
+            details.unsaved_parents = {p: f"{by_image[p].label} of session {session_id}"
+                                       for p in details.missing_parents if p in by_image}
+        return details
 
     def version_preview(self, version: Version) -> Path | None:
         """A small cached preview of a version for the strip and History."""

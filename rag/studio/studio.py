@@ -169,7 +169,7 @@ class Studio:
         return self._pages.library_page(chosen, offset=offset, limit=limit)
 
     def asset(self, asset_id: str) -> asset_pages.AssetDetails:
-        return self._pages.asset(asset_id)
+        return self._generation.name_unsaved(self._pages.asset(asset_id))
 
     def set_tags(self, asset_id: str, tags: str | Sequence[str]) -> Asset:
         return self._pages.set_tags(asset_id, tags)
