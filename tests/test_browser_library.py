@@ -168,7 +168,7 @@ def test_upload_on_drop_table_trash_and_phone(browser, tmp_path: Path, embedder)
         assert studio.count() == before and page.locator("#upload-result").inner_text().strip() == ""
         page.get_by_label("Tags for these files (comma-separated)").fill("spring")
         page.locator("#library-upload input[type=file]").set_input_files([str(p) for p in sorted(drop.iterdir())])
-        page.get_by_text("2 added, 1 already in the library, 0 failed").wait_for(timeout=60_000)  # no button to press
+        page.get_by_text("2 added, 1 already in the library (your tags added to 1 of them), 0 failed").wait_for(timeout=60_000)  # no button to press
         page.get_by_text(f"already in the library as {known.name} in animals").filter(visible=True).first.wait_for(timeout=10_000)
         page.locator("#library-count", has_text=f"{before + 2} images").wait_for(timeout=20_000)
         folders = studio.stats()["by_folder"]
