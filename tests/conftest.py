@@ -188,9 +188,11 @@ def milvus_backend(request: pytest.FixtureRequest, tmp_path: Path) -> MilvusBack
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto`` (pyproject.toml): a worker per core, at most 4; each loads a CLIP model and may
+    """``-n auto`` (pyproject.toml): a worker per core plus one, at most 4. Much of the suite waits on a
+    browser, a child process or a Milvus server, and a third worker fills those waits on two cores (the
+    suite took 4 min 56 s with three, over 6 min with two, 2026-12-07); each loads a CLIP model and may
     start its own Milvus server, so more would cost memory for little."""
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, (os.cpu_count() or 1) + 1))
 
 
 def pytest_configure(config: pytest.Config) -> None:
