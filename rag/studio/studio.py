@@ -15,21 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from rag import generation as gen
 from rag.campaigns import Campaign, CampaignReview, CampaignStore, Item, Plan
 from rag.clip import ClipEmbedder, Embedder
 from rag.core import SAMPLE_DIR, Asset, Hit, Settings
-from rag.generation import (
-    Attempt,
-    Choice,
-    Generation,
-    ImageGenerator,
-    ModelInfo,
-    ModelList,
-    Notify,
-    Session,
-    SessionStore,
-    Version,
-)
 from rag.library import IngestReport, LibraryFilter, LibraryIndex, LibraryPage, Progress, ReindexReport, Trash, captions
 from rag.library import assets as asset_pages
 from rag.library import grid as lib
@@ -50,11 +39,11 @@ class Studio:
     nothing; the services' methods are documented where they are implemented."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None,
-                 generator: ImageGenerator | None = None) -> None:
+                 generator: gen.ImageGenerator | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or ClipEmbedder(settings)
         self._parts = Resources(lambda: self.settings, self.embedder, store, generator)
-        self.model_list = ModelList(lambda: self.generator.models(), settings.gemini_model,
+        self.model_list = gen.ModelList(lambda: self.generator.models(), settings.gemini_model,
                                     caption=settings.caption_model)
         self.trash = Trash(settings.trash_dir, lambda path: app_owns(self.settings, path))  # for the Trash view
         self._build_services()
@@ -90,11 +79,11 @@ class Studio:
         return self._parts.store
 
     @property
-    def generator(self) -> ImageGenerator:
+    def generator(self) -> gen.ImageGenerator:
         return self._parts.generator
 
     @property
-    def sessions(self) -> SessionStore:
+    def sessions(self) -> gen.SessionStore:
         return self._parts.sessions
 
     @property
@@ -226,8 +215,8 @@ class Studio:
 
     def generate(self, prompt: str, *, reference_ids: Sequence[str] = (), reference_files: Sequence[str | Path] = (),
                  aspect_ratio: str = "1:1", n: int = 1, model: str = "", image_size: str = "", session_id: str = "",
-                 user: str = "", notify: Notify | None = None, auto_refs: int = 0,
-                 found: dict[str, Any] | None = None) -> Generation:
+                 user: str = "", notify: gen.Notify | None = None, auto_refs: int = 0,
+                 found: dict[str, Any] | None = None) -> gen.Generation:
         return self._generation.generate(
             prompt, reference_ids=reference_ids, reference_files=reference_files, aspect_ratio=aspect_ratio, n=n,
             model=model, image_size=image_size, session_id=session_id, user=user, notify=notify, auto_refs=auto_refs,
@@ -235,7 +224,7 @@ class Studio:
 
     def refine(self, session_id: str, instruction: str, *, from_version: str = "", aspect_ratio: str = "",
                image_size: str = "", n: int = 1, model: str = "", continue_on: str = "", user: str = "",
-               notify: Notify | None = None) -> Generation:
+               notify: gen.Notify | None = None) -> gen.Generation:
         return self._generation.refine(
             session_id, instruction, from_version=from_version, aspect_ratio=aspect_ratio, image_size=image_size, n=n,
             model=model, continue_on=continue_on, user=user, notify=notify)
@@ -243,10 +232,10 @@ class Studio:
     def save_generated(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> IngestReport:
         return self._generation.save_generated(paths, progress=progress)
 
-    def models(self) -> list[ModelInfo]:
+    def models(self) -> list[gen.ModelInfo]:
         return self._generation.models()
 
-    def model_choice(self) -> Choice:
+    def model_choice(self) -> gen.Choice:
         return self._generation.model_choice()
 
     def model_offers(self) -> list[dict[str, Any]]:
@@ -259,25 +248,25 @@ class Studio:
     def generation_status(self) -> tuple[bool, str]:
         return self._generation.generation_status()
 
-    def replacement_for(self, model: str) -> ModelInfo | None:
+    def replacement_for(self, model: str) -> gen.ModelInfo | None:
         return self._generation.replacement_for(model)
 
-    def start_session(self, *, base_asset_id: str, user: str = "") -> Session:
+    def start_session(self, *, base_asset_id: str, user: str = "") -> gen.Session:
         return self._generation.start_session(base_asset_id=base_asset_id, user=user)
 
-    def open_session(self, session_id: str, *, user: str = "") -> tuple[Session, list[Version]]:
+    def open_session(self, session_id: str, *, user: str = "") -> tuple[gen.Session, list[gen.Version]]:
         return self._generation.open_session(session_id, user=user)
 
-    def version(self, version_id: str, *, user: str = "") -> Version:
+    def version(self, version_id: str, *, user: str = "") -> gen.Version:
         return self._generation.version(version_id, user=user)
 
-    def versions_at(self, paths: Sequence[str | Path], *, user: str = "") -> list[Version]:
+    def versions_at(self, paths: Sequence[str | Path], *, user: str = "") -> list[gen.Version]:
         return self._generation.versions_at(paths, user=user)
 
-    def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[Session]:
+    def recent_sessions(self, limit: int = 20, *, user: str | None = None) -> list[gen.Session]:
         return self._generation.recent_sessions(limit, user=user)
 
-    def history(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[Attempt]:
+    def history(self, limit: int = 200, *, user: str | None = None, day: str | None = None) -> list[gen.Attempt]:
         return self._generation.history(limit, user=user, day=day)
 
     def spend(self, days: int = 30, *, user: str | None = None) -> dict[str, Any]:
@@ -286,7 +275,7 @@ class Studio:
     def save_versions(self, version_ids: Sequence[str], *, user: str = "", progress: Progress | None = None) -> IngestReport:
         return self._generation.save_versions(version_ids, user=user, progress=progress)
 
-    def version_preview(self, version: Version) -> Path | None:
+    def version_preview(self, version: gen.Version) -> Path | None:
         return self._generation.version_preview(version)
 
     # -- campaigns (rag/studio/campaigns.py) ------------------------------------------------
