@@ -45,11 +45,9 @@ CSS = """
 #reference-tray { position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
   border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
 /* Grids grow with the page instead of scrolling inside a box; result captions wrap instead of being cut. */
-#library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap, #campaign-review .grid-wrap { max-height: none !important; height: auto !important; }
+#library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap { max-height: none !important; height: auto !important; }
 /* A gallery's floating label no longer covers the top of its thumbnails (the reference strips). */
 .block:has(> label[data-testid="block-label"]) .gallery-container .grid-container { padding-top: 34px; }
-/* A campaign's review grid: one row per source image, tiles no wider than a thumbnail. */
-#campaign-review .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 180px)) !important; }
 #search-results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
 @media (max-width: 640px) {
   #asset-page { top: 0; left: 0; width: 100vw; max-height: 100vh; border-radius: 0; padding: 10px; }

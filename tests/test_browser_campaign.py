@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from gradio_client import Client
+from playwright.sync_api import expect
 
 from rag.generation import read_provenance
 from rag.studio import Studio
@@ -45,26 +47,38 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         page.get_by_role("tab", name="Campaigns").click()
         page.locator("#campaign-name textarea").fill("Tea launch")
         page.locator("#campaign-source textarea").fill("teas")
+        three.settings = replace(three.settings, gemini_daily_budget_usd=0.05)  # the plan (about $0.20) is over it
         page.locator("#campaign-preview").click()
-        page.get_by_text(re.compile(r"3 requests \(3 images\) on gemini-3.1-flash-image: about \$0\.20")).wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"Over today's budget: Run now waits")).wait_for(timeout=30_000)
+        expect(page.locator("#campaign-run")).to_be_disabled()
+        three.settings = replace(three.settings, gemini_daily_budget_usd=None)
+        page.locator("#campaign-preview").click()
+        page.get_by_text(re.compile(r"3 requests \(3 images\) on gemini-3.1-flash-image: about \$0\.20; no daily")).wait_for(timeout=30_000)
+        expect(page.locator("#campaign-run")).to_be_enabled()
+        expect(page.locator("#campaign-save")).to_be_disabled()  # nothing to act on yet, and the page says why
         assert fake_gemini.requests == []
         page.locator("#campaign-run").click()
         page.get_by_text(re.compile(r"Tea launch\*\* · done · 3 of 3 done|Tea launch · done · 3 of 3 done")).wait_for(timeout=90_000)
-        results = page.locator("#campaign-results label")
-        assert results.count() == 3
-        results.nth(0).click()
-        results.nth(1).click()
-        page.locator("#campaign-approve").click()
-        page.get_by_text(re.compile(r"v1 · approved")).nth(1).wait_for(timeout=30_000)
-        page.locator("#campaign-results label").nth(2).click()
-        page.locator("#campaign-reject").click()
-        page.get_by_text(re.compile(r"v1 · rejected")).first.wait_for(timeout=30_000)
+        tiles = page.locator("#campaign-review .tile.result")
+        assert tiles.count() == 3 and page.locator("#campaign-review .tile.source").count() == 3
+        page.get_by_text(re.compile(r"press P to approve")).wait_for(timeout=10_000)
+        expect(page.locator("#campaign-save")).to_be_disabled()
+        tiles.nth(0).hover()
+        tiles.nth(0).get_by_role("button", name="Approve").click()  # the mark on the picture; the next comes into focus
+        expect(tiles.nth(1)).to_be_focused(timeout=30_000)
+        page.keyboard.press("p")  # Lightroom's keys: P approves the tile in focus, X rejects
+        expect(page.locator("#campaign-review .tile.approved")).to_have_count(2, timeout=30_000)
+        tiles.nth(2).click()
+        page.keyboard.press("x")
+        expect(page.locator("#campaign-review .tile.rejected")).to_have_count(1, timeout=30_000)
+        expect(page.locator("#campaign-approve")).to_be_disabled()  # every result has a verdict
+        expect(page.locator("#campaign-again")).to_be_enabled()
         page.screenshot(path=str(SHOTS / "campaign.png"), full_page=True)
         page.locator("#campaign-save").click()
-        page.get_by_text("Saved 2 approved image(s) to the library.").wait_for(timeout=60_000)
-        page.locator("#campaign-save").click()  # again: a sentence, and the review stays as it was
-        page.get_by_text(re.compile(r"Nothing new to save")).wait_for(timeout=30_000)
-        assert page.get_by_text(re.compile(r"v1 · saved")).count() >= 2 and page.locator(".error").count() == 0
+        page.get_by_text("Saved 2 approved images to campaigns/Tea launch.").wait_for(timeout=60_000)
+        expect(page.locator("#campaign-review .tile.saved")).to_have_count(2, timeout=30_000)
+        expect(page.locator("#campaign-save")).to_be_disabled()  # nothing new to save, and the review stays
+        assert page.locator(".error").count() == 0
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
         phone.goto(url)
         phone.locator(".overflow-menu button").first.click()  # five tabs: the last ones fold into a menu on a phone
@@ -72,13 +86,13 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         phone.locator("#campaign-picker input").click()
         phone.get_by_role("option").first.click()
         phone.locator("#campaign-open").click()
-        phone.get_by_text(re.compile(r"v1 · saved")).first.wait_for(timeout=30_000)
+        expect(phone.locator("#campaign-review .tile.saved")).to_have_count(2, timeout=30_000)
         phone.screenshot(path=str(SHOTS / "campaign-phone.png"), full_page=True)
         phone.close()
         page.close()
     saved = three.campaign_assets(tag="campaign:Tea launch")[0]
     sources = {a.id for a in three.campaign_assets(folder="teas")[0]}
-    assert len(saved) == 2 and all(a.meta["campaign"] == "Tea launch" for a in saved)
+    assert len(saved) == 2 and all(a.meta["campaign"] == "Tea launch" and a.folder == "campaigns/Tea launch" for a in saved)
     assert all(len(a.meta["parents"]) == 1 and a.meta["parents"][0] in sources for a in saved)
     assert len(fake_gemini.requests) == 3
 

@@ -21,7 +21,7 @@ from rag.core import NothingToDo
 from rag.generation import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
-from . import campaign_api
+from . import campaign_api, contact_sheet
 from .common import TEAMS, counted, md_escape, progress_callback, user_errors
 from .session_view import model_choices, user_of
 
@@ -87,21 +87,21 @@ def _render(studio: Studio) -> SimpleNamespace:
                 c.batch = gr.Button("Batch (½ price, ≤24 h)", interactive=enabled, elem_id="campaign-batch")
                 c.cancel = gr.Button("Cancel", elem_id="campaign-cancel")
             c.plan_md = gr.Markdown(elem_id="campaign-plan")
-            c.plan = gr.Dataframe(headers=PLAN_COLUMNS, interactive=False, wrap=True, max_height=240)
+            c.plan = gr.Dataframe(headers=PLAN_COLUMNS, interactive=False, wrap=True, max_height=320, visible=False,
+                                  column_widths=["7%", "26%", "12%", "55%"], elem_id="campaign-plan-table")
         with gr.Column(scale=7, min_width=320):
             with gr.Row(equal_height=True):
                 c.pick = gr.Dropdown([], label="Campaign", elem_id="campaign-picker", scale=4)
                 c.open = gr.Button("Open", scale=0, min_width=80, elem_id="campaign-open")
                 c.resume = gr.Button("Resume", scale=0, min_width=90, interactive=enabled, elem_id="campaign-resume")
             c.status = gr.Markdown(elem_id="campaign-status")
-            c.gallery = gr.Gallery(label="Each row: the source image, then its results", columns=3, height="auto",
-                                   object_fit="contain", allow_preview=False, elem_id="campaign-review")
-            c.chosen = gr.CheckboxGroup([], label="Results to approve or reject", elem_id="campaign-results")
+            c.sheet = contact_sheet.block()
+            c.guide = gr.Markdown(elem_id="campaign-guide")
             with gr.Row():
-                c.approve = gr.Button("Approve", size="sm", elem_id="campaign-approve")
-                c.reject = gr.Button("Reject", size="sm", elem_id="campaign-reject")
-                c.again = gr.Button("Regenerate rejected", size="sm", interactive=enabled, elem_id="campaign-again")
-                c.save = gr.Button("Save approved to library", size="sm", variant="primary", elem_id="campaign-save")
+                c.approve = gr.Button("Approve the rest", size="sm", interactive=False, elem_id="campaign-approve")
+                c.again = gr.Button("Regenerate rejected", size="sm", interactive=False, elem_id="campaign-again")
+                c.save = gr.Button("Save approved to library", size="sm", variant="primary", interactive=False,
+                                   elem_id="campaign-save")
             c.saved = gr.Markdown(elem_id="campaign-saved")
     c.cid = gr.State("")
     return c
@@ -113,35 +113,28 @@ def _choices(studio: Studio, user: str) -> list[tuple[str, str]]:
 
 
 def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
-    """Status, the review grid (source, then each result, per row) and the results to choose from."""
+    """Status, the contact sheet, and the review's buttons, each usable only when it has something to act on."""
     if not cid:
-        return "", gr.Gallery(value=[], columns=3), gr.CheckboxGroup(choices=[], value=[])
+        return "", "", *_actions(None, enabled=True)
     review = studio.campaign_review(cid, user=user or None)
-    items, verdicts = review.items, review.verdicts
-    rows: dict[str, list[tuple[str, str]]] = {}
-    choices: list[tuple[str, str]] = []
-    sources = {a.id: a for a in studio.get(list({i.asset_id for i in items}))}
-    for item in items:
-        row = rows.setdefault(item.asset_id, [_source(studio, sources.get(item.asset_id), item.asset_name)])
-        if item.status != "done":
-            row.append((str(studio.placeholder()), f"#{item.seq} {item.aspect_ratio} {item.status} {item.error[:60]}"))
-        for k, vid in enumerate(item.version_ids, start=1):
-            verdict = verdicts.get(vid, ("", ""))
-            label = f"#{item.seq} {item.asset_name} {item.aspect_ratio} v{k} · {_said(verdict)}"
-            row.append((str(studio.version_preview(studio.version(vid)) or studio.placeholder()), label))
-            choices.append((label, vid))
-    width = max(len(r) for r in rows.values())  # a row a source; the app's CSS keeps tiles small
-    tiles = [tile for r in rows.values() for tile in r + [(str(studio.placeholder()), "")] * (width - len(r))]
-    return _status(review), gr.Gallery(value=tiles, columns=width), gr.CheckboxGroup(choices=choices, value=[])
+    return _status(review), contact_sheet.sheet(studio, review), *_actions(review, enabled=studio.generation_status()[0])
 
 
-def _source(studio: Studio, asset: Any, name: str) -> tuple[str, str]:
-    preview = studio.preview(asset) if asset is not None else None
-    return str(preview or studio.placeholder()), f"source: {name}"
-
-
-def _said(verdict: tuple[str, str]) -> str:
-    return "saved" if verdict[1] else verdict[0] or "to review"
+def _actions(review: CampaignReview | None, *, enabled: bool) -> tuple[Any, ...]:
+    """Approve the rest, Regenerate rejected and Save, each off with a word of why while there is nothing to do."""
+    said = review.verdicts if review else {}
+    shown = [v for i in review.items for v in i.version_ids] if review else []
+    waiting = [v for v in shown if not said.get(v, ("", ""))[0]]
+    to_save = [v for v, (verdict, saved) in said.items() if verdict == "approved" and not saved]
+    rejected = bool(review and review.rejected)
+    guide = (contact_sheet.HELP if waiting else "Every result has a verdict." if shown else
+             "Open a campaign, or run one, to review its results here.")
+    if shown and not to_save:
+        guide += " Approve results to save them to the library."
+    if shown and not rejected:
+        guide += " Reject a result to make it again."
+    return (guide, gr.Button(interactive=bool(waiting)), gr.Button(interactive=rejected and enabled),
+            gr.Button(interactive=bool(to_save)))
 
 
 def _status(review: CampaignReview) -> str:
@@ -164,10 +157,11 @@ def _plan(studio: Studio, kind: str, value: str, template: str, name: str, share
                                 image_size=size or "", user=user, batch=batch)
 
 
-def _plan_view(plan: Plan) -> tuple[str, pd.DataFrame]:
+def _plan_view(plan: Plan) -> tuple[str, Any]:
     rows = [[n, a.filename, r, p] for n, (a, r, p) in enumerate(plan.requests, start=1)]
-    warn = "" if plan.fits() else " **Over today's budget: it would not be sent.**"
-    return plan.summary() + warn, pd.DataFrame(rows, columns=PLAN_COLUMNS)
+    warn = "" if plan.fits() else (" **Over today's budget: Run now waits until the plan fits (fewer images, a"
+                                   " smaller size, or Batch at about half price).**")
+    return plan.summary() + warn, gr.Dataframe(pd.DataFrame(rows, columns=PLAN_COLUMNS), visible=True)
 
 
 PAID: dict[str, Any] = {"concurrency_id": "generate", "concurrency_limit": 2, "api_name": False}
@@ -177,7 +171,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     """The tab's three groups of controls: the form, the campaign picked from the list, its review.
 
     Run now (the form) and Resume (the picker) end in the same run, so it is made once here for both."""
-    c.review = [c.status, c.gallery, c.chosen]
+    c.review = [c.status, c.sheet, c.guide, c.approve, c.again, c.save]
     run = _runner(studio)
     _listen_form(studio, selected, c, run)
     _listen_picked(studio, c, run)
@@ -205,8 +199,9 @@ def _listen_form(studio: Studio, selected: gr.State, c: SimpleNamespace, run: Ca
     def preview(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
                 per_item: float, size: str, picked: list[str], marked: list[str],
                 request: gr.Request) -> tuple[Any, ...]:
-        return _plan_view(_plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked,
-                                marked, user_of(request)))
+        plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked,
+                     user_of(request))
+        return *_plan_view(plan), gr.Button(interactive=c.enabled and plan.fits())  # over budget: Run now waits
 
     @user_errors
     def start(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
@@ -228,7 +223,9 @@ def _listen_form(studio: Studio, selected: gr.State, c: SimpleNamespace, run: Ca
         return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
                 *_plan_view(plan), *_view(studio, campaign.id, user_of(request)))
 
-    c.preview.click(preview, form, [c.plan_md, c.plan], api_name=False, concurrency_id="search")
+    c.preview.click(preview, form, [c.plan_md, c.plan, c.run], api_name=False, concurrency_id="search")
+    for changed in (c.kind, c.value, c.template, c.shared, c.model, c.aspects, c.per_item, c.size):
+        changed.input(lambda: gr.Button(interactive=c.enabled), None, c.run, api_name=False, queue=False)
     c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], c.review, **PAID).then(
         c.load, None, c.pick, api_name=False, queue=False)
     c.batch.click(submit, form, [c.cid, c.pick, c.plan_md, c.plan, *c.review], **PAID)
@@ -254,15 +251,20 @@ def _listen_picked(studio: Studio, c: SimpleNamespace, run: Callable[..., tuple[
 
 
 def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
-    """The review under the grid: approve or reject results, regenerate the rejected (paid), save the approved."""
+    """The contact sheet's marks (one result at a time), Approve the rest, Regenerate rejected (paid), Save."""
 
-    def verdict(said: str) -> Callable[..., tuple[Any, ...]]:
-        @user_errors
-        def review(cid: str, chosen: list[str], request: gr.Request) -> tuple[Any, ...]:
-            studio.review_campaign(cid, chosen or [], said, user=user_of(request) or None)
-            return _view(studio, cid, user_of(request))
+    @user_errors
+    def mark(cid: str, event: gr.SelectData, request: gr.Request) -> tuple[Any, ...]:
+        verdict, version_id = contact_sheet.verdict_of(event.value)
+        studio.review_campaign(cid, [version_id], verdict, user=user_of(request) or None)
+        return _view(studio, cid, user_of(request))
 
-        return review
+    @user_errors
+    def approve_rest(cid: str, request: gr.Request) -> tuple[Any, ...]:
+        review = studio.campaign_review(cid, user=user_of(request) or None)
+        rest = [v for i in review.items for v in i.version_ids if not review.verdicts.get(v, ("", ""))[0]]
+        studio.review_campaign(cid, rest, "approved", user=user_of(request) or None)
+        return _view(studio, cid, user_of(request))
 
     @user_errors
     def again(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
@@ -272,14 +274,19 @@ def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
 
     @user_errors
     def save(cid: str, request: gr.Request) -> tuple[Any, ...]:
-        try:  # pressed again: say so, and keep the review as it is
+        try:  # pressed again (a second tab): say so, and keep the review as it is
             report = studio.save_approved(cid, user=user_of(request) or None)
-            said = f"Saved {len(report.added) + len(report.duplicates)} approved image(s) to the library."
+            folder = report.added[0].folder if report.added else "the library"
+            said = f"Saved {counted_images(len(report.added) + len(report.duplicates))} to {folder}."
         except NothingToDo as exc:
             said = str(exc)
         return (said, *_view(studio, cid, user_of(request)))
 
-    c.approve.click(verdict("approved"), [c.cid, c.chosen], c.review, api_name=False)
-    c.reject.click(verdict("rejected"), [c.cid, c.chosen], c.review, api_name=False)
+    c.sheet.select(mark, c.cid, c.review, api_name=False)
+    c.approve.click(approve_rest, c.cid, c.review, api_name=False)
     c.again.click(again, c.cid, c.review, **PAID)
     c.save.click(save, c.cid, [c.saved, *c.review], api_name=False, concurrency_id="ingest", concurrency_limit=1)
+
+
+def counted_images(n: int) -> str:
+    return f"{n} approved image{'' if n == 1 else 's'}"

@@ -128,6 +128,13 @@ def clean_campaign_name(name: str) -> str:
     return _short_printable(str(name or "").strip(), "campaign name")
 
 
+def campaign_folder(name: str) -> str:
+    """The folder a campaign's saved images go to, "campaigns/NAME": the name as one level (a slash in it
+    becomes a dash, a name of dots "campaign"), within the folder rules whatever the name."""
+    level = "".join(ch if ch.isprintable() and ch not in "/\\" else "-" for ch in str(name or "")).strip(" .") or "campaign"
+    return f"campaigns/{level}"[:MAX_FOLDER_CHARS].rstrip()
+
+
 def _short_printable(text: str, what: str) -> str:
     """``text`` if it has at most MAX_FOLDER_CHARS printable characters, else the sentence saying which rule."""
     if len(text) > MAX_FOLDER_CHARS:

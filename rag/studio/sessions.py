@@ -34,7 +34,7 @@ from rag.generation import (
     start_from,
     version_asset,
 )
-from rag.library import AssetDetails, IngestReport, Progress, campaign_tag
+from rag.library import AssetDetails, IngestReport, Progress, campaign_folder, campaign_tag
 from rag.search import Query
 from rag.store import VectorStore
 from rag.studio.resources import GENERATION_OFF
@@ -138,9 +138,11 @@ class GenerationService:
             parents = provenance.get("parents") or [r["id"] for r in provenance.get("references", [])]
             meta = {"prompt": provenance.get("prompt", ""), "model": provenance.get("model", ""), "parents": parents,
                     "provenance": provenance}
-            if provenance.get("campaign"):  # searchable and filterable later: a field, and a tag the grid filters on
+            folder = "generated"
+            if provenance.get("campaign"):  # its own folder, a field, and a tag the grid filters on
                 meta |= {"campaign": provenance["campaign"], "tags": [campaign_tag(provenance["campaign"])]}
-            one = self._ingest([path], source="generated", folder="generated", meta=meta, progress=progress)
+                folder = campaign_folder(provenance["campaign"])
+            one = self._ingest([path], source="generated", folder=folder, meta=meta, progress=progress)
             report.added += one.added
             report.duplicates += one.duplicates
             report.failed += one.failed
