@@ -31,7 +31,8 @@ from ui.common import chain
 ZIP_FACTOR = 10  # a .zip may be this many times the per-image limit
 
 CSS = """
-#banana-title h1 { margin-bottom: 0; }
+#banana-title h1 { margin: 0; font-size: 1.6rem; }
+#banana-title p { margin: 2px 0 0; }
 /* The asset page opens over whatever tab is showing, as a modal. */
 #asset-page { position: fixed; top: 3vh; left: 3vw; width: 94vw; max-height: 94vh; box-sizing: border-box;
   z-index: 1000; overflow-y: auto; flex-wrap: nowrap; padding: 16px 20px; background: var(--background-fill-primary);
@@ -48,13 +49,22 @@ CSS = """
 #library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap { max-height: none !important; height: auto !important; }
 /* A gallery's floating label no longer covers the top of its thumbnails (the reference strips). */
 .block:has(> label[data-testid="block-label"]) .gallery-container .grid-container { padding-top: 34px; }
-#search-results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
+/* Search results: the caption under the picture, never over it. */
+#search-results button.thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto; height: auto; }
+#search-results button.thumbnail-item img { width: 100%; height: 130px; flex: none; object-fit: contain; }
+#search-results .caption-label { position: static; transform: none; max-width: none; width: 100%; box-sizing: border-box;
+  border: 0; box-shadow: none; background: none; text-align: left; padding: 2px 4px; white-space: normal; overflow: visible;
+  text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
+#banana-title .prose { display: flex; flex-wrap: wrap; align-items: baseline; column-gap: 16px; }
 @media (max-width: 640px) {
   #asset-page { top: 0; left: 0; width: 100vw; max-height: 100vh; border-radius: 0; padding: 10px; }
   #library-grid .grid-container, #trash-grid .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
   #search-results .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
   #library-filters > * { min-width: 45% !important; flex: 1 1 45% !important; }
   #library-upload { height: 110px !important; }
+  #reference-tray { flex-wrap: wrap; align-items: center; }
+  #reference-tray > #tray-text { flex: 1 1 100% !important; min-width: 100% !important; }
+  #reference-tray > button { flex: 1 1 40% !important; }
 }
 """
 

@@ -66,7 +66,7 @@ def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> Non
     expected = studio.count() + 1
 
     with running_app(studio) as url:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(url)
         page.get_by_role("tab", name="Library").click()
         page.locator("input[type=file]").first.set_input_files(str(upload_copy))  # adding starts on drop
@@ -80,6 +80,13 @@ def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> Non
         page.get_by_text("12 results").wait_for(timeout=60_000)
         results = page.locator("#search-results button.thumbnail-item")
         results.first.wait_for()
+        page.evaluate("window.scrollTo(0, 0)")  # Issue 26.11: a row of results above the fold at 1280x720
+        first = results.first.bounding_box()
+        assert first["y"] + first["height"] <= 720, first
+        page.set_viewport_size({"width": 390, "height": 844})  # and on a phone the caption is under the picture
+        picture, caption = (results.first.locator(part).bounding_box() for part in ("img", ".caption-label"))
+        assert caption["y"] >= picture["y"] + picture["height"] - 1, (picture, caption)
+        page.set_viewport_size({"width": 1280, "height": 720})
         first_caption = results.first.inner_text().split(" · ")[0].strip()
         # Issue 26.7: each caption's label comes from the relevance that ordered it, so labels never rise
         cues = [c.split(" · ")[-2] for c in results.all_inner_texts()]
@@ -99,7 +106,8 @@ def test_upload_search_select_generate(browser, tmp_path: Path, embedder) -> Non
         cues = [c.split(" · ")[-2] for c in results.all_inner_texts()]
         assert [ladder.index(c) for c in cues] == sorted(ladder.index(c) for c in cues), cues
         # Issue 26.8: the cut-off is in words, and the strictest keeps the image that holds every word
-        page.locator("#search-cutoff").get_by_label("Only the best").check()
+        page.locator("#search-cutoff input").click()
+        page.get_by_role("option", name="Only the best").click()
         page.get_by_role("button", name="Search", exact=True).click()
         page.locator("#search-status", has_text="hidden by the cut").wait_for(timeout=60_000)
         assert "honey.png · food · best match · words" in results.first.inner_text()

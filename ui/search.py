@@ -56,39 +56,39 @@ def build(studio: Studio, selected: gr.State) -> SimpleNamespace:
 def _render(studio: Studio) -> SimpleNamespace:
     """The tab's components; ``controls`` maps each :class:`Query` option shown to its control."""
     c = SimpleNamespace()
-    with gr.Row():
-        with gr.Column(scale=3):
+    with gr.Row(equal_height=True, elem_id="search-bar"):
+        with gr.Column(scale=5, min_width=260):
             text = gr.Textbox(label="Describe what you are looking for", placeholder="red silk cape with gold trim", max_lines=2)
-            gr.Examples(EXAMPLE_QUERIES, inputs=text, label="Try")
-        with gr.Column(scale=1, min_width=200):
-            image = gr.Image(label="…or like this image", type="filepath", image_mode=None, format="png", sources=["upload", "clipboard"], height=180)
-    with gr.Row():
-        image_weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (text + image)")
-        k = gr.Slider(1, 60, value=12, step=1, label="Results")
-        folders = gr.Dropdown(label="Folders", multiselect=True, choices=[])
+            gr.Examples(EXAMPLE_QUERIES, inputs=text, label=None)
+        image = gr.Image(label="…or like this image", type="filepath", image_mode=None, format="png",
+                         sources=["upload", "clipboard"], height=120, scale=2, min_width=160, elem_id="search-image")
+        c.go = gr.Button("Search", variant="primary", scale=1, min_width=100, elem_id="search-go")
+    with gr.Row(elem_id="search-filters"):
+        folders = gr.Dropdown(label="Folders", multiselect=True, choices=[], scale=2)
+        tags = gr.Dropdown(label="Tags", multiselect=True, choices=[], scale=2)
+        min_score = gr.Dropdown(list(CUTOFFS), value=0.0, label="Show (best word matches always)",
+                                elem_id="search-cutoff", scale=1, min_width=150)
+        c.more = gr.Button("More options ▾", size="sm", scale=0, min_width=130, elem_id="search-more")
+    with gr.Row(visible=False, elem_id="search-options") as c.options:
         sources = gr.CheckboxGroup(label="Source", choices=source_choices())
-    with gr.Row():
-        words = gr.Checkbox(label="Match words too (names, tags, text in files)", value=True)
-        min_score = gr.Radio(list(CUTOFFS), value=0.0, label="Show", elem_id="search-cutoff",
-                             info="The images whose words match best always show.")
-        dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
-        tags = gr.Dropdown(label="Tags", multiselect=True, choices=[])
+        k = gr.Slider(1, 60, value=12, step=1, label="Results")
+        image_weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (text + image)")
+        with gr.Column(min_width=200):
+            words = gr.Checkbox(label="Match words too (names, tags, text in files)", value=True)
+            dedupe = gr.Checkbox(label="Hide near-duplicates", value=False)
     c.controls = {"text": text, "image": image, "image_weight": image_weight, "k": k, "folders": folders,
                   "sources": sources, "words": words, "min_score": min_score, "dedupe": dedupe, "tags": tags}
     # Shown on each page load: word search off on an old Milvus server, or a library to re-index.
     c.words_notice = gr.Markdown(lambda: words_notice_md(studio), elem_id="words-notice")
-    c.go = gr.Button("Search", variant="primary")
     with gr.Row(equal_height=True, elem_id="reference-tray"):
-        with gr.Column(scale=2, min_width=200):
-            c.picked_md = gr.Markdown(selection_md(studio, []), elem_id="tray-text")
-            with gr.Row():
-                c.clear = gr.Button("Clear", size="sm", min_width=80)
-                c.to_generate = gr.Button("Use in Generate →", variant="primary", size="sm", min_width=140)
+        c.picked_md = gr.Markdown(selection_md(studio, []), elem_id="tray-text", min_width=260)
+        c.clear = gr.Button("Clear", size="sm", min_width=80, scale=0)
+        c.to_generate = gr.Button("Use in Generate →", variant="primary", size="sm", min_width=140, scale=0)
         c.picked = gr.Gallery(show_label=False, columns=8, rows=1, height=110, object_fit="contain", allow_preview=False,
                               preview=False, fit_columns=False, scale=5, min_width=240, elem_id="tray-gallery",
                               visible=False)
     c.status = gr.Markdown(elem_id="search-status")
-    c.results = gr.Gallery(label="Results: click one to open it", columns=6, height="auto", object_fit="contain",
+    c.results = gr.Gallery(label="Results", show_label=False, columns=6, height="auto", object_fit="contain",
                            allow_preview=False, fit_columns=False, elem_id="search-results")
     c.found = gr.State([])  # [(id, cue)] of the results shown
     c.result_ids = gr.State([])
@@ -114,7 +114,8 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         missing = len(hits) - len(pictures)
         words = sum(h.words for h in hits)
         return pictures, found, ids, (f"{len(hits)} result{'' if len(hits) == 1 else 's'}{what}" + (f", {words} with matching words" if words else "")
-                                      + (f" ({missing} originals missing on disk)" if missing else "") + (f". {note}" if note else ""))
+                                      + (f" ({missing} originals missing on disk)" if missing else "") + (f". {note}" if note else "")
+                                      + " · *click one to open it*")
 
     @user_errors
     def run_search(chosen: list[str], *values: Any) -> tuple[Any, ...]:
@@ -147,6 +148,10 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
                 gr.Dropdown(choices=counted(tags), value=[t for t in chosen_tags or [] if t in tags]))
 
     inputs, found = [selected, *c.controls.values()], [c.results, c.found, c.result_ids, c.status]
+    c.open_options = gr.State(False)
+    c.more.click(lambda shown: (not shown, gr.Row(visible=not shown),
+                                gr.Button("Fewer options ▴" if not shown else "More options ▾")),
+                 c.open_options, [c.open_options, c.options, c.more], api_name=False, queue=False)
     c.go.click(run_search, inputs, found, api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
     c.controls["text"].submit(run_search, inputs, found, api_name=False, concurrency_limit=4, concurrency_id="search")
     c.like = (like, None, found)  # inputs are set by app.py: (the page's asset, k, selected)
