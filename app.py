@@ -49,10 +49,12 @@ CSS = """
 #library-grid .grid-wrap, #search-results .grid-wrap, #trash-grid .grid-wrap { max-height: none !important; height: auto !important; }
 /* A gallery's floating label no longer covers the top of its thumbnails (the reference strips). */
 .block:has(> label[data-testid="block-label"]) .gallery-container .grid-container { padding-top: 34px; }
-/* Search results: the caption under the picture, never over it. */
-#search-results button.thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto; height: auto; }
-#search-results button.thumbnail-item img { width: 100%; height: 130px; flex: none; object-fit: contain; }
-#search-results .caption-label { position: static; transform: none; max-width: none; width: 100%; box-sizing: border-box;
+/* The grid and search results: the whole picture, its caption under it, never over it. */
+#search-results button.thumbnail-item, #library-grid button.thumbnail-item { display: flex; flex-direction: column;
+  aspect-ratio: auto; height: auto; }
+#search-results button.thumbnail-item img, #library-grid button.thumbnail-item img { width: 100%; height: 130px;
+  flex: none; object-fit: contain; }
+#search-results .caption-label, #library-grid .caption-label { position: static; transform: none; max-width: none; width: 100%; box-sizing: border-box;
   border: 0; box-shadow: none; background: none; text-align: left; padding: 2px 4px; white-space: normal; overflow: visible;
   text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
 #banana-title .prose { display: flex; flex-wrap: wrap; align-items: baseline; column-gap: 16px; }

@@ -19,6 +19,7 @@ from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import Reply, rate_limit_reply, signed_reply
 from tests.test_browser import SHOTS, browser, search_and_pick  # noqa: F401  (browser: the module's Chromium)
+from ui.common import display_name
 
 pytestmark = pytest.mark.browser
 
@@ -95,6 +96,11 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
         page.get_by_text("Refine v1").wait_for(timeout=10_000)
         refine(page, "make it a convertible")
         versions_shown(page, 4)
+        # Issue 26.12: a branch says where it came from, and the strip shows whole thumbnails
+        page.locator("#version-strip").get_by_text("v4 from v1 · make it a convertible").wait_for(timeout=10_000)
+        strip = page.locator("#version-strip").bounding_box()
+        last = page.locator("#version-strip button.thumbnail-item").nth(3).bounding_box()
+        assert last["y"] + last["height"] <= strip["y"] + strip["height"], (last, strip)
         branch = fake_gemini.requests[-1]
         assert branch.signatures() == [b"sig-v1"] and "now make it red" not in branch.texts()
 
@@ -125,6 +131,7 @@ def test_search_generate_refine_branch_save(browser, tmp_path: Path, embedder, f
     assert {a.id for a in studio.asset(by_version["v4"].id).parents} == {by_version["v1"].id} | references
     assert by_version["v3"].meta["parents"][0] == by_version["v2"].id
     assert re.fullmatch(r"these-dishes-as-a-toy-car-v3-[0-9a-f]{24}\.png", by_version["v3"].filename)  # its own random part
+    assert display_name(by_version["v3"]) == "v3 · add racing stripes"  # the grid's caption: the number first
     studio.close()
 
 

@@ -23,7 +23,17 @@ from rag.core import Asset
 from rag.library import AssetDetails, LibraryFilter
 from rag.studio import Studio
 
-from .common import Handler, api_record, chain, gallery_items, md_escape, source_words, user_errors
+from .common import (
+    Handler,
+    api_record,
+    chain,
+    display_name,
+    gallery_items,
+    md_escape,
+    source_words,
+    user_errors,
+    version_of,
+)
 
 MAX_WORDS_SHOWN = 600  # of a file's embedded words (up to 4,000 are kept and searched)
 ESCAPE_CLOSES = """<script>
@@ -84,10 +94,11 @@ def pick_label(asset_id: str, selected: list[str]) -> str:
 
 
 def title(d: AssetDetails) -> str:
-    """The file name; for a generated image (named by its hash) what it was asked for."""
+    """The file name; for a generated image (named by its hash) its version and what it was asked for."""
     prompt = str(d.generation.get("prompt", "")).strip()
     if d.asset.source == "generated" and prompt:
-        return f"Generated: {prompt[:90]}{'…' if len(prompt) > 90 else ''}"
+        version = version_of(d.asset)
+        return f"Generated{' ' + version if version else ''}: {prompt[:90]}{'…' if len(prompt) > 90 else ''}"
     return d.asset.filename
 
 
@@ -161,8 +172,8 @@ def page_values(studio: Studio, asset_id: str, selected: list[str]) -> tuple[Any
     """Every component of the page for ``asset_id`` (the order of ``c.page``)."""
     d = studio.asset(asset_id)
     a = d.asset
-    parents, parent_ids = gallery_items(studio, d.parents, caption=lambda x: x.filename)
-    children, child_ids = gallery_items(studio, d.children, caption=lambda x: x.filename)
+    parents, parent_ids = gallery_items(studio, d.parents, caption=display_name)
+    children, child_ids = gallery_items(studio, d.children, caption=display_name)
     parents_md = _parents_md(d)
     children_md = f"#### Made from this: {len(d.children)} image(s)" if d.children else "#### Made from this: nothing yet"
     large = studio.preview(a, large=True) or studio.preview(a)

@@ -92,8 +92,23 @@ def grid_items(studio: Studio, assets: Sequence[Asset], *, make: bool) -> tuple[
     for asset in assets:
         preview = studio.preview(asset, make=make)
         missing += preview is None
-        pictures.append((str(preview or placeholder), asset.filename))
+        pictures.append((str(preview or placeholder), display_name(asset)))
     return pictures, missing
+
+
+def version_of(asset: Asset) -> str:
+    """A saved generated image's version in its session ("v3"), else ""."""
+    made = asset.meta.get("provenance") if asset.source == "generated" else None
+    return str(made.get("version") or "") if isinstance(made, dict) else ""
+
+
+def display_name(asset: Asset) -> str:
+    """The name a tile shows, what matters first so a cut caption keeps it: a generated image's version and
+    what it was asked for ("v3 · add racing stripes"), else the file name."""
+    version, prompt = version_of(asset), " ".join(str(asset.meta.get("prompt") or "").split())
+    if not version:
+        return asset.filename
+    return f"{version} · {prompt[:60]}{'…' if len(prompt) > 60 else ''}" if prompt else f"{version} · {asset.filename}"
 
 
 def api_record(record: dict[str, Any]) -> dict[str, Any]:

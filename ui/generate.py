@@ -89,7 +89,7 @@ def _render(studio: Studio) -> SimpleNamespace:
                                      interactive=default.sends_size, scale=1, min_width=90)
                 c.n = gr.Dropdown(list(range(1, MAX_IMAGES_PER_RUN + 1)), value=1, label="Images", scale=1, min_width=90)
             c.refs_md = gr.Markdown(_refs_text(studio, 0, default.name))
-            c.refs = gr.Gallery(label="References (click one to remove it)", columns=7, rows=1, height=104,
+            c.refs = gr.Gallery(label="References (click one to remove it)", columns=7, rows=1, height=150,
                                 object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
             c.prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
                                   placeholder="What should Nano Banana make from these references? Ctrl+Enter generates.")
@@ -110,7 +110,7 @@ def _render(studio: Studio) -> SimpleNamespace:
                                           max_lines=3, elem_id="refine-box", interactive=False, scale=4)
                 c.refine_btn = gr.Button(REFINE, interactive=False, elem_id="refine-button", scale=0, min_width=110)
             c.reply = gr.Markdown(elem_id="run-reply")
-            c.strip = gr.Gallery(label="Versions", columns=8, rows=1, height=112, object_fit="contain",
+            c.strip = gr.Gallery(label="Versions", columns=8, rows=1, height=160, object_fit="contain",
                                  allow_preview=False, preview=False, fit_columns=False, elem_id="version-strip")
             with gr.Row():
                 c.save = gr.Button("Save to library", interactive=False, elem_id="save-generated", size="sm")

@@ -111,7 +111,7 @@ def _render(studio: Studio) -> SimpleNamespace:
         c.tags = gr.Dropdown(label="Tags", multiselect=True, choices=[], min_width=160)
     c.filters = [c.folders, c.sources, c.added, c.models, c.tags]
     c.count = gr.Markdown(elem_id="library-count")
-    c.grid = gr.Gallery(show_label=False, columns=6, height="auto", object_fit="cover", allow_preview=False,
+    c.grid = gr.Gallery(show_label=False, columns=6, height="auto", object_fit="contain", allow_preview=False,
                         fit_columns=False, elem_id="library-grid")
     c.grid_ids, c.pending, c.shown = gr.State([]), gr.State(False), gr.State(PAGE_SIZE)
     c.more = gr.Button("Load more", visible=False, elem_id="library-more")

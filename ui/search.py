@@ -16,7 +16,7 @@ from rag.core import BananaError, Hit
 from rag.search import CUTOFFS, Query, relevance_cue
 from rag.studio import Studio
 
-from .common import counted, gallery_items, md_escape, query_endpoint, source_choices, user_errors
+from .common import counted, display_name, gallery_items, md_escape, query_endpoint, source_choices, user_errors
 
 EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
 NO_QUERY = "Type what you are looking for, or drop an example image, then press **Search**."
@@ -101,7 +101,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
         cues = dict((i, q) for i, q in found)
 
         def caption(a: Any) -> str:
-            return f"{'✓ picked · ' if a.id in chosen else ''}{a.filename} · {a.folder} · {cues.get(a.id, '')}"
+            return f"{'✓ picked · ' if a.id in chosen else ''}{display_name(a)} · {a.folder} · {cues.get(a.id, '')}"
 
         return gallery_items(studio, studio.get([i for i, _ in found]), caption=caption)
 

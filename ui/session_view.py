@@ -33,9 +33,19 @@ def user_of(request: gr.Request | None) -> str:
     return getattr(request, "username", None) or ""
 
 
-def caption(version: Version) -> str:
+def caption(version: Version, came_from: str = "") -> str:
+    """The version's number first, so a cut caption keeps it; a branch says where it came from ("v5 from v1")."""
     words = version.instruction or "the library image this session edits"
-    return f"{version.label} · {words[:70]}{'…' if len(words) > 70 else ''}"
+    branch = f" from {came_from}" if came_from else ""
+    return f"{version.label}{branch} · {words[:70]}{'…' if len(words) > 70 else ''}"
+
+
+def branches(versions: list[Version]) -> dict[str, str]:
+    """Version id -> the label of its parent, for versions that do not follow the one before them (a branch,
+    or a second image of one run)."""
+    labels = {v.id: v.label for v in versions}
+    return {v.id: labels[v.parent_id] for before, v in zip([None, *versions], versions)
+            if v.parent_id in labels and (before is None or v.parent_id != before.id)}
 
 
 def model_choices(models: list[ModelInfo]) -> list[tuple[str, str]]:
@@ -68,14 +78,15 @@ def show(studio: Studio, session_id: str, current_id: str, reply: str, *, enable
     """New values for :func:`shown_outputs`: the session's strip with ``current_id`` large, ``reply`` beside it."""
     versions = studio.open_session(session_id, user=user)[1] if session_id else []
     current = next((v for v in versions if v.id == current_id), None)
-    pictures, ids = [], []
+    pictures, ids, came = [], [], branches(versions)
     for v in versions:
         preview = studio.version_preview(v)
         if preview is not None:
-            pictures.append((str(preview), caption(v)))
+            pictures.append((str(preview), caption(v, came.get(v.id, ""))))
             ids.append(v.id)
     selected = ids.index(current.id) if current is not None and current.id in ids else None
-    view = gr.Image(value=current.path if current else None, label=caption(current) if current else "Result")
+    view = gr.Image(value=current.path if current else None,
+                    label=caption(current, came.get(current.id, "")) if current else "Result")
     where = _refine_label(studio, current)
     return (
         session_id,
