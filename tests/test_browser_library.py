@@ -126,7 +126,7 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         assert page.locator("#asset-parents button.thumbnail-item").count() == 2
         assert "Both dishes on one plate" in page.locator("#asset-page").inner_text()
         page.screenshot(path=str(SHOTS / "asset.png"))  # a modal: the viewport is the page
-        assert page.locator("#asset-title").inner_text().startswith("Generated: Both dishes on one plate")
+        assert page.locator("#asset-title").inner_text().startswith("Generated v1: Both dishes on one plate")
         parent_title = open_item(page, "#asset-parents", 0, re.compile("|".join(map(re.escape, picked[:2]))))
         assert parent_title in picked[:2]
         page.get_by_text("Made from this: 1 image(s)").wait_for(timeout=10_000)

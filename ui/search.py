@@ -149,12 +149,15 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
 
     inputs, found = [selected, *c.controls.values()], [c.results, c.found, c.result_ids, c.status]
     c.open_options = gr.State(False)
-    c.more.click(lambda shown: (not shown, gr.Row(visible=not shown),
-                                gr.Button("Fewer options ▴" if not shown else "More options ▾")),
-                 c.open_options, [c.open_options, c.options, c.more], api_name=False, queue=False)
+    c.more.click(_toggle, c.open_options, [c.open_options, c.options, c.more], api_name=False, queue=False)
     c.go.click(run_search, inputs, found, api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
     c.controls["text"].submit(run_search, inputs, found, api_name=False, concurrency_limit=4, concurrency_id="search")
     c.like = (like, None, found)  # inputs are set by app.py: (the page's asset, k, selected)
     c.refresh_picked = (picked_view, [selected, c.found], [selected, c.picked, c.picked_md, c.results])
     c.clear.click(lambda f: picked_view([], f), [c.found], c.refresh_picked[2], api_name=False, queue=False)
     c.folder_choices = (folder_choices, [c.controls["folders"], c.controls["tags"]], [c.controls["folders"], c.controls["tags"]])
+
+
+def _toggle(shown: bool) -> tuple[Any, ...]:
+    """More options opens the row of the less used ones; Fewer options closes it."""
+    return not shown, gr.Row(visible=not shown), gr.Button("Fewer options ▴" if not shown else "More options ▾")
