@@ -79,6 +79,7 @@ def _render(studio: Studio) -> SimpleNamespace:
     c.controls = {"text": text, "image": image, "image_weight": image_weight, "k": k, "folders": folders,
                   "sources": sources, "words": words, "min_score": min_score, "dedupe": dedupe, "tags": tags}
     # Shown on each page load: word search off on an old Milvus server, or a library to re-index.
+    c.open_options = gr.State(False)
     c.words_notice = gr.Markdown(lambda: words_notice_md(studio), elem_id="words-notice")
     with gr.Row(equal_height=True, elem_id="reference-tray"):
         c.picked_md = gr.Markdown(selection_md(studio, []), elem_id="tray-text", min_width=260)
@@ -111,11 +112,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
             return [], [], [], message + (f" {note}" if note else "")
         found = [[h.asset.id, cue(h)] for h in hits]
         pictures, ids = results_view(found, chosen)
-        missing = len(hits) - len(pictures)
-        words = sum(h.words for h in hits)
-        return pictures, found, ids, (f"{len(hits)} result{'' if len(hits) == 1 else 's'}{what}" + (f", {words} with matching words" if words else "")
-                                      + (f" ({missing} originals missing on disk)" if missing else "") + (f". {note}" if note else "")
-                                      + " · *click one to open it*")
+        return pictures, found, ids, found_md(hits, len(hits) - len(pictures), what, note)
 
     @user_errors
     def run_search(chosen: list[str], *values: Any) -> tuple[Any, ...]:
@@ -148,7 +145,6 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
                 gr.Dropdown(choices=counted(tags), value=[t for t in chosen_tags or [] if t in tags]))
 
     inputs, found = [selected, *c.controls.values()], [c.results, c.found, c.result_ids, c.status]
-    c.open_options = gr.State(False)
     c.more.click(_toggle, c.open_options, [c.open_options, c.options, c.more], api_name=False, queue=False)
     c.go.click(run_search, inputs, found, api_name="search_gallery", concurrency_limit=4, concurrency_id="search")
     c.controls["text"].submit(run_search, inputs, found, api_name=False, concurrency_limit=4, concurrency_id="search")
@@ -156,6 +152,14 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     c.refresh_picked = (picked_view, [selected, c.found], [selected, c.picked, c.picked_md, c.results])
     c.clear.click(lambda f: picked_view([], f), [c.found], c.refresh_picked[2], api_name=False, queue=False)
     c.folder_choices = (folder_choices, [c.controls["folders"], c.controls["tags"]], [c.controls["folders"], c.controls["tags"]])
+
+
+def found_md(hits: list[Hit], missing: int, what: str, note: str) -> str:
+    """The line above the results: how many, how many matched words, what the cut-off hid."""
+    words = sum(h.words for h in hits)
+    return (f"{len(hits)} result{'' if len(hits) == 1 else 's'}{what}" + (f", {words} with matching words" if words else "")
+            + (f" ({missing} originals missing on disk)" if missing else "") + (f". {note}" if note else "")
+            + " · *click one to open it*")
 
 
 def _toggle(shown: bool) -> tuple[Any, ...]:
