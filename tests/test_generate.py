@@ -235,7 +235,7 @@ def test_503_then_success(fake_gemini: FakeGemini, gen: GeminiGenerator) -> None
     [
         (error_reply(400, "INVALID_ARGUMENT", "Request contains an invalid argument."), "rejected the request"),
         (error_reply(404, "NOT_FOUND", "models/x is not found"), "no longer serves"),
-        (error_reply(403, "PERMISSION_DENIED", "Permission denied."), "GEMINI_API_KEY"),
+        (error_reply(403, "PERMISSION_DENIED", "Permission denied."), "rejected the app's API key"),
     ],
 )
 def test_client_errors_are_not_retried(
@@ -336,8 +336,9 @@ def test_bad_aspect_ratio_and_empty_prompt(fake_gemini: FakeGemini, gen: GeminiG
 
 def test_no_key_disables_generation(tmp_path: Path) -> None:
     for s in (Settings(), Settings(gemini_api_key="   ")):
-        with pytest.raises(GenerationDisabled, match="GEMINI_API_KEY"):
+        with pytest.raises(GenerationDisabled, match="no Gemini API key yet") as off:
             make_generator(s)
+        assert off.value.setting == "GEMINI_API_KEY" and "GEMINI_API_KEY" not in str(off.value)
         with pytest.raises(GenerationDisabled):
             GeminiGenerator(s)
 

@@ -96,7 +96,7 @@ def _render(studio: Studio) -> SimpleNamespace:
                         "Duplicates are recognised by content and named below.</small>")
             with gr.Accordion("Add a folder on this server (indexed in place)", open=False, visible=bool(s.library_roots)):
                 c.server_folder = gr.Textbox(label="Folder", max_lines=1, elem_id="server-folder",
-                                             placeholder=" or ".join(str(r) for r in s.library_roots) or "LIBRARY_ROOTS is not set")
+                                             placeholder=" or ".join(str(r) for r in s.library_roots))
                 c.add_folder = gr.Button("Add this folder", elem_id="add-server-folder")
     c.result = gr.Markdown(elem_id="upload-result")
     c.failures = gr.Dataframe(label="Not added (and why)", visible=False, interactive=False, wrap=True)

@@ -15,7 +15,7 @@ from rag.cli.campaigns import add_campaign_commands
 from rag.cli.common import EXIT_ERROR, Command, print_json
 from rag.cli.library import add_library_commands
 from rag.cli.sessions import add_generation_commands
-from rag.core import BananaError, BudgetExceeded, Settings
+from rag.core import BananaError, Settings
 from rag.studio import Studio
 
 
@@ -58,10 +58,8 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     try:
         studio = (make_studio or Studio)(Settings.from_env(environ))
         return int(args.func(studio, args))
-    except BudgetExceeded as exc:  # a terminal user is the one who can change the setting: name it
-        return _fail(args, f"{exc} (The daily budget is the GEMINI_DAILY_BUDGET_USD setting.)")
-    except BananaError as exc:
-        return _fail(args, str(exc))
+    except BananaError as exc:  # a terminal user is the one who can change the setting: name it
+        return _fail(args, f"{exc} (The setting: {exc.setting}.)" if exc.setting else str(exc))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

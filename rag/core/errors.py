@@ -6,7 +6,16 @@ the library itself never prints or exits.
 
 
 class BananaError(Exception):
-    """Base class: ``str(err)`` is a complete sentence a user can act on."""
+    """Base class: ``str(err)`` is a complete sentence a user can act on, in plain words (the app's pages show
+    no setting names). ``setting`` names the setting that changes it, for the terminal, where the person
+    reading is the one who sets it."""
+
+    setting = ""
+
+    def __init__(self, *args: object, setting: str = "") -> None:
+        super().__init__(*args)
+        if setting:
+            self.setting = setting
 
 
 class ConfigError(BananaError):
@@ -36,6 +45,8 @@ class GenerationError(BananaError):
 class GenerationDisabled(GenerationError):
     """No API key is configured, so generation is off (search still works)."""
 
+    setting = "GEMINI_API_KEY"
+
 
 class GenerationBlocked(GenerationError):
     """The model refused the prompt or its output (safety, policy)."""
@@ -51,6 +62,8 @@ class RateLimited(GenerationError):
 
 class BudgetExceeded(GenerationError):
     """The request's estimated cost would pass GEMINI_DAILY_BUDGET_USD; nothing was sent."""
+
+    setting = "GEMINI_DAILY_BUDGET_USD"
 
 
 class TransferError(BananaError):

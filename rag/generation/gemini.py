@@ -91,8 +91,8 @@ class GeminiGenerator:
         key = settings.gemini_api_key.strip()
         if not key:
             raise GenerationDisabled(
-                "Image generation is off because no API key is set. Set GEMINI_API_KEY "
-                "(get one at https://aistudio.google.com/apikey) and restart; search still works."
+                "Image generation is off because this app has no Gemini API key yet. Whoever runs it adds one "
+                "(from https://aistudio.google.com/apikey) and restarts it; search still works."
             )
         from google import genai
         from google.genai import errors as genai_errors
@@ -337,7 +337,8 @@ class GeminiGenerator:
         if is_file_gone(code, message):
             raise _FileGone(message)
         if code in (401, 403) or (code == 400 and "api key" in message.lower()):
-            return GenerationError(f"Gemini rejected the API key ({code} {status}): {message} Check GEMINI_API_KEY.")
+            return GenerationError(f"Gemini rejected the app's API key ({code} {status}): {message} Whoever runs the "
+                                   "app checks the key.", setting="GEMINI_API_KEY")
         if code == 404:
             instead = replacement_for(model)
             return ModelUnavailable(f"Gemini no longer serves {model} ({code} {status}); use {instead.title} instead.",

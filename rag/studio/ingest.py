@@ -53,14 +53,14 @@ class IngestService:
         roots = [Path(r).expanduser().resolve() for r in self._settings().library_roots]
         if not roots:
             raise BananaError(
-                "Adding a folder from the app is off. Set LIBRARY_ROOTS to the folders it may index "
-                "(for example LIBRARY_ROOTS=/srv/images) and restart, or run `python -m rag ingest FOLDER`."
-            )
+                "Adding a folder from the app is off: no folders on this server are open to it. Whoever runs the "
+                "app names them and restarts it, or runs `python -m rag ingest FOLDER`.", setting="LIBRARY_ROOTS")
         text = str(path).strip()
         target = Path(text).expanduser().resolve() if text else None
         if target is None or not any(target.is_relative_to(root) for root in roots):
             allowed = ", ".join(str(r) for r in roots)
-            raise BananaError(f"Only folders under {allowed} can be added from the app (LIBRARY_ROOTS); {text or 'nothing'} is not.")
+            raise BananaError(f"Only folders under {allowed} can be added from the app; {text or 'nothing'} is not.",
+                              setting="LIBRARY_ROOTS")
         return self.ingest_folder(target, progress=progress)
 
     def ingest_files(

@@ -18,8 +18,8 @@ from rag.generation import ImageGenerator, SessionStore, make_generator
 from rag.store import MilvusStore, VectorStore
 
 log = logging.getLogger(__name__)
-GENERATION_OFF = ("Generation is off: no Gemini API key is set. Set GEMINI_API_KEY (from "
-                  "https://aistudio.google.com/apikey) and restart the app. Search works without it.")
+GENERATION_OFF = ("Generation is off: this app has no Gemini API key yet. Whoever runs it adds one (from "
+                  "https://aistudio.google.com/apikey; the README says where) and restarts it. Search works without it.")
 
 
 class Resources:
