@@ -57,6 +57,8 @@ CSS = """
 #search-results .caption-label, #library-grid .caption-label { position: static; transform: none; max-width: none; width: 100%; box-sizing: border-box;
   border: 0; box-shadow: none; background: none; text-align: left; padding: 2px 4px; white-space: normal; overflow: visible;
   text-overflow: clip; overflow-wrap: anywhere; font-size: 12px; line-height: 1.25; }
+#banana-header { align-items: baseline; }
+#signed-in { text-align: right; flex-grow: 0 !important; min-width: max-content !important; }
 #banana-title .prose { display: flex; flex-wrap: wrap; align-items: baseline; column-gap: 16px; }
 @media (max-width: 640px) {
   #asset-page { top: 0; left: 0; width: 100vw; max-height: 100vh; border-radius: 0; padding: 10px; }
@@ -73,7 +75,11 @@ CSS = """
 
 def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="Banana Studio") as demo:
-        gr.Markdown("# Banana Studio\nSearch your image library, pick references, generate with Nano Banana.", elem_id="banana-title")
+        with gr.Row(elem_id="banana-header"):
+            gr.Markdown("# Banana Studio\nSearch your image library, pick references, generate with Nano Banana.",
+                        elem_id="banana-title")
+            who = gr.HTML(elem_id="signed-in", js_on_load=None)
+        demo.load(signed_in_html, None, who, api_name=False, queue=False)
         selected = gr.State([])
         page = asset_ui.render()
         with gr.Tabs() as tabs:

@@ -67,11 +67,16 @@ def test_each_user_sees_only_their_own_work(browser, tmp_path: Path, embedder, f
         bob = signed_in(browser, url, "bob", "builder-2")
         assert not any("lemon" in t for t in sessions_offered(bob))
         bob.get_by_role("tab", name="History").click()
-        bob.locator("#history-budget").get_by_text("Spent today").wait_for(timeout=15_000)
+        # Issue 26.15: who is signed in, a way out, and which totals are the team's
+        bob.locator("#history-budget").get_by_text("Spent today by the whole team").wait_for(timeout=15_000)
+        assert "your own requests" in bob.locator("#history-budget").inner_text()
+        assert bob.locator("#signed-in").inner_text().startswith("Signed in as bob")
         assert "lemon" not in bob.locator("#history-table").inner_text().lower()
         bob.get_by_role("tab", name="Library").click()
         bob.locator("#library-grid button.thumbnail-item").first.wait_for(timeout=30_000)  # the library is shared
         alice.get_by_role("tab", name="History").click()
         alice.wait_for_function("() => document.querySelector('#history-table').innerText.includes('A lemon on a marble')",
                                 timeout=15_000)
+        bob.locator("#signed-in").get_by_role("link", name="Sign out").click()
+        bob.get_by_role("button", name="Login").wait_for(timeout=15_000)  # signed out: the sign-in page again
     studio.close()

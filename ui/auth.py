@@ -12,8 +12,10 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from html import escape
 from typing import Any
 
+import gradio as gr
 from starlette.middleware import Middleware
 
 from rag.users import ACCOUNT_FAILURES_PER_MINUTE, Accounts, LoginThrottle
@@ -79,3 +81,10 @@ def sign_in_options(accounts: Accounts | None, throttle: LoginThrottle | None = 
 
     return {"auth": check, "auth_message": "Banana Studio: sign in with the account your team gave you.",
             "app_kwargs": {"middleware": [Middleware(_GuardLogin, throttle=throttle)]}}
+
+
+def signed_in_html(request: gr.Request) -> str:
+    """The header's corner with sign-in: who is signed in, and Sign out (Gradio's /logout, in this tab).
+    Empty without sign-in."""
+    user = getattr(request, "username", None) or ""
+    return (f'Signed in as <b>{escape(user)}</b> · <a href="/logout" target="_self">Sign out</a>' if user else "")

@@ -47,10 +47,13 @@ def _rows(studio: Studio, attempts: list[Attempt]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def budget_md(spend: dict[str, Any]) -> str:
+def budget_md(spend: dict[str, Any], user: str = "") -> str:
+    """Today's spend and the cap, both the team's; with sign-in the page says the tables below are yours."""
     cap = spend["budget"]
     limit = f" of today's budget of **${cap:.2f}** set for this app" if cap is not None else " (no daily budget is set for this app)"
-    return f"Spent today: **${spend['today']:.3f}**{limit}. Costs are estimates at list price."
+    whose = " by the whole team" if user else ""
+    mine = " The tables below are your own requests." if user else ""
+    return f"Spent today{whose}: **${spend['today']:.3f}**{limit}. Costs are estimates at list price.{mine}"
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -69,7 +72,9 @@ def build(studio: Studio) -> dict[str, Any]:
         spend = studio.spend(user=user)
         totals = pd.DataFrame(spend["totals"], columns=TOTAL_FIELDS).replace({"user": {"": "-"}})
         totals.columns = TOTAL_COLUMNS
-        return (budget_md(spend), totals, _rows(studio, studio.history(LIMIT, user=user)))
+        label = "Your spend per day (last 30 days)" if user else "Spend per day and person (last 30 days)"
+        return (budget_md(spend, user or ""), gr.Dataframe(totals, label=label),
+                _rows(studio, studio.history(LIMIT, user=user)))
 
     outputs = [budget, totals, table]
     refresh.click(load, None, outputs, api_name=False, queue=False)
