@@ -25,7 +25,7 @@ from ui import generate as generate_tab
 from ui import history as history_tab
 from ui import library as library_tab
 from ui import search as search_tab
-from ui.auth import sign_in_options
+from ui.auth import sign_in_options, signed_in_html
 from ui.common import chain
 
 ZIP_FACTOR = 10  # a .zip may be this many times the per-image limit
