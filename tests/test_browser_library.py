@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from rag.library import LibraryFilter
 from rag.studio import Studio
@@ -66,6 +67,7 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         page.goto(url)
         page.get_by_text("Your library is empty.").wait_for(timeout=30_000)  # first run: one click away from a library
         page.get_by_role("button", name="Add the sample library").click()
+        expect(page.locator("#add-sample")).to_be_disabled()  # Issue 26.17: locked while it runs
         page.get_by_text(re.compile(r"Sample library: \d+ added")).wait_for(timeout=240_000)
         total = studio.count()
         page.locator("#library-count", has_text=f"{total} images").wait_for(timeout=30_000)
@@ -95,9 +97,9 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         names = [h.asset.filename for h in studio.search(image_id=food[0].id, k=12)]
         assert names[0] == food[0].filename
         picked = []
-        for n, expect in ((1, "(1 of 3)"), (2, "(2 of 3)"), (3, "(3 of 3)")):
+        for n, said in ((1, "(1 of 3)"), (2, "(2 of 3)"), (3, "(3 of 3)")):
             open_item(page, "#search-results", n)
-            pick_on_page(page, f"Added to the references {expect}")
+            pick_on_page(page, f"Added to the references {said}")
             close_page(page)
             picked.append(names[n])
         open_item(page, "#search-results", 4)  # a fourth is refused on the page itself
@@ -195,6 +197,14 @@ def test_upload_on_drop_table_trash_and_phone(browser, tmp_path: Path, embedder)
         page.get_by_text("The Trash is empty.").wait_for(timeout=20_000)
         page.locator("#library-count", has_text=f"{before + 2} images").wait_for(timeout=20_000)
 
+        page.locator("#library-grid button.thumbnail-item").nth(4).click()  # Issue 26.17: delete from the asset page
+        page.locator("#asset-page").wait_for(timeout=20_000)
+        page.get_by_role("button", name="Delete", exact=True).click()
+        page.get_by_role("button", name="Yes, move it to the Trash").click()
+        page.locator("#library-count", has_text=f"{before + 1} images").wait_for(timeout=20_000)
+        page.wait_for_timeout(500)
+        assert page.locator("#library-grid button.thumbnail-item.selected").count() == 0  # no stray orange frame
+
         page.get_by_role("tab", name="Search").click()
         page.get_by_role("combobox", name="Folders").click()  # folders added since the page loaded are offered
         page.get_by_role("option", name="uploads/shoes (1)").wait_for(timeout=10_000)
@@ -212,4 +222,4 @@ def test_upload_on_drop_table_trash_and_phone(browser, tmp_path: Path, embedder)
         phone.locator("#library-count").scroll_into_view_if_needed()
         phone.screenshot(path=str(SHOTS / "library-phone.png"), full_page=False)
         phone.close()
-    assert studio.count() == before + 2
+    assert studio.count() == before + 1

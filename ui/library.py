@@ -136,8 +136,9 @@ def grid_view(studio: Studio, filters: list[Any], limit: int) -> tuple[Any, ...]
         count = ""
     else:
         count = "**No images match these filters.** Clear some of them above."
-    return (
-        pictures, [a.id for a in page.assets], bool(missing), limit, count, gr.Button(visible=page.more),
+    return (  # no tile stays selected: after a delete, the orange frame would sit on the next image
+        gr.Gallery(value=pictures, selected_index=None), [a.id for a in page.assets], bool(missing), limit, count,
+        gr.Button(visible=page.more),
         gr.Column(visible=page.total == 0 and chosen == LibraryFilter()),
         gr.Dropdown(choices=_choices(f["folder"], filters[0])),
         gr.Dropdown(choices=source_choices(f["source"])),
@@ -207,8 +208,10 @@ def _listen(studio: Studio, c: SimpleNamespace) -> None:
                          concurrency_limit=1, concurrency_id="ingest", show_progress="minimal"), [c.show, c.fill])
     chain(c.add_folder.click(add_folder, [c.server_folder], c.result, api_name="ingest_folder", concurrency_limit=1,
                              concurrency_id="ingest"), [c.show, c.fill])
-    chain(c.sample.click(add_sample, None, c.result, api_name=False, concurrency_limit=1, concurrency_id="ingest"),
-          [c.show, c.fill])
+    locked = c.sample.click(lambda: gr.Button("Adding the sample library…", interactive=False), None, c.sample,
+                            api_name=False, queue=False)  # one click, one copy: the button waits until it is done
+    chain(locked.then(add_sample, None, c.result, api_name=False, concurrency_limit=1, concurrency_id="ingest"),
+          [(lambda: gr.Button("Add the sample library", interactive=True), None, c.sample), c.show, c.fill])
 
 
 def _api(studio: Studio) -> None:
