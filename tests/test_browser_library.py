@@ -3,7 +3,7 @@ asset page, "More like this", picking references (with the cap refused where the
 generating and saving, then the lineage both ways; and upload on drop, the table and the Trash.
 
 Screenshots land in test-artifacts/screenshots/, and with UPDATE_SCREENSHOTS=1 in docs/screenshots/
-(library.png, search.png, asset.png at 1280x720, library-phone.png at 390x844).
+(library.png, search.png, asset.png, generate-edit.png at 1280x720, library-phone.png at 390x844).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         pick_on_page(page, "Removed from the references (2 of 3)")
         page.keyboard.press("Escape")  # closes the page like its ✕ button
         page.locator("#asset-page").wait_for(state="hidden", timeout=10_000)
-        assert page.locator("#search-results").get_by_text("✓ picked").count() == 2
+        expect(page.locator("#search-results").get_by_text("✓ picked")).to_have_count(2, timeout=10_000)
         assert page.locator("#tray-text", has_text="References: 2 of 3").is_visible()
         page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
 
@@ -133,10 +133,19 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
         assert parent_title in picked[:2]
         page.get_by_text("Made from this: 1 image(s)").wait_for(timeout=10_000)
         assert page.locator("#asset-children button.thumbnail-item").count() == 1
+        assert len(fake_gemini.requests[-1].inline()) == 2
+
+        fake_gemini.push(image_reply((SAMPLE / "food" / "orange.png").read_bytes(), text="On a blue plate."))
+        page.get_by_role("button", name="Edit this").click()  # the parent, edited: Refine is the action
+        page.locator("#refine-box textarea").fill("put it on a blue plate")
+        page.locator("#refine-button").click()
+        page.locator("#version-strip").get_by_text("v1 · put it on a blue plate").wait_for(timeout=60_000)
+        assert len(fake_gemini.requests[-1].inline()) == 1  # the edited image is in the request
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(SHOTS / "generate-edit.png"), full_page=True)
         page.close()
     (child,) = studio.library_page(LibraryFilter(sources=("generated",))).assets
     assert [a.filename for a in studio.asset(child.id).parents] == picked[:2]
-    assert len(fake_gemini.requests[-1].inline()) == 2
 
 
 def _png(color: tuple[int, int, int]) -> bytes:
