@@ -24,9 +24,11 @@ from ui import campaign as campaign_tab
 from ui import generate as generate_tab
 from ui import history as history_tab
 from ui import library as library_tab
+from ui import reviews as reviews_ui
 from ui import search as search_tab
 from ui.auth import sign_in_options, signed_in_html
 from ui.common import chain
+from ui.review_page import with_review_pages
 
 ZIP_FACTOR = 10  # a .zip may be this many times the per-image limit
 
@@ -110,6 +112,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         for trigger in (demo.load, search_tab_ui.select):
             trigger(*search.folder_choices, api_name=False, queue=False)
         asset_ui.api(studio)
+        reviews_ui.api(studio)
     demo.queue(default_concurrency_limit=2, max_size=studio.settings.max_queue)
     return demo
 
@@ -136,8 +139,9 @@ def _wire_asset_page(studio: Studio, demo: gr.Blocks, page: Any, tabs: gr.Tabs, 
         save.click(*recent.show, api_name=False, concurrency_id="ingest", concurrency_limit=1)  # list what was saved
 
 
-def launch_options(settings: Settings) -> dict[str, Any]:
-    """What ``launch()`` needs besides host and port: the folders it may serve, the upload limit, sign-in.
+def launch_options(settings: Settings, studio: Studio | None = None) -> dict[str, Any]:
+    """What ``launch()`` needs besides host and port: the folders it may serve, the upload limit, sign-in, and
+    (given the studio) the review page's routes at /review/<token>.
 
     The app and the tests both launch with these, so the security tests test the real settings.
     """
@@ -147,14 +151,14 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     # uvicorn believes X-Forwarded-For from these addresses (its default: 127.0.0.1, so any local client could
     # pick the address the sign-in throttle counts); Gradio passes no setting for it, only this variable.
     os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies
-    return {
+    return with_review_pages({
         "allowed_paths": [str(folder) for folder in settings.served_dirs],
         "max_file_size": f"{int(settings.max_upload_mb * ZIP_FACTOR)}mb",  # images are checked again, per file
         "css": CSS,
         "head": library_tab.size_guard(settings.max_upload_mb) + asset_ui.ESCAPE_CLOSES,
         "footer_links": ["api"],
         **sign_in,
-    }
+    }, studio)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,12 +196,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     threading.Thread(target=studio.warm_up, name="warm-up", daemon=True).start()
+    studio.ocr.start()  # reads the text in pictures not read yet, then each ingest's new ones, in the background
     threading.Thread(target=studio.library_page, name="library-index", daemon=True).start()  # the grid's first page
     BackupSchedule(settings, studio.export).start()
     threading.Thread(target=poll_forever, args=(studio.poll_batches, settings.campaign_poll_s), name="batch-poll",
                      daemon=True).start()  # campaigns in Batch mode: their results land when they come
     demo = build_app(studio)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **options)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(settings, studio))
     return 0
 
 

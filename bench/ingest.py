@@ -4,6 +4,7 @@
     python bench/ingest.py --all        # every one of the 8,121 files (duplicates included)
     python bench/ingest.py --n 200 --naive-n 64 --rounds 2   # a quick look
     python bench/ingest.py --model-only --n 2000 --workers 16   # a GPU box: no Milvus, no pymilvus needed
+    python bench/ingest.py --photos 300  # 300 distinct 12 MP camera-size JPEGs (bench/photos.py) instead of clip art
 
 Pipelines, each over its own slice of the images, in rounds:
 
@@ -24,7 +25,11 @@ a slice of every pipeline back to back, in a rotating order; ratios are per roun
 ran within a minute or two of each other, and the median round ratio is reported. On CUDA it also
 prints the GPU, the batch and the GPU's utilisation during each pipeline (``torch.cuda.utilization``
 or nvidia-smi). Images: openclipart when installed, else ``--images DIR``, else assets/sample
-(repeated up to --n for the model-only pipelines).
+(repeated up to --n for the model-only pipelines). ``--photos N``: N distinct 4000x3000 JPEGs at
+quality 90 made by bench/photos.py (cached in ``$TMPDIR/banana-bench-photos``), where decoding, not
+the model, decides the speed; every pipeline runs over them (the naive loop over a quarter), and the
+RESULT line adds ``photos=1`` and ``decode_core_ms=``, the CPU time of decoding and preparing one
+photo (``Image.draft`` at 1/8 scale, rag/media/images.py; target ``vs_ceiling`` >= 0.7).
 
 The last line is machine-readable: ``RESULT ingest_img_s=... vs_ceiling=... vs_fp32_ceiling=... precision=...``.
 """
@@ -45,8 +50,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ingest_ref  # noqa: E402
 from common import OPENCLIPART, ROOT, image_files, median, preamble, rss_mb, table  # noqa: E402
+from photos import photos  # noqa: E402
 
 TARGETS = {"vs_fp32_ceiling": 3.0, "vs_ceiling": 0.8, "vs_naive": 6.0}
+PHOTO_TARGETS = {"vs_fp32_ceiling": 3.0, "vs_ceiling": 0.7, "vs_naive": 6.0}
 ORDER = ["ceiling", "fp32 ceiling", "ours", "naive"]
 
 
@@ -128,6 +135,11 @@ def spread(items: list, n: int) -> list:
 
 def pick_images(args: argparse.Namespace) -> tuple[Path, list[Path], list[Path]]:
     """(root, files for ours, distinct accepted files for the other pipelines) and a line saying which."""
+    if args.photos:
+        made = photos(args.photos)
+        print(f"images: {len(made)} distinct {made[0].parent} photos (4000x3000 JPEG, quality 90), "
+              f"{sum(p.stat().st_size for p in made) / len(made) / 1e6:.1f} MB each on average")
+        return made[0].parent, made, made
     if args.images:
         root = Path(args.images)
     elif OPENCLIPART.is_dir():
@@ -220,7 +232,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="override EMBED_WORKERS (decode threads)")
     ap.add_argument("--ceiling-threads", type=int, default=0, help="torch threads for the ceilings (default: cores)")
     ap.add_argument("--model-only", action="store_true", help="no Milvus: ours = decode + embed (for a GPU box)")
+    ap.add_argument("--photos", type=int, default=0, help="N distinct 12 MP camera-size JPEGs instead of clip art")
     args = ap.parse_args()
+    if args.photos:  # every pipeline over the same photos; the naive loop (full decode, fp32) over a quarter
+        args.ceiling_n, args.naive_n = min(args.ceiling_n, args.photos), min(args.naive_n, max(8, args.photos // 4))
 
     preamble()
     import torch
@@ -251,9 +266,13 @@ def main() -> None:
                 for p in ours_files[r::R]:
                     dest = tmp / "src" / f"round{r}" / p.relative_to(root)
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(p, dest)
+                    try:
+                        os.link(p, dest)  # the same bytes, no copy (photos: 1 GB)
+                    except OSError:
+                        shutil.copyfile(p, dest)
         emb.embed_images(distinct[: emb.batch_size])  # load + warm a full batch
         rss.set("model")
+        args.decode_core_ms = decode_core_ms(emb, distinct[:16])
         (tmp / "naive").mkdir()
         child = Child(settings, "" if args.model_only else str(tmp / "naive" / "milvus.db"), threads)
         print(f"model: {emb.precision} on {emb.device} (fp32 child: {child.precision}); batch {emb.batch_size}, "
@@ -266,6 +285,18 @@ def main() -> None:
         if studio:
             store.close()
     report(args, emb, settings, per_round, reports, rss, stored, child_peak)
+
+
+def decode_core_ms(emb, files: list[Path]) -> float:
+    """CPU milliseconds of one thread to read, decode and prepare one picture, as ingest does (median)."""
+    from rag.media import decode
+
+    s, times = emb.settings, []
+    for p in files:
+        t0 = time.thread_time()
+        emb.prepare(decode(p.read_bytes(), background=s.background, max_pixels=s.max_image_pixels).image)
+        times.append(time.thread_time() - t0)
+    return median(times) * 1000
 
 
 def report(args, emb, settings, per_round, reports, rss: Sampler, stored: int, child_peak: float) -> None:
@@ -293,10 +324,12 @@ def report(args, emb, settings, per_round, reports, rss: Sampler, stored: int, c
     ours_seconds = sum(rd["ours"][1] for rd in per_round)
     print(f"RSS after loading the model{'' if args.model_only else ' and opening Lite'}: {rss.peaks.get('model', 0):.0f} MB; "
           f"the fp32 yardsticks ran in a child process (peak {child_peak:.0f} MB)")
+    targets = PHOTO_TARGETS if args.photos else TARGETS
+    print(f"decoding and preparing one picture: {args.decode_core_ms:.1f} ms of one core (median of 16)")
     for key, values in ratio.items():
         pooled = agg["ours"] / agg[{"vs_ceiling": "ceiling", "vs_fp32_ceiling": "fp32 ceiling", "vs_naive": "naive"}[key]]
         print(f"per-round ours/{key[3:]}: " + ", ".join(f"{x:.2f}" for x in values)
-              + f"  -> median {median(values):.2f} (target >= {TARGETS[key]}; pooled {pooled:.2f})")
+              + f"  -> median {median(values):.2f} (target >= {targets[key]}; pooled {pooled:.2f})")
     extra = ""
     if emb.device.startswith("cuda"):
         import torch
@@ -309,7 +342,8 @@ def report(args, emb, settings, per_round, reports, rss: Sampler, stored: int, c
           f"vs_ceiling={median(ratio['vs_ceiling']):.2f} vs_fp32_ceiling={median(ratio['vs_fp32_ceiling']):.2f} "
           f"vs_naive={median(ratio['vs_naive']):.2f} embedded_img_s={embedded / ours_seconds:.2f} "
           f"peak_rss_mb={rss.peaks.get('ours', 0):.0f} precision={emb.precision} batch={emb.batch_size}"
-          f"{' model_only=1' if args.model_only else ''}{extra}")
+          f" decode_core_ms={args.decode_core_ms:.1f}{' model_only=1' if args.model_only else ''}"
+          f"{' photos=1' if args.photos else ''}{extra}")
 
 
 if __name__ == "__main__":

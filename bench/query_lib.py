@@ -193,6 +193,30 @@ def time_text(studio, texts: list[str]) -> dict:
     }
 
 
+def filtered_query(i: int, text: str) -> tuple[str, dict]:
+    """The ``i``-th filtered search of a cycle of five, as (text, Studio.search options): a folder (1/40 of the
+    library), a tag (1/12), a quoted phrase (two tags in a row, 1/144), a ``-word`` (drops 1/12; one more text
+    encode), a folder with a source and a tag."""
+    from text import ADJ, NOUN
+
+    adj, noun, folder = ADJ[i % len(ADJ)], NOUN[(i // len(ADJ)) % len(NOUN)], f"folder{(7 * i) % 40}"
+    return [(text, {"folders": (folder,)}), (text, {"tags": (adj,)}), (f'{text} "{adj} {noun}"', {}),
+            (f"{text} -{adj}", {}), (text, {"folders": (folder,), "sources": ("folder",), "tags": (noun,)})][i % 5]
+
+
+def time_filtered(studio, texts: list[str]) -> dict:
+    """Studio.search with filters (:func:`filtered_query`), distinct texts (cache misses); how many results came back."""
+    times, found = [], []
+    for i, t in enumerate(texts):
+        text, options = filtered_query(i, t)
+        t0 = time.perf_counter()
+        hits = studio.search(text, k=K, **options)
+        times.append(time.perf_counter() - t0)
+        found.append(len(hits))
+    return {"filtered e2e p50 ms": median(times) * 1000, "filtered e2e p95 ms": percentile(times, 95) * 1000,
+            "filtered hits (mean)": sum(found) / max(1, len(found))}
+
+
 def time_bounded(client, collection: str, queries, n: int = 50) -> dict:
     """The same search as ``MilvusStore.search`` on a server, but with Bounded consistency: what the
     index and the fetch cost without waiting for the proxy's time tick (Strong consistency waits)."""

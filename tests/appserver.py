@@ -27,7 +27,7 @@ def running_app(studio: Studio, **launch: object) -> Iterator[str]:
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        **(launch_options(studio.settings) | launch),
+        **(launch_options(studio.settings, studio) | launch),
     )
     try:
         yield f"http://127.0.0.1:{port}/"

@@ -119,7 +119,7 @@ def test_review_save_and_regenerate(line: Studio, fake_gemini: FakeGemini) -> No
     assert len(report.added) == 2
     for saved, item in zip(sorted(report.added, key=lambda a: a.meta["prompt"]), sorted(items[:2], key=lambda i: i.prompt)):
         assert saved.meta["parents"] == [item.asset_id, logo] and saved.meta["campaign"] == "Spring line"
-        assert saved.meta["tags"] == ["campaign:Spring line"]
+        assert saved.meta["tags"] == ["campaign:Spring line", "ai-generated"]  # the tag filter finds AI-made images
     assert len(line.campaign_assets(tag="campaign:Spring line")[0]) == 2  # filterable later
     with pytest.raises(BananaError, match="Nothing new to save"):
         line.save_approved(campaign.id)  # never saved twice

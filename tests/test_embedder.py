@@ -164,11 +164,15 @@ def test_bf16_weights_stay_within_1e_3_of_open_clip_fp32(bf16: ClipEmbedder, ref
 
 
 def test_a_gpu_gets_big_batches_and_a_decode_thread_per_core(tmp_path: Path) -> None:
-    """Decided without loading the model (so without a GPU here): CUDA_MIN_BATCH and one decode thread per core."""
+    """Decided without loading the model (so without a GPU here): CUDA_MIN_BATCH, and decode threads enough for
+    every core or, when the GPU decodes the JPEGs (JPEG_DECODER=auto there), for big batches of them."""
     import os
 
     env = {"CLIP_PRETRAINED": "none", "BANANA_DATA_DIR": str(tmp_path), "EMBED_WORKERS": "1", "EMBED_BATCH_SIZE": "16"}
     gpu = ClipEmbedder(Settings.from_env({**env, "CLIP_DEVICE": "cuda"}))
     cpu = ClipEmbedder(Settings.from_env({**env, "CLIP_DEVICE": "cpu"}))
-    assert (gpu.batch_size, gpu.workers, gpu.precision) == (128, max(1, os.cpu_count() or 1), "fp16")
+    assert (gpu.batch_size, gpu.workers, gpu.precision) == (256, max(48, os.cpu_count() or 1), "fp16")
+    assert gpu.jpeg_on_device and not cpu.jpeg_on_device
+    pillow = ClipEmbedder(Settings.from_env({**env, "CLIP_DEVICE": "cuda", "JPEG_DECODER": "pillow"}))
+    assert pillow.workers == max(1, os.cpu_count() or 1)
     assert (cpu.batch_size, cpu.workers) == (16, 1) and not gpu.loaded and not cpu.loaded

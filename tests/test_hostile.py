@@ -178,7 +178,7 @@ def test_hostile_uploads_stay_inside_the_library(studio: Studio, corpus: tuple[P
         assert "/" not in asset.filename and "\\" not in asset.filename and asset.filename.isprintable()
         assert asset.source == "upload" and asset.folder == "uploads"
     assert {"cmyk.jpg", "link outside.png", "latin1 caf\ufffd.png"} <= {a.filename for a in report.added}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "library", "milvus.db", "outside"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "credentials", "library", "milvus.db", "outside"]
     assert studio.remove_orphans() == []
 
 

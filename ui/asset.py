@@ -23,6 +23,8 @@ from rag.core import Asset
 from rag.library import AssetDetails, LibraryFilter
 from rag.studio import Studio
 
+from . import credentials as credentials_ui
+from . import reviews, text_view
 from .common import (
     Handler,
     api_record,
@@ -61,6 +63,7 @@ def render() -> SimpleNamespace:
             with gr.Column(scale=2, min_width=300):
                 c.details = gr.Markdown(elem_id="asset-details")
                 c.generation = gr.Markdown()
+                c.credentials = credentials_ui.render()  # what the file's content credentials say
                 with gr.Row():
                     c.like = gr.Button("More like this", variant="primary", size="sm", min_width=120)
                     c.pick = gr.Button("Add to references", size="sm", min_width=120, elem_id="asset-pick")
@@ -83,6 +86,7 @@ def render() -> SimpleNamespace:
         c.children_md = gr.Markdown()
         c.children = gr.Gallery(show_label=False, columns=8, rows=1, height=170, object_fit="contain", allow_preview=False,
                                 fit_columns=False, visible=False, elem_id="asset-children")
+        c.feedback = reviews.render_asset()  # what reviewers said on review links
     c.page = [c.panel, c.current, c.title, c.image, c.details, c.generation, c.tags, c.folder, c.download, c.pick,
               c.status, c.parents_md, c.parents, c.parent_ids, c.children_md, c.children, c.child_ids,
               c.delete, c.confirm, c.cancel]
@@ -112,7 +116,7 @@ def _details_md(asset: Asset) -> str:
     return (
         f"**Folder** {md_escape(asset.folder)} · **Source** {source_words(asset.source)}  \n"
         f"**File** {md_escape(short(asset.filename))}  \n**Size** {asset.width}×{asset.height} px, {size} ({asset.format}) · **Added** {added}  \n"
-        + _words_md(asset) + f"<small>id {asset.id[:16]}…</small>"
+        + _words_md(asset) + text_view.text_in_image_md(asset) + f"<small>id {asset.id[:16]}…</small>"
     )
 
 
@@ -258,6 +262,8 @@ def listen(studio: Studio, c: SimpleNamespace, selected: gr.State, changed: list
 
     confirm_buttons = [c.delete, c.confirm, c.cancel]
     c.close.click(close, None, c.panel, api_name=False, queue=False)
+    reviews.listen_asset(studio, c.current, c.feedback)
+    credentials_ui.listen(studio, c.current, c.credentials)
     for gallery, ids in ((c.parents, c.parent_ids), (c.children, c.child_ids)):
         gallery.select(*opener(studio, c, ids, selected), api_name=False)
     tagged = c.save_tags.click(save_tags, [c.current, c.tags], [c.tags, c.status], api_name=False)
@@ -283,6 +289,7 @@ def api(studio: Studio) -> None:
         out["asset"] = api_record(out["asset"])
         out["parent_assets"] = [api_record(r) for r in out["parent_assets"]]
         out["child_assets"] = [api_record(r) for r in out["child_assets"]]
+        out["credentials"] = credentials_ui.record(studio, asset_id)  # content credentials (C2PA), or None
         return out
 
     @user_errors

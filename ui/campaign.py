@@ -21,7 +21,7 @@ from rag.core import NothingToDo
 from rag.generation import MAX_IMAGES_PER_RUN
 from rag.studio import Studio
 
-from . import campaign_api, contact_sheet
+from . import campaign_api, contact_sheet, reviews, text_view
 from .common import TEAMS, counted, md_escape, progress_callback, user_errors
 from .session_view import model_choices, user_of
 
@@ -47,6 +47,7 @@ def build(studio: Studio, selected: gr.State, marked: gr.State | None = None) ->
     c.load = load
     c.marked = marked if marked is not None else gr.State([])
     _listen(studio, selected, c)
+    reviews.listen_campaign(studio, c.reviews, c.cid, c.pick, c.open)
     c.folders.input(lambda folder: ("Folder", folder or ""), c.folders, [c.kind, c.value], api_name=False, queue=False)
     campaign_api.api(studio)
     return {"load": (opened, None, [c.pick, c.folders])}
@@ -95,14 +96,17 @@ def _render(studio: Studio) -> SimpleNamespace:
                 c.open = gr.Button("Open", scale=0, min_width=80, elem_id="campaign-open")
                 c.resume = gr.Button("Resume", scale=0, min_width=90, interactive=enabled, elem_id="campaign-resume")
             c.status = gr.Markdown(elem_id="campaign-status")
+            c.text = text_view.render_campaign()  # a "text differs" filter; its regenerate button is below
             c.sheet = contact_sheet.block()
             c.guide = gr.Markdown(elem_id="campaign-guide")
             with gr.Row():
                 c.approve = gr.Button("Approve the rest", size="sm", interactive=False, elem_id="campaign-approve")
                 c.again = gr.Button("Regenerate rejected", size="sm", interactive=False, elem_id="campaign-again")
+                c.text.again = text_view.again_button(enabled)
                 c.save = gr.Button("Save approved to library", size="sm", variant="primary", interactive=False,
                                    elem_id="campaign-save")
             c.saved = gr.Markdown(elem_id="campaign-saved")
+            c.reviews = reviews.render_campaign(studio)  # share for review; what reviewers said
     c.cid = gr.State("")
     return c
 
@@ -176,6 +180,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     _listen_form(studio, selected, c, run)
     _listen_picked(studio, c, run)
     _listen_review(studio, c)
+    text_view.listen_campaign(studio, c, c.text, _view, PAID)
 
 
 def _runner(studio: Studio) -> Callable[..., tuple[Any, ...]]:

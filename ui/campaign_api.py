@@ -109,4 +109,5 @@ def _record(studio: Studio, campaign_id: str, user: str) -> dict[str, Any]:
     """A campaign as a client reads it: its fields, its items, and each version's verdict and saved asset."""
     review = studio.campaign_review(campaign_id, user=user or None)
     return {**vars(review.campaign), "items": [vars(i) for i in review.items],
-            "verdicts": {v: {"verdict": d, "saved_id": s} for v, (d, s) in review.verdicts.items()}}
+            "verdicts": {v: {"verdict": d, "saved_id": s} for v, (d, s) in review.verdicts.items()},
+            "text_checks": review.text_checks}

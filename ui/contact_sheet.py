@@ -108,7 +108,8 @@ def sheet(studio: Studio, review: CampaignReview) -> str:
                        f"<span>{escape(words)}</span></div>")
         for k, vid in enumerate(item.version_ids, start=1):
             verdict, saved = review.verdicts.get(vid, ("", ""))
-            row.append(_result(studio, vid, f"#{item.seq} · {item.aspect_ratio} · v{k}", verdict, bool(saved)))
+            text = f" · {review.text_checks[vid]}" if vid in review.text_checks else ""  # the image's text check
+            row.append(_result(studio, vid, f"#{item.seq} · {item.aspect_ratio} · v{k}{text}", verdict, bool(saved)))
     if not rows:
         return '<p class="sheet-empty">No results yet: run the campaign to see them here.</p>'
     return "".join(f'<div class="sheet-row">{"".join(tiles)}</div>' for tiles in rows.values())

@@ -20,6 +20,8 @@ from rag.search import Query
 from rag.studio import Studio
 
 from . import generate_api
+from . import region as region_ui
+from . import reviews as reviews_ui
 from .common import OnePerUser, gallery_items, md_escape, progress_callback, user_errors
 from .session_view import (
     REFINE_HINT,
@@ -65,6 +67,8 @@ def build(studio: Studio, selected: gr.State, filters: dict[str, Any] | None = N
     c = _render(studio)
     c.filters = {k: v for k, v in (filters or {}).items() if k not in ("text", "image", "image_id", "image_weight", "k")}
     _listen(studio, selected, c)
+    reviews_ui.listen_share(studio, c.share, "session", [c.session])
+    region_ui.wire(studio, c)
     generate_api.api(studio)
     return {
         "show_refs": (c.show_refs, [selected, c.model], [selected, c.refs, c.refs_md]),
@@ -117,6 +121,8 @@ def _render(studio: Studio) -> SimpleNamespace:
                 c.save_all = gr.Button("Save whole session to library", interactive=False, elem_id="save-session", size="sm")
                 c.new = gr.Button("New session", elem_id="new-session", size="sm")
             c.saved_md = gr.Markdown()
+            c.share = reviews_ui.render_share(studio, "session")  # a review link to this session
+            c.region = region_ui.render(studio, default.name)  # "Edit a region" of the version shown (ui/region.py)
             with gr.Accordion("Recent sessions", open=False):
                 with gr.Row(equal_height=True):
                     c.recent = gr.Dropdown([], label="Reopen a session to continue it", scale=4)

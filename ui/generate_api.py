@@ -79,4 +79,5 @@ def api(studio: Studio) -> None:
 def _run_record(run: Any) -> dict[str, Any]:
     """A run as a client reads it: output paths to fetch, the model's words, the ids to refine or save."""
     return {"images": [str(p) for p in run.paths], "text": run.result.text, "session_id": run.session_id,
-            "version_ids": [v.id for v in run.versions], "model": run.result.model}
+            "version_ids": [v.id for v in run.versions], "model": run.result.model,
+            "text_checks": {v.id: v.text_check for v in run.versions if v.text_check}}

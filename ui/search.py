@@ -16,6 +16,7 @@ from rag.core import BananaError, Hit
 from rag.search import CUTOFFS, Query, relevance_cue
 from rag.studio import Studio
 
+from . import reviews
 from .common import counted, display_name, gallery_items, md_escape, query_endpoint, source_choices, user_errors
 
 EXAMPLE_QUERIES = ["a red car", "a bowl of soup", "a cartoon animal", "a house with a roof", "a hammer"]
@@ -49,6 +50,8 @@ def words_notice_md(studio: Studio) -> str:
 def build(studio: Studio, selected: gr.State) -> SimpleNamespace:
     c = _render(studio)
     _listen(studio, selected, c)
+    reviews.listen_share(studio, c.share, "ids", [selected])
+    c.share_open.click(lambda: gr.Column(visible=True), None, c.share.box, api_name=False, queue=False)
     gr.api(query_endpoint(studio), api_name="search", concurrency_id="search", concurrency_limit=4)
     return c
 
@@ -84,10 +87,12 @@ def _render(studio: Studio) -> SimpleNamespace:
     with gr.Row(equal_height=True, elem_id="reference-tray"):
         c.picked_md = gr.Markdown(selection_md(studio, []), elem_id="tray-text", min_width=260)
         c.clear = gr.Button("Clear", size="sm", min_width=80, scale=0)
+        c.share_open = gr.Button("Share for review…", size="sm", min_width=140, scale=0, elem_id="share-picked-open")
         c.to_generate = gr.Button("Use in Generate →", variant="primary", size="sm", min_width=140, scale=0)
         c.picked = gr.Gallery(show_label=False, columns=8, rows=1, height=110, object_fit="contain", allow_preview=False,
                               preview=False, fit_columns=False, scale=5, min_width=240, elem_id="tray-gallery",
                               visible=False)
+    c.share = reviews.render_share(studio, "picked", "Share the picked images for review", folded=True)
     c.status = gr.Markdown(elem_id="search-status")
     c.results = gr.Gallery(label="Results", show_label=False, columns=6, height="auto", object_fit="contain",
                            allow_preview=False, fit_columns=False, elem_id="search-results")

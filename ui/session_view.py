@@ -36,8 +36,9 @@ def user_of(request: gr.Request | None) -> str:
 def caption(version: Version, came_from: str = "") -> str:
     """The version's number first, so a cut caption keeps it; a branch says where it came from ("v5 from v1")."""
     words = version.instruction or "the library image this session edits"
+    check = f" · {version.text_check}" if version.text_check else ""  # quoted text read back: as asked, or not
     branch = f" from {came_from}" if came_from else ""
-    return f"{version.label}{branch} · {words[:70]}{'…' if len(words) > 70 else ''}"
+    return f"{version.label}{branch} · {words[:70]}{'…' if len(words) > 70 else ''}{check}"
 
 
 def branches(versions: list[Version]) -> dict[str, str]:

@@ -76,7 +76,8 @@ def poll(store: CampaignStore, generator: BatchGenerator, settings: Settings, mo
     if not job.ended:
         store.set_status(campaign.id, "batch", batch_state=state)
         return state
-    made = _land(store, generator, settings, models, campaign, get, job.answers) if job.answers else 0
+    notes: list[str] = []  # images saved without content credentials, in words for History
+    made = _land(store, generator, settings, models, campaign, get, job.answers, notes) if job.answers else 0
     if not job.succeeded:
         for item in store.items(campaign.id):
             if item.status != "done":
@@ -85,14 +86,14 @@ def poll(store: CampaignStore, generator: BatchGenerator, settings: Settings, mo
     if attempt and campaign.status == "batch":  # ended once, even when polled again
         store.sessions.end_attempt(attempt, outcome="ok" if made else "failed", images=made,
                                    cost=info.estimate(made, info.size(campaign.image_size), batch=True),
-                                   reason="" if made else f"Batch job {state}")
+                                   reason=" ".join(notes) if made else f"Batch job {state}")
     counts = store.counts(campaign.id)
     store.set_status(campaign.id, "done" if counts["done"] == sum(counts.values()) else "stopped", batch_state=state)
     return state
 
 
 def _land(store: CampaignStore, generator: BatchGenerator, settings: Settings, models: ModelList, campaign: Campaign,
-          get: Callable[[Sequence[str]], list[Asset]], answers: Sequence[BatchAnswer]) -> int:
+          get: Callable[[Sequence[str]], list[Asset]], answers: Sequence[BatchAnswer], notes: list[str]) -> int:
     """Each reply kept as a version of its item's session; an error stays with its item."""
     items = {i.seq: i for i in store.items(campaign.id)}
     known = {a.id: a for a in get(list({i.asset_id for i in items.values()} | set(campaign.shared_refs)))}
@@ -118,7 +119,7 @@ def _land(store: CampaignStore, generator: BatchGenerator, settings: Settings, m
         result = GenerationResult(images=reply.images, text=reply.text, prompt=item.prompt, model=info.name,
                                   aspect_ratio=item.aspect_ratio, references=refs, created=time.time(),
                                   image_size=size, replies=[reply], request=turn)
-        session, versions, _ = keep_images(store.sessions, settings, session, None, ask, result)
+        session, versions, _ = keep_images(store.sessions, settings, session, None, ask, result, notes=notes)
         made += len(versions)
         ids = [*item.version_ids, *(v.id for v in versions)]
         store.update_item(campaign.id, seq, status="done" if ids else "failed", session_id=session.id if session else "",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.core import BananaError
-from rag.generation import SessionStore, new_id, visible_to
+from rag.generation import SessionStore, differs, new_id, visible_to
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, created REAL NOT NULL, user TEXT NOT NULL,
@@ -94,6 +94,7 @@ class CampaignReview:
     verdicts: dict[str, tuple[str, str]]  # version id -> (verdict, saved asset id)
     counts: dict[str, int]  # item state -> how many
     spent: float  # USD so far, regenerations and the Batch job included
+    text_checks: dict[str, str] = field(default_factory=dict)  # version id -> its text check, in words
 
     @property
     def total(self) -> int:
@@ -107,6 +108,11 @@ class CampaignReview:
     def rejected(self) -> list[Item]:
         """Items whose latest image was rejected: what "Regenerate rejected" sends again."""
         return [i for i in self.items if i.version_ids and self.verdicts.get(i.version_ids[-1], ("",))[0] == "rejected"]
+
+    @property
+    def text_differs(self) -> list[Item]:
+        """Items whose latest image does not read as the prompt's quoted text: "regenerate where text differs"."""
+        return [i for i in self.items if i.version_ids and differs(self.text_checks.get(i.version_ids[-1], ""))]
 
 
 class CampaignStore:
@@ -166,8 +172,19 @@ class CampaignStore:
         return [Item(**{**dict(r), "version_ids": json.loads(r["version_ids"])}) for r in rows]
 
     def review_of(self, campaign: Campaign) -> CampaignReview:
-        return CampaignReview(campaign, self.items(campaign.id), self.verdicts(campaign.id), self.counts(campaign.id),
-                              self.spent(campaign.id))
+        items = self.items(campaign.id)
+        return CampaignReview(campaign, items, self.verdicts(campaign.id), self.counts(campaign.id),
+                              self.spent(campaign.id), self.text_checks([v for i in items for v in i.version_ids]))
+
+    def text_checks(self, version_ids: list[str]) -> dict[str, str]:
+        """The text check of each of these versions that has one (rag/generation/text_check.py), in words."""
+        found: dict[str, str] = {}
+        for start in range(0, len(version_ids), 500):
+            chunk = version_ids[start:start + 500]
+            rows = self.sessions.read(f"SELECT version_id, label FROM text_checks WHERE version_id IN "
+                                      f"({', '.join('?' * len(chunk))})", chunk)
+            found |= {r["version_id"]: r["label"] for r in rows}
+        return found
 
     def counts(self, campaign_id: str) -> dict[str, int]:
         rows = self.sessions.read("SELECT status, COUNT(*) FROM campaign_items WHERE campaign_id = ? GROUP BY status",

@@ -33,12 +33,14 @@ def _print_plan(plan: Plan) -> None:
 
 def _report(studio: Studio, campaign_id: str, args: argparse.Namespace) -> int:
     campaign, items = studio.open_campaign(campaign_id)
+    checks = studio.campaign_review(campaign.id).text_checks  # version id -> "text as asked", "text differs: '...'"
     if args.json:
-        print_json({"campaign": vars(campaign), "items": [vars(i) for i in items]})
+        print_json({"campaign": vars(campaign), "items": [vars(i) for i in items], "text_checks": checks})
     else:
         for i in items:
             why = f" ({i.error[:120]})" if i.error else ""
-            print(f"#{i.seq:<3} {i.status:<8} {i.asset_name} {i.aspect_ratio} {len(i.version_ids)} image(s){why}")
+            text = f" · {checks[i.version_ids[-1]]}" if i.version_ids and i.version_ids[-1] in checks else ""
+            print(f"#{i.seq:<3} {i.status:<8} {i.asset_name} {i.aspect_ratio} {len(i.version_ids)} image(s){why}{text}")
         job = f" (Batch job {campaign.batch_job}: {campaign.batch_state})" if campaign.batch_job else ""
         print(f"campaign {campaign.id} {campaign.name!r}: {campaign.status}{job}")
     waiting = campaign.status == "batch"  # submitted: the results come later (`campaign --resume ID` asks)
@@ -46,6 +48,9 @@ def _report(studio: Studio, campaign_id: str, args: argparse.Namespace) -> int:
 
 
 def cmd_campaign(studio: Studio, args: argparse.Namespace) -> int:
+    if args.resume and args.regenerate:  # paid: the items whose latest image was rejected, or whose text differs
+        studio.regenerate_rejected(args.resume, which=args.regenerate.replace("-", " "))
+        return _report(studio, args.resume, args)
     if args.resume:
         campaign = studio.open_campaign(args.resume)[0]
     else:
@@ -102,6 +107,8 @@ def add_campaign_commands(add: Add) -> None:
     p.add_argument("--limit", type=int, default=20, help="images a --query campaign covers (default 20)")
     p.add_argument("--batch", action="store_true", help="Gemini Batch mode: about half price, results within 24 h")
     p.add_argument("--dry-run", action="store_true", help="print the requests and their cost; send nothing")
+    p.add_argument("--regenerate", choices=["rejected", "text-differs"],
+                   help="with --resume: a new image for each item whose latest was rejected, or whose text differs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = add("campaigns", cmd_campaigns, "campaigns, newest first, or one campaign's items")

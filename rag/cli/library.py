@@ -84,6 +84,9 @@ def cmd_stats(studio: Studio, args: argparse.Namespace) -> int:
         print(f"{stats['count']} images in {stats['collection']} at {stats['milvus_uri']} (model {stats['model']}, {stats['precision']})")
         print(stats["words_notice"] or "Word search is on (BM25 over names, tags, embedded text and prompts).")
         print(stats["generation"])
+        read = stats["text_in_images"]
+        print(f"Text in pictures ({read['engine']}): {read['read']} read, {read['with_text']} with text, "
+              f"{read['failed']} could not be read, {read['waiting']} waiting (python -m rag ocr)")
         for key in ("by_folder", "by_source"):
             for name, n in stats[key].items():
                 print(f"  {key[3:]:>6} {name}: {n}")

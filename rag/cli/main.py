@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag ingest|search|stats|generate|refine|history|sessions|campaign|campaigns|delete|export|import|reindex|caption ...``.
+"""Command line: ``python -m rag ingest|search|stats|generate|refine|edit|history|sessions|campaign|campaigns|delete|export|import|reindex|caption|ocr ...``.
 
 Exit codes: 0 success, 1 a user-facing error (or, for ingest, at least one file failed), 2 usage.
 ``--json`` prints one JSON document on stdout for scripts; humans get a short table.
@@ -13,7 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 from rag.cli.campaigns import add_campaign_commands
 from rag.cli.common import EXIT_ERROR, Command, print_json
+from rag.cli.credentials import add_credentials_commands
 from rag.cli.library import add_library_commands
+from rag.cli.ocr import add_ocr_commands
+from rag.cli.region import add_region_commands
+from rag.cli.reviews import add_review_commands
 from rag.cli.sessions import add_generation_commands
 from rag.core import BananaError, Settings
 from rag.studio import Studio
@@ -30,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
-    for register in (add_library_commands, add_generation_commands, add_campaign_commands):
+    for register in (add_library_commands, add_generation_commands, add_region_commands, add_campaign_commands,
+                     add_review_commands, add_credentials_commands, add_ocr_commands):
         register(add)
     return parser
 

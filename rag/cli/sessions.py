@@ -22,8 +22,8 @@ def _report_generation(studio: Studio, args: argparse.Namespace, generation: Gen
     if args.json:
         print_json({
             "session": generation.session_id,
-            "versions": [{"id": v.id, "label": v.label, "parent": v.parent_id, "path": v.path, "cost_usd": v.cost_usd}
-                         for v in generation.versions],
+            "versions": [{"id": v.id, "label": v.label, "parent": v.parent_id, "path": v.path, "cost_usd": v.cost_usd,
+                          "text_check": v.text_check} for v in generation.versions],
             "images": [str(p) for p in generation.paths],
             "text": result.text,
             "model": result.model,
@@ -34,7 +34,7 @@ def _report_generation(studio: Studio, args: argparse.Namespace, generation: Gen
         if generation.session_id:
             print(f"session {generation.session_id}")
         for v in generation.versions:
-            print(f"{v.label} {v.id} {v.path}")
+            print(f"{v.label} {v.id} {v.path}" + (f" · {v.text_check}" if v.text_check else ""))
         if result.text:
             print(f"model: {result.text}")
         if saved:

@@ -18,15 +18,16 @@ from rag.clip.precision import choose, probe_images, resolve
 from rag.clip.runtime import Numerics
 from rag.clip.text import PROBES, ClipText
 from rag.clip.visual import ClipVisual
-from rag.core import ImageError, ModelLoadError, Settings, chunked, prefetch_map
-from rag.media import decode
+from rag.core import ImageError, ModelLoadError, Settings, chunked, os_error_text, prefetch_map
+from rag.media import Header, decode, jpeg_header
 
 log = logging.getLogger(__name__)
 
 ImageInput = str | Path | bytes | Image.Image
 TEXT_CACHE_SIZE = 256
 LOAD_RETRY_S = 60.0
-CUDA_MIN_BATCH = 128  # a GPU needs big batches to stay busy; a CPU gains nothing past 32
+CUDA_MIN_BATCH = 256  # a GPU needs big batches to stay busy (fp16: 256 at a time); a CPU gains nothing past 32
+JPEG_THREADS = 48  # decode threads on a GPU that decodes JPEGs: most wait for their batch (rag/clip/jpeg.py)
 
 
 @runtime_checkable
@@ -35,9 +36,10 @@ class Embedder(Protocol):
 
     @property
     def name(self) -> str: ...
-
     @property
     def dim(self) -> int: ...
+    @property
+    def device(self) -> str: ...  # where the model runs ("cpu", "cuda")
 
     @property
     def batch_size(self) -> int:
@@ -55,6 +57,9 @@ class Embedder(Protocol):
 
     def prepare(self, image: Image.Image) -> Any:
         """CPU-side preprocessing of a decoded RGB image (thread-safe)."""
+
+    def prepare_file(self, data: bytes) -> tuple[Header, Any]:
+        """A file's facts and prepared pixels (thread-safe); raises ImageError as ``rag.media.decode`` does."""
 
     def encode_prepared(self, batch: Sequence[Any]) -> np.ndarray:
         """Embed a batch of prepared images: (n, dim) float32, L2-normalised."""
@@ -167,8 +172,16 @@ class ClipEmbedder:
         return self.workers_for(self.settings.workers)
 
     def workers_for(self, requested: int) -> int:
-        # On a GPU the CPU only decodes, and the GPU embeds faster than 4 threads decode (~4-6 ms a picture).
-        return max(requested, os.cpu_count() or 1) if self.device.startswith("cuda") else requested
+        # On a GPU the CPU only decodes, and the GPU embeds faster than 4 threads decode (~4-6 ms a picture);
+        # when it decodes the JPEGs too, most threads wait for their batch, and more waiting make bigger batches.
+        cuda = self.device.startswith("cuda")
+        return max(requested, os.cpu_count() or 1, JPEG_THREADS if self.jpeg_on_device else 0) if cuda else requested
+
+    @property
+    def jpeg_on_device(self) -> bool:
+        """Whether JPEGs are decoded in batches on the model's device (JPEG_DECODER; auto: on a GPU)."""
+        choice = self.settings.jpeg_decoder
+        return choice == "torchvision" or (choice == "auto" and self.device.startswith("cuda"))
 
     @property
     def precision(self) -> str:
@@ -271,6 +284,20 @@ class ClipEmbedder:
     def prepare(self, image: Image.Image) -> Any:
         return self.visual.prepare(image)
 
+    def prepare_file(self, data: bytes) -> tuple[Header, Any]:
+        """An image file's facts and its prepared pixels: a JPEG decoded with others on the model's device when
+        :attr:`jpeg_on_device` (rag/clip/jpeg.py), anything else (or a JPEG the device refused) by Pillow here."""
+        s = self.settings
+        decoder = self.visual.jpeg_decoder() if self.jpeg_on_device else None
+        header = jpeg_header(data, s.max_image_pixels) if decoder is not None else None
+        if decoder is not None and header is not None:
+            try:
+                return header, decoder.decode(data, header.orientation)
+            except Exception as exc:  # noqa: BLE001 - Pillow decodes it, or says in a sentence why not
+                log.debug("a JPEG the device would not decode goes to Pillow: %s", exc)
+        decoded = decode(data, background=s.background, max_pixels=s.max_image_pixels)
+        return Header(decoded.width, decoded.height, decoded.format, decoded.text), self.prepare(decoded.image)
+
     def encode_prepared(self, batch: Sequence[Any]) -> np.ndarray:
         visual = self.visual
         if not batch:
@@ -283,11 +310,15 @@ class ClipEmbedder:
         s = self.settings
 
         def load(item: ImageInput) -> Any:
+            label = Path(item).name if isinstance(item, (str, Path)) else "the image"
             try:
-                return self.prepare(decode(item, background=s.background, max_pixels=s.max_image_pixels).image)
+                if isinstance(item, Image.Image) or not self.jpeg_on_device:
+                    return self.prepare(decode(item, background=s.background, max_pixels=s.max_image_pixels).image)
+                return self.prepare_file(item if isinstance(item, bytes) else Path(item).read_bytes())[1]
             except ImageError as exc:
-                label = Path(item).name if isinstance(item, (str, Path)) else "the image"
                 raise ImageError(f"{label}: {exc}") from None
+            except OSError as exc:
+                raise ImageError(f"{label}: the file cannot be read ({os_error_text(exc)})") from None
 
         prepared = prefetch_map(load, images, workers=self.workers, window=self.batch_size * 2)
         out = [self.encode_prepared(batch) for batch in chunked(prepared, self.batch_size)]

@@ -6,18 +6,22 @@ and two passes over it, ~40 % of the CPU time of preparing a picture. Here the s
 them, the picture is kept as uint8 (a quarter of the memory while it waits for its batch), and
 the float conversion and normalisation run once per batch, on the model's device, with the same
 arithmetic. :meth:`ClipVisual.check` compares the two on probe images at load and falls back to
-open_clip's transform whole if they differ at all (a model with another transform).
+open_clip's transform whole if they differ at all (a model with another transform). On a GPU, JPEGs
+arrive already decoded, resized and cropped there (rag/clip/jpeg.py); a batch mixes them with
+pictures prepared on the CPU, which travel as one pinned, asynchronous copy.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from rag.clip.jpeg import BatchDecoder, tensor_steps
 from rag.clip.runtime import ClipHalf, Numerics, inference, unit_rows
 
 log = logging.getLogger(__name__)
@@ -42,11 +46,21 @@ class ClipVisual(ClipHalf):
         super().__init__(model, numerics)
         self._preprocess = preprocess
         self._split = split_transform(preprocess)
+        self._jpeg: BatchDecoder | None = None
+        self._jpeg_lock = threading.Lock()
 
     @property
     def uint8_batches(self) -> bool:
         """Whether :meth:`prepare` hands over uint8 pictures that :meth:`encode` normalises per batch."""
         return self._split is not None
+
+    def jpeg_decoder(self) -> BatchDecoder | None:
+        """The decoder of JPEGs in batches on the model's device, with open_clip's own resize and crop (made
+        on first use); None when the uint8 path is off or the transform has a step tensors do not take."""
+        with self._jpeg_lock:
+            if self._jpeg is None and self._split is not None and (steps := tensor_steps(self._split[0])) is not None:
+                self._jpeg = BatchDecoder(self.numerics.device, steps)
+            return self._jpeg
 
     def preprocess(self, image: Image.Image) -> Any:
         """open_clip's transform (resize, centre crop, normalise) of a decoded RGB image: a float CHW tensor."""
@@ -77,11 +91,30 @@ class ClipVisual(ClipHalf):
         numerics = self.numerics
         if self._split is None or any(x.dtype != torch.uint8 for x in batch):
             floats = [self._normalise(x.unsqueeze(0))[0] if x.dtype == torch.uint8 else x for x in batch]
-            return torch.stack(floats).to(numerics.device, dtype=numerics.dtype, non_blocking=True)
-        stacked = torch.stack(list(batch))
-        if numerics.cuda:
-            stacked = stacked.pin_memory()  # an asynchronous copy, a quarter the bytes of floats
-        return self._normalise(stacked.to(numerics.device, non_blocking=True)).to(numerics.dtype)
+            return torch.stack([x.to(numerics.device) for x in floats]).to(dtype=numerics.dtype)
+        return self._normalise(self._on_device(batch)).to(numerics.dtype)
+
+    def _on_device(self, batch: Sequence[Any]) -> Any:
+        """uint8 pictures as one (n, 3, h, w) tensor on the model's device: those prepared on the CPU in one
+        pinned, asynchronous copy (a quarter the bytes of floats), those decoded there as they are."""
+        import torch
+
+        device = torch.device(self.numerics.device)
+        away = [i for i, x in enumerate(batch) if x.device.type != device.type]
+        if self.numerics.cuda:  # decoded on the JPEG decoder's stream: its memory is not reused while this one reads it
+            for x in batch:
+                if x.device.type == device.type:
+                    x.record_stream(torch.cuda.current_stream())
+        if not away:
+            return torch.stack(list(batch))
+        moved = torch.stack([batch[i] for i in away])
+        moved = (moved.pin_memory() if self.numerics.cuda else moved).to(device, non_blocking=True)
+        if len(away) == len(batch):
+            return moved
+        out = torch.empty((len(batch), *moved.shape[1:]), dtype=torch.uint8, device=device)
+        here = [i for i, x in enumerate(batch) if x.device.type == device.type]
+        out[away], out[here] = moved, torch.stack([batch[i] for i in here])
+        return out
 
     def _normalise(self, uint8: Any) -> Any:
         """``ToTensor`` then ``Normalize``, on a (n, 3, h, w) uint8 batch: the same float operations."""

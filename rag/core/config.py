@@ -16,6 +16,8 @@ from typing import Any
 from rag.core.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # CLIP_PRECISION values
+JPEG_DECODERS = ("auto", "pillow", "torchvision")  # JPEG_DECODER values
+OCR_ENGINES = ("auto", "rapidocr", "tesseract", "off")  # OCR values
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "assets" / "sample"  # bundled with the app (assets/README.md)
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
@@ -56,11 +58,23 @@ def _upper(_key: str, raw: str) -> str:
     return raw.strip().upper()
 
 
-def _precision(key: str, raw: str) -> str:
+def _one_of(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    """A parser for a setting that takes one of ``choices`` (any case)."""
+
+    def parse(key: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {raw!r}.")
+        return value
+
+    return parse
+
+
+def _switch(key: str, raw: str) -> bool:
     value = raw.strip().lower()
-    if value not in PRECISIONS:
-        raise ConfigError(f"{key} must be one of {', '.join(PRECISIONS)}, got {raw!r}.")
-    return value
+    if value not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+        raise ConfigError(f"{key} must be on or off, got {raw!r}.")
+    return value in ("on", "true", "yes", "1")
 
 
 def _path(_key: str, raw: str) -> Path:
@@ -107,9 +121,12 @@ class Settings:
     # autocast on CUDA, fp32 elsewhere. Checked at load against fp32 on probe images and texts, and
     # fp32 is kept if any cosine falls under 0.999 (rag/clip/precision.py). CLIP_TEXT_PRECISION is
     # the deprecated name from when only the text tower could be bf16; it now sets both towers.
-    precision: str = _env("CLIP_PRECISION", "CLIP_TEXT_PRECISION", default="auto", parse=_precision)
+    precision: str = _env("CLIP_PRECISION", "CLIP_TEXT_PRECISION", default="auto", parse=_one_of(PRECISIONS))
     batch_size: int = _env("EMBED_BATCH_SIZE", default=32, parse=_int, minimum=1)
     workers: int = _env("EMBED_WORKERS", factory=_default_workers, parse=_int, minimum=1)
+    # Who decodes JPEGs for embedding: auto (torchvision's decoder, nvJPEG, on the model's GPU, in batches; Pillow
+    # on the decode threads without one), pillow, or torchvision (on the model's device, the CPU included).
+    jpeg_decoder: str = _env("JPEG_DECODER", default="auto", parse=_one_of(JPEG_DECODERS))
     background: tuple[int, int, int] = _env("IMAGE_BACKGROUND", default=(128, 128, 128), parse=_color)
     max_image_pixels: int = _env("MAX_IMAGE_PIXELS", default=100_000_000, parse=_int, minimum=1)
     # Server folders the app's folder box may index in place (os.pathsep-separated); empty: the box is off.
@@ -143,6 +160,21 @@ class Settings:
     users_file: str = _env("BANANA_USERS_FILE", default="")  # one user:password per line; each user's work is theirs
     # Proxies (comma-separated addresses) whose X-Forwarded-For names the client; none: the connecting address counts.
     trusted_proxies: str = _env("BANANA_TRUSTED_PROXIES", default="")
+    # Reading the text printed in pictures (rag/media/ocr.py): auto (RapidOCR when installed, else tesseract), rapidocr,
+    # tesseract, or off. The app reads new images in the background; `python -m rag ocr` back-fills a library.
+    ocr: str = _env("OCR", default="auto", parse=_one_of(OCR_ENGINES))
+    ocr_max_pixels: int = _env("OCR_MAX_PIXELS", default=40_000_000, parse=_int, minimum=1)  # larger: not read
+    ocr_timeout_s: float = _env("OCR_TIMEOUT_S", default=20.0, parse=_float, minimum=1.0)  # per picture
+    # C2PA content credentials on generated images (rag/media/credentials.py). Without a certificate and key (PEM:
+    # the signer's certificate first, then its CA chain) the app makes a local one in $BANANA_DATA_DIR/credentials.
+    credentials: bool = _env("CREDENTIALS", default=True, parse=_switch)
+    credentials_cert: Path | None = _env("CREDENTIALS_CERT", parse=_path)
+    credentials_key: Path | None = _env("CREDENTIALS_KEY", parse=_path)
+    credentials_alg: str = _env("CREDENTIALS_ALG", default="auto", parse=_lower)  # auto: from the key's type
+    credentials_include_prompt: bool = _env("CREDENTIALS_INCLUDE_PROMPT", default=True, parse=_switch)
+    # The address people outside use to reach this app (a --share link, a proxy); empty: http://BANANA_HOST:BANANA_PORT.
+    public_url: str = _env("BANANA_PUBLIC_URL", default="")
+    review_max_days: int = _env("REVIEW_MAX_DAYS", default=30, parse=_int, minimum=1)  # the longest a review link lives
 
     def __post_init__(self) -> None:
         derived = {

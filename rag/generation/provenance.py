@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.core import GenerationError, ImageError, atomic_write, os_error_text
+from rag.core import BananaError, GenerationError, ImageError, atomic_write, os_error_text
 from rag.generation.base import GenerationResult
-from rag.media import encode_png, png_text
+from rag.generation.signing import Stamp, failure_note
+from rag.media import credentials, encode_png, png_text
 
 PROVENANCE_KEY = "banana:provenance"
 """PNG text chunk (iTXt) holding the JSON provenance of a saved image."""
@@ -64,15 +65,23 @@ def provenance_of(result: GenerationResult, index: int, extra: Mapping[str, Any]
     }
 
 
-def _encoded(result: GenerationResult, max_pixels: int, extra: Mapping[str, Any] | None) -> list[tuple[str, bytes]]:
-    """Every image as ``(sha256, PNG with provenance)``, all encoded before anything is written."""
+def _encoded(result: GenerationResult, max_pixels: int, extra: Mapping[str, Any] | None, sign: Stamp | None,
+             notes: list[str]) -> list[tuple[str, bytes]]:
+    """Every image as ``(sha256, PNG with provenance)``, all encoded before anything is written; signed with
+    content credentials when ``sign`` is given, else (or when signing fails: a sentence in ``notes``) not."""
     encoded = []
     for i, image in enumerate(result.images):
         record = json.dumps(provenance_of(result, i, extra), ensure_ascii=False)
         try:
-            png = encode_png(image.data, text={PROVENANCE_KEY: record}, max_pixels=max_pixels)
+            png = encode_png(image.data, text={PROVENANCE_KEY: record}, max_pixels=max_pixels, xmp=credentials.ai_xmp())
         except ImageError as exc:
             raise GenerationError(f"Gemini returned image data that could not be decoded ({exc}); nothing was saved.") from None
+        if sign is not None:
+            title = f"{readable_stem(result.prompt)}{'' if len(result.images) == 1 else f'-{i + 1}'}.png"
+            try:
+                png = sign(png, title)
+            except BananaError as exc:
+                notes.append(failure_note(title, exc))
         encoded.append((hashlib.sha256(png).hexdigest(), png))
     return encoded
 
@@ -92,6 +101,8 @@ def save_result(
     max_pixels: int,
     stem: str = "",
     extra: Mapping[str, Any] | None = None,
+    sign: Stamp | None = None,
+    notes: list[str] | None = None,
 ) -> list[Path]:
     """Write each image as a PNG with provenance, named readably; all or nothing.
 
@@ -99,9 +110,10 @@ def save_result(
     characters of the content hash, so the same picture saved twice keeps one file. Everything
     is encoded before the first write, and files written by a failing call are removed, so a
     failure leaves ``outputs_dir`` as it was. ``max_pixels`` is the settings' image limit, which
-    returned images meet like any other file.
+    returned images meet like any other file. ``sign`` adds content credentials (:mod:`rag.generation.signing`);
+    an image it cannot sign is saved without them and ``notes`` gets the sentence.
     """
-    encoded = _encoded(result, max_pixels, extra)
+    encoded = _encoded(result, max_pixels, extra, sign, notes if notes is not None else [])
     if not encoded:
         return []
     out = Path(outputs_dir)

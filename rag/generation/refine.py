@@ -19,7 +19,9 @@ from rag.generation.base import GenerationResult, ImageGenerator, ModelReply, No
 from rag.generation.model_list import ModelList
 from rag.generation.models import ModelInfo
 from rag.generation.provenance import readable_stem, save_result
-from rag.generation.sessions import Session, SessionStore, Version
+from rag.generation.sessions import REGION_PREFIX, Session, SessionStore, Version
+from rag.generation.signing import stamp_for
+from rag.generation.text_check import asked_in_branch, check_versions
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ def run_turn(store: SessionStore, generator: ImageGenerator, settings: Settings,
     refs = list(ask.references)
     # An original, or a version another model made: the model sees it as this turn's image, without the
     # conversation before it (thought signatures belong to the model that made them).
-    fresh = parent is not None and (parent.turn_id is None or parent.model != ask.model.name)
+    fresh = parent is not None and (parent.turn_id is None or parent.model != ask.model.name
+                                    or parent.instruction.startswith(REGION_PREFIX))  # its turn was about a crop
     if fresh:
         refs.insert(0, version_asset(parent))
     ask.model.check(ask.prompt, len({a.id for a in refs}), ask.aspect_ratio, ask.image_size, ask.n)
@@ -134,7 +137,7 @@ def run_turn(store: SessionStore, generator: ImageGenerator, settings: Settings,
         try:
             one = generator.generate(ask.prompt, refs, aspect_ratio=ask.aspect_ratio, n=1, model=ask.model.name,
                                      image_size=ask.image_size, history=history, notify=notify)
-            session, kept, saved = keep_images(store, settings, session, parent, ask, one)
+            session, kept, saved = keep_images(store, settings, session, parent, ask, one, notes=notes)
         except BaseException as exc:
             if not versions or not isinstance(exc, BananaError):
                 blocked = isinstance(exc, GenerationBlocked)
@@ -168,9 +171,10 @@ def _combined(results: list[GenerationResult], notes: list[str]) -> GenerationRe
 
 
 def keep_images(store: SessionStore, settings: Settings, session: Session | None, parent: Version | None, ask: Ask,
-                result: GenerationResult) -> tuple[Session | None, list[Version], list[Path]]:
-    """Each reply's images written with provenance, then recorded as versions (one reply at a time); Batch mode
-    keeps its results through here too."""
+                result: GenerationResult, *,
+                notes: list[str] | None = None) -> tuple[Session | None, list[Version], list[Path]]:
+    """Each reply's images written with provenance and content credentials, then recorded as versions (one reply at
+    a time); Batch mode keeps its results through here too. An image saved without credentials says so in ``notes``."""
     if session is None and any(r.images for r in result.replies):
         session = store.new_session(user=ask.user, title=ask.prompt)
     if session is None:
@@ -184,7 +188,7 @@ def keep_images(store: SessionStore, settings: Settings, session: Session | None
         if not reply.images:
             continue  # a text-only answer is not a version: there is nothing to refine
         seq += 1
-        saved = _save(settings, session, parent, result, reply, seq, parents, ask.provenance)
+        saved = _save(settings, session, parent, result, reply, seq, parents, ask.provenance, notes)
         versions += store.add_turn(
             session.id, parent.id if parent else None, user=ask.user, instruction=ask.prompt, model=result.model,
             aspect_ratio=result.aspect_ratio, image_size=result.image_size,
@@ -193,15 +197,17 @@ def keep_images(store: SessionStore, settings: Settings, session: Session | None
             images=[(str(p), sha256_file(p), ask.model.price(ask.image_size)) for p in saved],
         )
         paths += saved
+    versions = check_versions(store, settings, asked_in_branch(ask.prompt, parent, known), versions)  # quoted text
     return session, versions, paths
 
 
 def _save(settings: Settings, session: Session, parent: Version | None, result: GenerationResult,
-          reply: ModelReply, seq: int, parents: list[str], more: dict[str, Any]) -> list[Path]:
+          reply: ModelReply, seq: int, parents: list[str], more: dict[str, Any], notes: list[str] | None) -> list[Path]:
     extra = {**more, "session_id": session.id, "version": f"v{seq}", "parent_version_id": parent.id if parent else "",
              "parents": parents}
     one = replace(result, images=reply.images, text=reply.text)
     # A random part of its own: a file name in the served outputs folder must not follow from anything another
     # user can see (a saved version's record names its session, prompt and version number).
     stem = f"{readable_stem(session.title)}-v{seq}-{secrets.token_hex(12)}"
-    return save_result(one, settings.outputs_dir, max_pixels=settings.max_image_pixels, stem=stem, extra=extra)
+    return save_result(one, settings.outputs_dir, max_pixels=settings.max_image_pixels, stem=stem, extra=extra,
+                       sign=stamp_for(settings, one, parent), notes=notes)

@@ -47,8 +47,12 @@ CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NU
     reason TEXT NOT NULL DEFAULT '', version_ids TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX attempts_by_day ON attempts(day, user);
 """
-_VERSION_SQL = """SELECT v.*, t.instruction, t.model, t.aspect_ratio, t.image_size, t.refs, t.text, t.user
-    FROM versions v LEFT JOIN turns t ON t.id = v.turn_id"""
+_VERSION_SQL = """SELECT v.*, t.instruction, t.model, t.aspect_ratio, t.image_size, t.refs, t.text, t.user,
+    c.label AS text_check FROM versions v LEFT JOIN turns t ON t.id = v.turn_id
+    LEFT JOIN text_checks c ON c.version_id = v.id"""
+# The text check of a version's picture (rag/generation/text_check.py); made on open, so older files get it too.
+_TEXT_CHECKS = """CREATE TABLE IF NOT EXISTS text_checks (version_id TEXT PRIMARY KEY REFERENCES versions(id),
+    verdict TEXT NOT NULL, label TEXT NOT NULL, asked TEXT NOT NULL, found TEXT NOT NULL)"""
 _SESSION_SQL = """SELECT s.*, COUNT(v.id) AS n_versions, COALESCE(SUM(v.cost_usd), 0) AS cost_usd
     FROM sessions s LEFT JOIN versions v ON v.session_id = s.id"""
 
@@ -67,6 +71,9 @@ def new_id() -> str:
 
 
 EDIT_PREFIX = "Edit "
+REGION_PREFIX = "region: "
+"""How a region edit's instruction starts (rag/generation/region_edit.py). Its turn sent the model a crop, not
+the picture, so a refinement of its picture starts afresh from the picture and no conversation reaches past it."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,7 @@ class Version:
     references: list[dict[str, Any]] = field(default_factory=list)
     text: str = ""
     user: str = ""
+    text_check: str = ""  # "text as asked", "text differs: '...'", "no text found"; "" when the prompt quoted nothing
 
     @property
     def label(self) -> str:
@@ -145,6 +153,7 @@ class SessionStore:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute(_TEXT_CHECKS)
         self.ledger = AttemptLedger(self.write, self.read, now)
 
     def spent(self, day: str | None = None) -> float:
@@ -266,15 +275,25 @@ class SessionStore:
             db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
         return [self.version(vid) for vid in ids]
 
+    def record_text_checks(self, checks: dict[str, tuple[str, str, list[str], list[str]]]) -> None:
+        """Each version's text check: ``{version_id: (verdict, label, asked, found)}`` (a new check replaces one)."""
+        with self.write("record the text check") as db:
+            db.executemany("INSERT OR REPLACE INTO text_checks VALUES (?, ?, ?, ?, ?)",
+                           [(vid, verdict, label, json.dumps(asked), json.dumps(found))
+                            for vid, (verdict, label, asked, found) in checks.items()])
+
     def history(self, version_id: str | None) -> list[Content]:
         """The conversation that led to a version, oldest turn first, back to where its model changed (a turn that
-        continued on another model sent the earlier image as its reference; signatures belong to their model)."""
+        continued on another model sent the earlier image as its reference; signatures belong to their model) or
+        to a region edit (its turn was about a crop)."""
         turns: list[Content] = []
         model = None  # the newest turn's
         while version_id:
-            rows = self.read("SELECT v.parent_id, t.request, t.reply, t.model FROM versions v"
+            rows = self.read("SELECT v.parent_id, t.request, t.reply, t.model, t.instruction FROM versions v"
                              " LEFT JOIN turns t ON t.id = v.turn_id WHERE v.id = ?", (version_id,))
             if not rows or rows[0]["request"] is None or model not in (None, rows[0]["model"]):
+                break
+            if rows[0]["instruction"].startswith(REGION_PREFIX):
                 break
             model = rows[0]["model"]
             turns[:0] = [json.loads(rows[0]["request"]), json.loads(rows[0]["reply"])]

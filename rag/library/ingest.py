@@ -28,7 +28,8 @@ from rag.core import (
     sha256_bytes,
     sha256_file,
 )
-from rag.media import MAX_FOLDER_BYTES, MAX_PATH_BYTES, decode, display_name, is_utf8, shown_path
+from rag.library.writes import BatchedWrites
+from rag.media import MAX_FOLDER_BYTES, MAX_PATH_BYTES, credentials, display_name, is_utf8, shown_path
 from rag.store import VectorStore
 
 Progress = Callable[[int, int, str], None]
@@ -84,6 +85,7 @@ class _Item:
     size: int = 0
     pixels: Any = None
     text: str = ""  # words embedded in the file (XMP, IPTC, PNG text)
+    ai: bool = False  # its content credentials say it is AI-made
 
 
 def library_path(library_dir: Path, asset_id: str, fmt: str) -> Path:
@@ -134,7 +136,8 @@ class Ingestor:
     def _hashed(self, items: Iterable[_Item]) -> Iterator[_Item]:
         s = self.settings
         hash_one = functools.partial(_hash, max_mb=s.max_file_mb)
-        return prefetch_map(hash_one, items, workers=s.workers, window=s.workers * 8)
+        workers = self.embedder.workers_for(s.workers)  # a GPU's ingest reads and hashes as fast as it decodes
+        return prefetch_map(hash_one, items, workers=workers, window=workers * 8)
 
     # -- stage 2: skip what the store already holds -----------------------------------------
     def _known(self, items: Iterable[_Item]) -> Iterator[_Item]:
@@ -159,14 +162,12 @@ class Ingestor:
     def _decode(self, item: _Item, keep_bytes: bool) -> _Item:
         if item.error or item.duplicate:
             return item
-        s = self.settings
         try:
             data = item.path.read_bytes()
             if sha256_bytes(data) != item.id:
                 item.error = "the file changed while it was being indexed"
                 return item
-            decoded = decode(data, background=s.background, max_pixels=s.max_image_pixels)
-            item.pixels = self.embedder.prepare(decoded.image)
+            decoded, item.pixels = self.embedder.prepare_file(data)  # a JPEG may decode on the GPU (rag/clip/jpeg.py)
         except FileNotFoundError:
             item.error = "the file no longer exists"
             return item
@@ -177,7 +178,9 @@ class Ingestor:
             item.error = f"the file cannot be read ({os_error_text(exc)})"
             return item
         item.width, item.height, item.format, item.size = decoded.width, decoded.height, decoded.format, len(data)
-        item.text = decoded.text
+        found = credentials.read(data)  # content credentials: their facts are words, an AI-made image gets a tag
+        item.text = " ".join(t for t in (decoded.text, found.words() if found else "") if t)
+        item.ai = bool(found and found.ai_generated)
         item.data = data if keep_bytes else None
         return item
 
@@ -215,6 +218,8 @@ class _Writer:
         self.batch: list[_Item] = []
         self.stored: set[str] = set()  # ids stored by this run
         self.done = 0
+        # on a GPU, writes gather into large ones sent by a thread of their own (rag/library/writes.py)
+        self.writes = BatchedWrites(self.store, self.written, background=self.embedder.device.startswith("cuda"))
 
     def take(self, item: _Item) -> None:
         if item.error or item.duplicate:
@@ -232,6 +237,7 @@ class _Writer:
     def close(self) -> None:
         if self.batch:
             self.write_batch()
+        self.writes.wait()
         if self.report.added:
             self.store.flush()
 
@@ -249,13 +255,15 @@ class _Writer:
                 self.stored.add(it.id)
         if ready:
             vectors = self.embedder.encode_prepared([it.pixels for it, _ in ready])
-            assets = [self.asset(it, path) for it, path in ready]
-            self.store.upsert(assets, vectors)
-            self.store.record_precision(self.embedder.precision)
-            self.report.added.extend(assets)
+            self.writes.put([self.asset(it, path) for it, path in ready], vectors)
         self.done += len(self.batch)
         self.batch.clear()
         self.tick()
+
+    def written(self, assets: list[Asset]) -> None:
+        """The store holds ``assets`` now."""
+        self.store.record_precision(self.embedder.precision)
+        self.report.added.extend(assets)
 
     def tick(self) -> None:
         """Tell the caller how far the run is, counting every file settled so far."""
@@ -268,7 +276,7 @@ class _Writer:
         return Asset(
             id=it.id, path=str(path), filename=display_name(self.names.get(it.path, it.path.name)), folder=it.folder,
             width=it.width, height=it.height, format=it.format, bytes=it.size, created=time.time(),
-            source=self.source, meta={**self.meta, **({"embedded": it.text} if it.text else {})},
+            source=self.source, meta=credentials.tagged({**self.meta, **({"embedded": it.text} if it.text else {})}, it.ai),
         )
 
     def place(self, it: _Item) -> tuple[Path | None, str]:

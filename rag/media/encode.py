@@ -46,9 +46,10 @@ def encode_reference(source: str | Path, *, max_side: int, max_bytes: int, max_p
     raise ImageError(f"it stays over {max_bytes / 2**20:.0f} MB even when shrunk")
 
 
-def encode_png(data: bytes, *, text: Mapping[str, str], max_pixels: int) -> bytes:
+def encode_png(data: bytes, *, text: Mapping[str, str], max_pixels: int, xmp: str = "") -> bytes:
     """Image bytes re-encoded as an upright PNG (colour profile kept) carrying ``text`` in compressed
-    iTXt chunks, so a saved file holds its own record (read back with :func:`png_text`)."""
+    iTXt chunks, so a saved file holds its own record (read back with :func:`png_text`), and ``xmp``, an XMP
+    packet, in the uncompressed ``XML:com.adobe.xmp`` chunk where XMP readers look for it."""
     with open_image(data, max_pixels) as src, decoding(src.mode, max_pixels):
         src.load()
         img = upright(src)
@@ -59,6 +60,8 @@ def encode_png(data: bytes, *, text: Mapping[str, str], max_pixels: int) -> byte
         info = PngInfo()
         for key, value in text.items():
             info.add_itxt(key, value, zip=True)
+        if xmp:
+            info.add_itxt("XML:com.adobe.xmp", xmp)
         info.add_text("Software", "Banana Studio")
         buf = io.BytesIO()
         extra = {"icc_profile": img.info["icc_profile"]} if img.info.get("icc_profile") else {}

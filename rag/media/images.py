@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 # Pictures are shrunk to this before compositing; CLIP looks at 224 px, so nothing is lost.
 WORKING_SIZE = 512
+# A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8: ``Image.draft``) that keeps both sides at
+# least this long, 1.5x the 224 px CLIP looks at, so that CLIP's own antialiased resize still smooths the
+# block averages of DCT scaling: a 12 MP photo at 1/8, 500x375, whose CLIP input is closer to a full
+# decode's than a 1/4 decode shrunk to 512 was (tests/test_speed.py), with a quarter of the pixels.
+DRAFT_SIDE = 336
 # The only Pillow decoders an untrusted file reaches. Pillow otherwise sniffs every format it knows
 # whatever the file is called, and some (ICO, ICNS, EPS via Ghostscript, PSD, ...) decode or run
 # external tools inside Image.open(), before any size check can refuse them.
@@ -62,6 +67,18 @@ class Decoded:
     height: int
     format: str
     text: str = ""  # titles, descriptions and keywords embedded in the file (rag/media/image_text.py)
+
+
+@dataclass(frozen=True)
+class Header:
+    """The facts the store keeps about an image file, read from its header alone (no pixel decoded),
+    for a file whose pixels another decoder will decode (a JPEG on the GPU, rag/clip/jpeg.py)."""
+
+    width: int  # as displayed: EXIF rotation applied
+    height: int
+    format: str
+    text: str = ""
+    orientation: int = 1  # the EXIF orientation the pixels still need (1: upright)
 
 
 def is_image_name(path: str | Path) -> bool:
@@ -260,7 +277,7 @@ def decode(
     width, height = img.size
     with decoding(img.mode, max_pixels):
         if opened_here and fmt in ("JPEG", "MPO"):
-            img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))  # decode at 1/2..1/8 scale: less memory and time
+            img.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))  # decode at 1/2..1/8 scale: less memory and time
         big = img.width * img.height > BIG_PIXELS
         with _big_decode if big else nullcontext():
             img.load()  # the first frame only, for animations
@@ -275,6 +292,19 @@ def decode(
                 width, height = height, width
         flat = _flatten(img, background)
     return Decoded(image=flat, width=width, height=height, format=fmt, text=text)
+
+
+def jpeg_header(data: bytes, max_pixels: int) -> Header | None:
+    """A JPEG's :class:`Header`, for decoding it elsewhere; None for anything but a plain 8-bit colour or
+    greyscale JPEG (CMYK, another format: Pillow decodes those). Raises :class:`ImageError` as
+    :func:`decode` does for a file that is not an image or is too large."""
+    img = open_image(data, max_pixels)
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or data[-2:] != b"\xff\xd9":
+        return None  # a file cut short (no end marker), or with pictures after it (MPO), goes to Pillow
+    with decoding(img.mode, max_pixels):
+        text, orientation = embedded_text(img), _orientation(img)
+    width, height = (img.height, img.width) if orientation >= 5 else img.size
+    return Header(width=width, height=height, format=img.format, text=text, orientation=orientation)
 
 
 def file_text(source: str | Path) -> str:

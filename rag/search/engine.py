@@ -13,7 +13,7 @@ from rag.clip import Embedder
 from rag.core import BananaError, Hit
 from rag.search.query import Query
 from rag.search.rank import Ranked, collapse_near_duplicates, ensemble_text_vector, rank
-from rag.store import Candidates, VectorStore, WordQuery, build_filter, parse_words
+from rag.store import Candidates, VectorStore, WordQuery, build_filter, joined, parse_words
 
 MAX_K = 200
 MAX_POOL = 1000
@@ -71,10 +71,6 @@ def query_vector(embedder: Embedder, store: VectorStore, query: Query, words: Wo
     return vec
 
 
-def _joined(*filters: str) -> str:
-    return " and ".join(f"({f})" for f in filters if f)
-
-
 def search_results(embedder: Embedder, store: VectorStore, query: Query) -> SearchResults:
     """Hybrid by default: a text query asks the store for its nearest pictures (CLIP) and the records
     holding its words (BM25), and ranks both by one relevance; with no word to look for, words off, or
@@ -86,7 +82,7 @@ def search_results(embedder: Embedder, store: VectorStore, query: Query) -> Sear
     vec = query_vector(embedder, store, query, words)
     notice = store.words_notice
     use_words = query.words and not notice
-    filter = _joined(build_filter(query.folders, query.sources, tags=query.tags), words.filter() if use_words else "")
+    filter = joined(build_filter(query.folders, query.sources, tags=query.tags), words.filter() if use_words else "")
     pool = int(np.clip(max(query.pool, 4 * k if query.dedupe else k), k, MAX_POOL))
     found = store.candidates(vec, pool, filter, words.sparse_text if use_words else "")
     ranked = rank(found)

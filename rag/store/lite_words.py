@@ -17,6 +17,8 @@ import heapq
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 from rag.store.words import STOP_WORDS
 
@@ -62,13 +64,18 @@ class WordIndex:
             if not posting:
                 del self._postings[term]
 
+    def holding(self, term: str) -> Iterable[str]:
+        """The ids of the records that hold ``term`` (a term as :func:`tokens` gives it)."""
+        return self._postings.get(term, {}).keys()
+
     def terms(self, id_: str) -> frozenset[str]:
         """The distinct terms of one record (none when it is not held)."""
         known = self._terms.get(id_)
         return frozenset(known[0]) if known else frozenset()
 
-    def scores(self, text: str) -> dict[str, float]:
-        """BM25 of every record that holds a word of ``text`` (each query word counts as often as it occurs)."""
+    def scores(self, text: str, among: AbstractSet[str] | None = None) -> dict[str, float]:
+        """BM25 of every record that holds a word of ``text`` (each query word counts as often as it occurs),
+        or only of those ``among`` (the statistics stay the library's, as Milvus' filtered search keeps them)."""
         n = len(self._terms)
         if not n:
             return {}
@@ -79,7 +86,8 @@ class WordIndex:
             if not posting:
                 continue
             idf = math.log((n - len(posting) + 0.5) / (len(posting) + 0.5) + 1.0) * weight
-            for id_, tf in posting.items():
+            held = posting.items() if among is None else ((i, posting[i]) for i in posting.keys() & among)
+            for id_, tf in held:
                 norm = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * self._terms[id_][1] / avgdl))
                 scores[id_] = scores.get(id_, 0.0) + idf * norm
         return scores

@@ -3,7 +3,9 @@
 Why the copy exists, and how it stays current, is in :mod:`rag.store.lite_mirror`. Here: reading it out
 of Lite (``warm_up``), and the two searches that use it: a plain one, and the candidates of a search by
 pictures and words, whose BM25 side comes from the words held beside the vectors (rag/store/lite_words.py);
-rag/search/rank.py ranks them together.
+rag/search/rank.py ranks them together. Both take the filters the app builds (a
+:class:`rag.store.filters.Filter`: folders, sources, tags, dates, phrases, ``-words``), applied to the
+fields held beside the vectors (rag/store/lite_fields.py); another filter is left to Lite.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numpy as np
 from rag.core import Asset, Hit
 from rag.store import lite, lite_mirror
 from rag.store.candidates import Candidates, word_share
+from rag.store.filters import Clause, Filter
+from rag.store.lite_fields import FieldColumns
 from rag.store.lite_mirror import VectorMirror
 from rag.store.lite_words import best
 from rag.store.pages import QUERY_WINDOW
@@ -68,10 +72,11 @@ class InMemorySearch:
         started = time.monotonic()
         try:
             words = self.source.full_text
-            for rows in self.source.iter_records(QUERY_WINDOW, fields=[TEXT_FIELD] if words else [],
-                                                 with_vectors=True):  # a page at a time, held
+            fields = [*FieldColumns.FIELDS, *([TEXT_FIELD] if words else [])]
+            for rows in self.source.iter_records(QUERY_WINDOW, fields=fields, with_vectors=True):  # a page at a time
                 texts = [r[TEXT_FIELD] for r in rows] if words else None
-                mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), texts, read=True)
+                mirror.put([str(r["id"]) for r in rows], np.asarray([r["vector"] for r in rows]), texts, read=True,
+                           records=rows)
         except Exception:  # noqa: BLE001 - searches go on without the copy
             if lite_mirror.shared(self.key) is mirror:  # not closed or swapped meanwhile
                 log.warning("Could not read the library's vectors into memory; searches ask Milvus Lite.",
@@ -92,21 +97,27 @@ class InMemorySearch:
         self.warm = False
         lite_mirror.forget(self.key[0])
 
-    def search(self, vector: np.ndarray, limit: int, min_score: float) -> list[Hit] | None:
-        """``search`` without a filter from the copy; None while there is no whole copy (ask Milvus)."""
-        if (mirror := self.ready()) is None:
+    def search(self, vector: np.ndarray, limit: int, min_score: float, filter: str = "") -> list[Hit] | None:
+        """``search`` from the copy; None while there is no whole copy, or for a filter it cannot apply (ask Milvus)."""
+        clauses = self._clauses(filter)
+        if clauses is None or (mirror := self.ready()) is None:
             return None
-        return self._hits(mirror.top(vector, limit, min_score))
+        found = mirror.search(vector, limit, min_score, clauses)
+        return None if found is None else self._hits(found[0])
 
-    def candidates(self, vector: np.ndarray, side: int, text: str) -> Candidates | None:
-        """``candidates`` without a filter: the nearest pictures and the records holding ``text``'s words
-        (BM25 as Milvus scores it), all from the copy; None while there is no whole copy (ask Milvus)."""
-        if (mirror := self.ready()) is None:
+    def candidates(self, vector: np.ndarray, side: int, text: str, filter: str = "") -> Candidates | None:
+        """``candidates``: the nearest pictures and the records holding ``text``'s words (BM25 as Milvus
+        scores it), among those ``filter`` keeps, all from the copy; None while there is no whole copy, or
+        for a filter it cannot apply (ask Milvus)."""
+        clauses = self._clauses(filter)
+        if clauses is None or (mirror := self.ready()) is None:
             return None
-        pictures, typical = mirror.top(vector, side), mirror.typical(vector)
+        searched = mirror.search(vector, side, 0.0, clauses, text if text.strip() else "")
+        if searched is None:
+            return None
+        (pictures, scores), typical = searched, mirror.typical(vector)
         found = Candidates(pictures=pictures, cosines=dict(pictures))
         found.typical, found.spread = typical if typical is not None else (None, None)
-        scores = mirror.word_scores(text) if text.strip() else {}
         matched = best(scores, side)
         held, q = mirror.word_terms(matched), np.asarray(vector, dtype=np.float32)
         for i in matched:
@@ -114,6 +125,13 @@ class InMemorySearch:
                 found.cosines[i] = float(v @ q)
             found.words[i] = (scores[i], word_share(text, held.get(i, ())))
         return found
+
+    @staticmethod
+    def _clauses(filter: str) -> Sequence[Clause] | None:
+        """The clauses of a filter the copy can apply (none for no filter); None for any other expression."""
+        if not filter:
+            return ()
+        return filter.clauses if isinstance(filter, Filter) and filter.clauses else None
 
     def _hits(self, scored: Sequence[tuple[str, float]]) -> list[Hit]:
         by_id = {a.id: a for a in self.source.get([i for i, _ in scored])}

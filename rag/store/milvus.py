@@ -217,7 +217,8 @@ class MilvusStore:
         with self.connection.call("store the new images", write_to=self.collection):
             self.client.upsert(self.collection, rows)
             if (mirror := self.memory.held()) is not None:
-                mirror.put([r["id"] for r in rows], vecs, [r[TEXT_FIELD] for r in rows] if self.full_text else None)
+                mirror.put([r["id"] for r in rows], vecs, [r[TEXT_FIELD] for r in rows] if self.full_text else None,
+                           records=rows)
         self.sampled.written(len(rows))
         self._notify([assets[i] for i in kept], [])
 
@@ -279,7 +280,7 @@ class MilvusStore:
 
     def search(self, vector: np.ndarray, k: int, filter: str = "", *, min_score: float = 0.0) -> list[Hit]:
         limit = min(max(1, int(k)), QUERY_WINDOW)
-        if not filter and (hits := self.memory.search(vector, limit, min_score)) is not None:
+        if (hits := self.memory.search(vector, limit, min_score, filter)) is not None:
             return hits
         with self.connection.call("search"):
             result = self.client.search(
@@ -295,9 +296,9 @@ class MilvusStore:
     def candidates(self, vector: np.ndarray, side: int, filter: str = "", text: str = "") -> Candidates:
         """The ``side`` nearest records by cosine and, for ``text`` (when the collection has words), the
         ``side`` best by BM25 with the share of the words each holds: two searches, not fused here
-        (rag/search/rank.py ranks them as one). Without a filter on Lite, from the copy in memory."""
+        (rag/search/rank.py ranks them as one). On Lite, from the copy in memory, filters the app builds included."""
         side, text = min(max(1, int(side)), QUERY_WINDOW), text if self.full_text and text.strip() else ""
-        if not filter and (found := self.memory.candidates(vector, side, text)) is not None:
+        if (found := self.memory.candidates(vector, side, text, filter)) is not None:
             return found
         q = np.asarray(vector, dtype=np.float32)
         with self.connection.call("search"):

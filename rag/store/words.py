@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.core import Asset, BananaError
-from rag.store.filters import quote
+from rag.store.filters import text_filter
 
 MAX_TEXT_BYTES = 16000  # the schema's max_length is 16384; a little room for multi-byte cuts
 MAX_QUERY_CHARS = 1000  # CLIP reads 77 tokens; words past a page of text only cost time
@@ -56,16 +56,13 @@ def _field(parts: list[str]) -> str:
 
 def asset_text(asset: Asset) -> str:
     """What word search reads of an asset: its file name, folder, tags, the words embedded in the
-    file, a generated image's prompt and a caption, as stemmed words between single spaces."""
+    file, a generated image's prompt, a caption and the text printed in the picture (OCR), as stemmed words
+    between single spaces."""
     meta = asset.meta
     tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
     parts = [_EXTENSION.sub("", asset.filename), asset.folder.replace("/", " "), *map(str, tags)]
-    parts += [str(meta.get(k) or "") for k in ("embedded", "prompt", "caption")]
+    parts += [str(meta.get(k) or "") for k in ("embedded", "prompt", "caption", "ocr")]
     return _field(parts)
-
-
-def _contains(stems: list[str]) -> str:
-    return f"text like {quote('% ' + ' '.join(stems) + ' %')}"
 
 
 @dataclass(frozen=True)
@@ -82,10 +79,9 @@ class WordQuery:
         return " ".join(t for t in self.terms if t not in STOP_WORDS)
 
     def filter(self) -> str:
-        """Phrases that must appear and negative words that must not, as one Milvus expression."""
-        parts = [_contains(list(p)) for p in self.phrases if p]
-        parts += [f"not ({_contains(stems)})" for w in self.negatives if (stems := words(w))]
-        return " and ".join(parts)
+        """Phrases that must appear and negative words that must not, as one Milvus expression (a
+        :class:`rag.store.filters.Filter`, which Lite's copy in memory applies too)."""
+        return text_filter(self.phrases, [words(w) for w in self.negatives])
 
 
 def parse_words(text: str) -> WordQuery:

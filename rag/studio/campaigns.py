@@ -37,6 +37,7 @@ from rag.store import VectorStore
 
 log = logging.getLogger(__name__)
 MAX_ASSETS = 500  # one campaign; a bigger product line is several
+REGENERATE = ("rejected", "text differs")  # which items "Regenerate" sends again
 
 
 class CampaignService:
@@ -147,9 +148,14 @@ class CampaignService:
         return next(i for i in records.items(campaign.id) if i.seq == item.seq)
 
     def regenerate_rejected(self, campaign_id: str, *, user: str | None = None,
-                            progress: Callable[[int, int, Item], None] | None = None) -> list[Item]:
-        """Every item whose latest image was rejected, again (paid), one after another; ``progress(done, total, item)``."""
-        rejected = self.campaign_review(campaign_id, user=user).rejected
+                            progress: Callable[[int, int, Item], None] | None = None,
+                            which: str = "rejected") -> list[Item]:
+        """Every item whose latest image was rejected (``which="text differs"``: whose text does not read as its
+        prompt's quotes), again (paid), one after another; ``progress(done, total, item)``."""
+        if which not in REGENERATE:
+            raise BananaError(f"Regenerate the rejected images or those whose text differs, not {which!r}.")
+        review = self.campaign_review(campaign_id, user=user)
+        rejected = review.rejected if which == "rejected" else review.text_differs
         made = []
         for n, item in enumerate(rejected):
             if progress is not None:

@@ -29,11 +29,12 @@ class IngestService:
     """
 
     def __init__(self, settings: Callable[[], Settings], embedder: Embedder, store: Callable[[], VectorStore],
-                 lock: threading.Lock) -> None:
+                 lock: threading.Lock, after: Callable[[IngestReport], None] | None = None) -> None:
         self._settings = settings
         self._embedder = embedder
         self._store = store
         self._lock = lock
+        self._after = after  # what follows a stored batch without holding it up (the background text reading)
 
     def ingest_folder(self, root: str | Path, *, progress: Progress | None = None) -> IngestReport:
         """Index every image under ``root`` in place (files are not copied)."""
@@ -43,9 +44,10 @@ class IngestService:
         files, ignored, refused = collect_files(root)
         report = IngestReport(ignored=ignored, failed=list(refused))
         with self._lock:
-            return Ingestor(self._settings(), self._embedder, self._store()).run(
+            report = Ingestor(self._settings(), self._embedder, self._store()).run(
                 files, source="folder", copy=False, progress=progress, report=report
             )
+        return self._then(report)
 
     def ingest_allowed_folder(self, path: str | Path, *, progress: Progress | None = None) -> IngestReport:
         """What the app's folder box does: index a server-side folder in place, only under LIBRARY_ROOTS,
@@ -78,9 +80,15 @@ class IngestService:
         folders = folders or {}
         files = [(Path(p), folders.get(Path(p)) or folder.strip() or "uploads") for p in paths]
         with self._lock:
-            return Ingestor(self._settings(), self._embedder, self._store()).run(
+            report = Ingestor(self._settings(), self._embedder, self._store()).run(
                 files, source=source, copy=True, meta=meta, names=names, progress=progress
             )
+        return self._then(report)
+
+    def _then(self, report: IngestReport) -> IngestReport:
+        if self._after is not None and report.added:
+            self._after(report)
+        return report
 
     def ingest_uploads(
         self, paths: Sequence[str | Path], *, folder: str = "uploads", tags: str | Sequence[str] = "",

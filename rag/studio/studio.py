@@ -26,9 +26,13 @@ from rag.search import Query, SearchResults, search_results
 from rag.store import QUERY_PAGE, VectorStore
 from rag.studio.assets import AssetPages
 from rag.studio.campaigns import CampaignService
+from rag.studio.credentials import CredentialsService
 from rag.studio.ingest import IngestService
 from rag.studio.maintenance import LibraryMaintenance, app_owns
+from rag.studio.ocr import OcrService
+from rag.studio.regions import RegionService
 from rag.studio.resources import Resources
+from rag.studio.reviews import ReviewService
 from rag.studio.sessions import GenerationService
 
 
@@ -54,7 +58,8 @@ class Studio:
         parts, config = self._parts, (lambda: self.settings)
         store, generator, sessions = (lambda: parts.store), (lambda: parts.generator), (lambda: parts.sessions)
         writes = threading.Lock()  # embedding saturates the CPU: one ingest or re-index at a time
-        self._ingest = IngestService(config, self.embedder, store, writes)
+        self.ocr = OcrService(config, store, writes)  # the text in the pictures, read after ingests (rag/studio/ocr.py)
+        self._ingest = IngestService(config, self.embedder, store, writes, after=self.ocr.queue_report)
         self._maintenance = LibraryMaintenance(config, self.embedder, store, self.trash, parts.close, writes)
         self._pages = AssetPages(config, store, self.trash, self._ingest.ingest_files)
         self._generation = GenerationService(config, self.model_list, store, generator, parts.generator_built,
@@ -62,6 +67,9 @@ class Studio:
         self._campaigns = CampaignService(config, self.model_list, store, generator, sessions,
                                           lambda: parts.campaign_store, self.search, self._pages.library_page,
                                           self._generation.references, self._generation.save_generated)
+        self.regions = RegionService(config, self.model_list, generator, sessions)  # region edits (rag/studio/regions.py)
+        self.reviews = ReviewService(config, sessions, store, self._pages.preview, self._campaigns, self._generation)
+        self.credentials = CredentialsService(config, store)  # content credentials (rag/studio/credentials.py)
 
     @classmethod
     def from_env(cls) -> Studio:
@@ -72,6 +80,7 @@ class Studio:
         self._parts.warm_up()
 
     def close(self) -> None:
+        self.ocr.stop()
         self._parts.close()
 
     @property
@@ -143,7 +152,7 @@ class Studio:
         return self.store.count()
 
     def stats(self) -> dict[str, Any]:
-        return self._maintenance.stats() | {"generation": self.generation_status()[1]}  # which image model, and why
+        return self._maintenance.stats() | {"generation": self.generation_status()[1], "text_in_images": self.ocr.stats()}
 
     def table(self, *, folders: Sequence[str] = (), sources: Sequence[str] = (), limit: int = 1000, offset: int = 0,
               chosen: LibraryFilter | None = None) -> pd.DataFrame:
@@ -308,8 +317,8 @@ class Studio:
         return self._campaigns.regenerate_item(campaign_id, seq, user=user)
 
     def regenerate_rejected(self, campaign_id: str, *, user: str | None = None,
-                            progress: Callable[[int, int, Item], None] | None = None) -> list[Item]:
-        return self._campaigns.regenerate_rejected(campaign_id, user=user, progress=progress)
+                            progress: Callable[[int, int, Item], None] | None = None, which: str = "rejected") -> list[Item]:
+        return self._campaigns.regenerate_rejected(campaign_id, user=user, progress=progress, which=which)
 
     def campaigns(self, limit: int = 50, *, user: str | None = None) -> list[Campaign]:
         return self._campaigns.campaigns(limit, user=user)

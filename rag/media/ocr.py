@@ -1,0 +1,261 @@
+"""Reading the words printed in a picture (OCR), behind one narrow interface, :class:`OcrEngine`.
+
+Two engines plug in. :class:`RapidOcr` (the default) runs PaddleOCR's PP-OCRv4 detection and recognition
+models, which the ``rapidocr-onnxruntime`` wheel carries, on ONNX Runtime on the CPU; :class:`Tesseract`
+calls Debian's ``tesseract`` program. Why RapidOCR is the default, measured on ``tests/data/ocr``, is in
+the README ("Words in the pictures"). :func:`read_image` is the only way a picture reaches an engine: it
+refuses an image over the pixel limit from the size its header declares, before a pixel is decoded,
+shrinks (or, for small clip art, enlarges) it to a working size, and gives the engine a time box.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from PIL import Image, ImageStat
+
+from rag.core import ImageError, Settings
+from rag.media.images import decoding, has_alpha, open_image, upright
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 1280  # the long side an engine sees: 24 px text in a 2,500 px picture stays ~12 px, still read
+MIN_SIDE = 640  # small clip art is enlarged (at most 3x) up to this: its 9 px captions become readable
+MAX_LINES = 200  # text boxes recognised per picture at most; bounds the work a busy picture costs
+MIN_SCORE = 0.5  # recognitions the engine itself doubts are dropped
+PROBE_SIDE = 384  # a picture is first searched for text at this size (~1/3 of the work); none found: done
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One line of text found in a picture, with the engine's confidence and where it is (working pixels)."""
+
+    text: str
+    score: float
+    top: float = 0.0
+    left: float = 0.0
+
+
+class OcrEngine(Protocol):
+    """What the app needs of an OCR engine: a name, and the lines of an RGB picture it is handed."""
+
+    name: str
+
+    def read(self, image: Image.Image) -> list[OcrLine]: ...
+
+
+class RapidOcr:
+    """PP-OCRv4 (English and Chinese) through ``rapidocr-onnxruntime``; the models ship inside the wheel.
+
+    Loaded on first use, once, behind a lock. ``threads`` is ONNX Runtime's per-call thread count: the
+    library reads pictures in the background while people search, so it takes one core by default.
+    """
+
+    name = "rapidocr"
+
+    def __init__(self, threads: int = 1) -> None:
+        self._threads = threads
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def available() -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec("rapidocr_onnxruntime") is not None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._engine is None:
+                from rapidocr_onnxruntime import RapidOCR
+
+                # The wheel's default enlarges every picture until its short side is 736 px (1.4 s for a
+                # 560x300 label here); pictures arrive at the working size instead, so "max" keeps them.
+                self._engine = RapidOCR(det_limit_type="max", det_limit_side_len=MAX_SIDE, det_max_candidates=MAX_LINES,
+                                        intra_op_num_threads=self._threads, inter_op_num_threads=1)
+            return self._engine
+
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        engine = self._load()
+        if PROBE_SIDE and max(image.size) > PROBE_SIDE:  # most pictures hold no text: ask cheaply first
+            probe = image.copy()
+            probe.thumbnail((PROBE_SIDE, PROBE_SIDE), Image.Resampling.BILINEAR)
+            boxes, _ = engine(probe, use_cls=False, use_rec=False)
+            if boxes is None or not len(boxes):
+                return []
+        found, _ = engine(image)
+        lines = []
+        for box, text, score in found or []:
+            xs, ys = [p[0] for p in box], [p[1] for p in box]
+            if str(text).strip() and float(score) >= MIN_SCORE:
+                lines.append(OcrLine(str(text).strip(), round(float(score), 3), min(ys), min(xs)))
+        return lines
+
+
+class Tesseract:
+    """Debian's ``tesseract`` program (``apt-get install tesseract-ocr tesseract-ocr-eng``), one process a picture."""
+
+    name = "tesseract"
+
+    def __init__(self, language: str = "eng", program: str = "tesseract") -> None:
+        self._language = language
+        self._program = program
+
+    @staticmethod
+    def available(program: str = "tesseract") -> bool:
+        return shutil.which(program) is not None
+
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        with tempfile.TemporaryDirectory(prefix="banana-ocr-") as tmp:
+            path = Path(tmp) / "in.png"
+            image.save(path)
+            # --psm 11: sparse text, words anywhere (labels and signs, not pages); one thread per process.
+            done = subprocess.run([self._program, str(path), "-", "--psm", "11", "-l", self._language],
+                                  capture_output=True, text=True, timeout=60, env={"OMP_THREAD_LIMIT": "1"})
+        if done.returncode != 0:
+            raise ImageError(f"tesseract could not read it ({done.stderr.strip()[:200]})")
+        return [OcrLine(line.strip(), 1.0, float(i)) for i, line in enumerate(done.stdout.splitlines()) if line.strip()]
+
+
+def make_engine(choice: str = "auto", *, threads: int = 1) -> OcrEngine | None:
+    """The engine ``choice`` names ("auto": RapidOCR when installed, else tesseract when on the PATH), or None."""
+    if choice in ("auto", "rapidocr") and RapidOcr.available():
+        return RapidOcr(threads)
+    if choice in ("auto", "tesseract") and Tesseract.available():
+        return Tesseract()
+    return None
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """RGB for an engine. A transparent cut-out goes on white, or on black when what it shows is light
+    (white lettering on nothing): a plain convert would lay black text on black."""
+    if img.mode in ("P", "1", "PA", "LA", "La") or img.mode.startswith("I") or img.mode == "F":
+        img = img.convert("RGBA" if has_alpha(img) else "RGB")
+    if not has_alpha(img):
+        return img.convert("RGB")
+    rgba = img.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    solid = alpha.point(lambda a: 255 if a > 127 else 0)
+    light = bool(solid.getbbox()) and ImageStat.Stat(rgba.convert("L"), mask=solid).mean[0] > 170
+    canvas = Image.new("RGB", rgba.size, (0, 0, 0) if light else (255, 255, 255))
+    canvas.paste(rgba, mask=alpha)
+    return canvas
+
+
+def _working_size(img: Image.Image) -> Image.Image:
+    long_side = max(img.size)
+    if long_side > MAX_SIDE:
+        scale = MAX_SIDE / long_side
+    elif long_side < MIN_SIDE:
+        scale = min(3.0, MIN_SIDE / long_side)
+    else:
+        return img
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+
+
+def prepare(source: bytes | str | Path, max_pixels: int) -> Image.Image:
+    """The picture an engine reads: refused over ``max_pixels`` before decoding, upright, flat RGB, working size."""
+    img = open_image(source, max_pixels)
+    with decoding(img.mode, max_pixels):
+        if (img.format or "").upper() in ("JPEG", "MPO"):
+            img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode big JPEGs at 1/2..1/8 scale
+        img.load()
+        img = upright(img)
+        if img.width * img.height > max_pixels:
+            raise ImageError(f"the image is too large to read its text ({img.width}×{img.height})")
+        if max(img.size) > 2 * MAX_SIDE:
+            img.thumbnail((2 * MAX_SIDE, 2 * MAX_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return _working_size(_flatten(img))
+
+
+class OcrTimeout(ImageError):
+    """Reading one picture took longer than its time box."""
+
+
+class TimeBox:
+    """Runs one engine call at a time in a worker thread and waits at most ``seconds`` for it.
+
+    An engine call cannot be interrupted; one that overruns is left to finish in its own thread (its
+    work is bounded by :data:`MAX_SIDE` and :data:`MAX_LINES`) and the next call gets a fresh worker.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ocr")
+        self._lock = threading.Lock()
+
+    def run(self, engine: OcrEngine, image: Image.Image) -> list[OcrLine]:
+        with self._lock:
+            future: Future[list[OcrLine]] = self._pool.submit(engine.read, image)
+            try:
+                return future.result(timeout=self.seconds)
+            except FutureTimeout:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="ocr")
+                raise OcrTimeout(f"reading its text took longer than {self.seconds:g} s") from None
+
+
+@dataclass(frozen=True)
+class OcrReading:
+    """What one picture says: its lines in reading order, and how long reading took (decoding included)."""
+
+    lines: list[str]
+    seconds: float
+    engine: str
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class TextReader:
+    """An engine with its time box and pixel limit: what the library's background stage and the text check use."""
+
+    def __init__(self, engine: OcrEngine, *, max_pixels: int, timeout_s: float) -> None:
+        self.engine = engine
+        self.max_pixels = max_pixels
+        self.box = TimeBox(timeout_s)
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    def read(self, source: bytes | str | Path) -> OcrReading:
+        """The text printed in one picture; raises :class:`ImageError` (too large, unreadable, timed out, failed)."""
+        start = time.perf_counter()
+        image = prepare(source, self.max_pixels)
+        try:
+            found = self.box.run(self.engine, image)
+        except ImageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an engine failure is one file's failure, never the run's
+            log.debug("OCR failed: %r", exc)
+            raise ImageError(f"the text reader failed on it ({type(exc).__name__})") from None
+        rows = sorted(found, key=lambda line: (round(line.top / 12), line.left))  # top to bottom, left to right
+        return OcrReading([line.text for line in rows], time.perf_counter() - start, self.engine.name)
+
+
+@functools.cache
+def _shared(choice: str, max_pixels: int, timeout_s: float) -> TextReader | None:
+    engine = make_engine(choice)
+    return TextReader(engine, max_pixels=max_pixels, timeout_s=timeout_s) if engine is not None else None
+
+
+def reader_for(settings: Settings) -> TextReader | None:
+    """The process's one reader for these settings (None: ``OCR=off``, or no engine installed). One model in
+    memory, and one picture read at a time, whether by the background stage or a generated image's text check."""
+    if settings.ocr == "off":
+        return None
+    return _shared(settings.ocr, settings.ocr_max_pixels, settings.ocr_timeout_s)

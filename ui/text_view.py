@@ -1,0 +1,73 @@
+"""The text read in pictures, as the pages show it: an image's "Text in the image", and in a campaign's review
+the text check of each result, a "text differs" filter and "Regenerate where text differs".
+
+The text comes from strangers' pictures and from a model's, so it is escaped wherever it is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+
+from rag.core import Asset, BananaError
+from rag.library import ocr
+from rag.studio import Studio
+
+from . import contact_sheet
+from .common import md_escape, user_errors
+from .session_view import user_of
+
+MAX_LINES_SHOWN = 30
+
+
+def text_in_image_md(asset: Asset) -> str:
+    """The page's "Text in the image": the lines read in the picture, or why there are none."""
+    lines = ocr.text_lines(asset)
+    if lines is None:
+        return ""  # not read yet (or reading is off): nothing to say
+    if asset.meta.get(ocr.STATE) == ocr.FAILED:
+        return f"**Text in the image** could not be read ({md_escape(asset.meta.get(ocr.ERROR, ''))})  \n"
+    if not lines:
+        return "**Text in the image** none found  \n"
+    shown = " · ".join(md_escape(line) for line in lines[:MAX_LINES_SHOWN])
+    more = f" (and {len(lines) - MAX_LINES_SHOWN} more lines)" if len(lines) > MAX_LINES_SHOWN else ""
+    return f"**Text in the image** {shown}{more}  \n"
+
+
+def render_campaign() -> SimpleNamespace:
+    """The review's "text differs" filter, made above the sheet (:func:`again_button` joins the review's buttons)."""
+    return SimpleNamespace(only=gr.Checkbox(label="Only results whose text differs from the prompt's quoted text",
+                                            elem_id="campaign-text-differs"))
+
+
+def again_button(enabled: bool) -> gr.Button:
+    return gr.Button("Regenerate where text differs", size="sm", interactive=enabled, elem_id="campaign-again-text")
+
+
+def listen_campaign(studio: Studio, c: SimpleNamespace, t: SimpleNamespace, view: Callable[..., tuple[Any, ...]],
+                    paid: dict[str, Any]) -> None:
+    """Wire the filter (the sheet shows only the items whose latest result's text differs) and the paid
+    regeneration of those items; ``view`` is the tab's review (its outputs ``c.review``)."""
+
+    @user_errors
+    def only(cid: str, on: bool, request: gr.Request) -> str:
+        if not cid:
+            return ""
+        review = studio.campaign_review(cid, user=user_of(request) or None)
+        return contact_sheet.sheet(studio, replace(review, items=review.text_differs) if on else review)
+
+    @user_errors
+    def again(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        if not cid or not studio.campaign_review(cid, user=user_of(request) or None).text_differs:
+            raise BananaError("No result's text differs from what its prompt quotes: nothing to regenerate.")
+        studio.regenerate_rejected(cid, user=user_of(request) or None, which="text differs", progress=lambda done, total,
+                                   item: progress((done, total), desc=f"Regenerating {item.asset_name} {item.aspect_ratio}"))
+        return (*view(studio, cid, user_of(request)), False)
+
+    t.only.input(only, [c.cid, t.only], c.sheet, api_name=False)  # a person's tick, not a reset below
+    c.open.click(lambda: False, None, t.only, api_name=False, queue=False)  # another campaign opens unfiltered
+    t.again.click(again, c.cid, [*c.review, t.only], **paid)
