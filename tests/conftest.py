@@ -188,11 +188,12 @@ def milvus_backend(request: pytest.FixtureRequest, tmp_path: Path) -> MilvusBack
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto`` (pyproject.toml): a worker per core plus one, at most 4. Much of the suite waits on a
-    browser, a child process or a Milvus server, and a third worker fills those waits on two cores (the
-    suite took 4 min 56 s with three, over 6 min with two, 2026-12-07); each loads a CLIP model and may
-    start its own Milvus server, so more would cost memory for little."""
-    return max(1, min(4, (os.cpu_count() or 1) + 1))
+    """``-n auto`` (pyproject.toml): two workers per core, at most 4. Much of the suite waits on a browser,
+    a child process or a Milvus server, and the extra workers fill those waits on two cores (with the
+    tests of issues 28-32, the same clean clone took 6 min 51 s with four workers and 7 min 42 s with
+    three, 2026-12-07); each loads a CLIP model and may start its own Milvus server, so more would cost
+    memory for little."""
+    return max(1, min(4, 2 * (os.cpu_count() or 1)))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -230,8 +230,8 @@ def render_recent() -> SimpleNamespace:
 
 def recent_view(studio: Studio) -> tuple[Any, ...]:
     page = studio.library_page(LibraryFilter(sources=("generated",)), limit=8)
-    pictures, ids = gallery_items(studio, page.assets, caption=lambda a: a.filename)
-    return pictures, ids, ("#### Saved to the library from here (click one to open its page)" if ids
+    pictures, ids = gallery_items(studio, page.assets, caption=display_name)  # the version first, no tile selected
+    return gr.Gallery(value=pictures, selected_index=None), ids, ("#### Saved to the library from here (click one to open its page)" if ids
                            else "#### Images you save to the library will show here; click one to open its page.")
 
 
