@@ -71,9 +71,14 @@ class RapidOcr:
 
     @staticmethod
     def available() -> bool:
-        import importlib.util
-
-        return importlib.util.find_spec("rapidocr_onnxruntime") is not None
+        """Whether the engine loads: installed, with the system library OpenCV needs (libGL). A machine
+        without it reads no text, and says so once, rather than failing on every picture."""
+        try:
+            import rapidocr_onnxruntime  # noqa: F401
+        except (ImportError, OSError) as exc:
+            log.warning("Text in pictures is off: the OCR engine does not load (%s).", exc)
+            return False
+        return True
 
     def _load(self) -> Any:
         with self._lock:
