@@ -20,6 +20,8 @@ from starlette.middleware import Middleware
 
 from rag.users import ACCOUNT_FAILURES_PER_MINUTE, Accounts, LoginThrottle
 
+from .session_view import user_of
+
 log = logging.getLogger("banana.auth")
 FAILED_DELAY_S = 1.0  # each wrong password costs the guesser this long
 _address: ContextVar[str] = ContextVar("sign_in_address", default="unknown")
@@ -86,5 +88,5 @@ def sign_in_options(accounts: Accounts | None, throttle: LoginThrottle | None = 
 def signed_in_html(request: gr.Request) -> str:
     """The header's corner with sign-in: who is signed in, and Sign out (Gradio's /logout, in this tab).
     Empty without sign-in."""
-    user = getattr(request, "username", None) or ""
+    user = user_of(request)
     return (f'Signed in as <b>{escape(user)}</b> · <a href="/logout" target="_self">Sign out</a>' if user else "")

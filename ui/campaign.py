@@ -126,10 +126,8 @@ def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
 
 def _actions(review: CampaignReview | None, *, enabled: bool) -> tuple[Any, ...]:
     """Approve the rest, Regenerate rejected and Save, each off with a word of why while there is nothing to do."""
-    said = review.verdicts if review else {}
     shown = [v for i in review.items for v in i.version_ids] if review else []
-    waiting = [v for v in shown if not said.get(v, ("", ""))[0]]
-    to_save = [v for v, (verdict, saved) in said.items() if verdict == "approved" and not saved]
+    waiting, to_save = (review.unreviewed, review.to_save) if review else ([], [])
     rejected = bool(review and review.rejected)
     guide = (contact_sheet.HELP if waiting else "Every result has a verdict." if shown else
              "Open a campaign, or run one, to review its results here.")
@@ -266,8 +264,7 @@ def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
 
     @user_errors
     def approve_rest(cid: str, request: gr.Request) -> tuple[Any, ...]:
-        review = studio.campaign_review(cid, user=user_of(request) or None)
-        rest = [v for i in review.items for v in i.version_ids if not review.verdicts.get(v, ("", ""))[0]]
+        rest = studio.campaign_review(cid, user=user_of(request) or None).unreviewed
         studio.review_campaign(cid, rest, "approved", user=user_of(request) or None)
         return _view(studio, cid, user_of(request))
 

@@ -10,7 +10,9 @@ import threading
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -94,6 +96,11 @@ def grid_items(studio: Studio, assets: Sequence[Asset], *, make: bool) -> tuple[
         missing += preview is None
         pictures.append((str(preview or placeholder), display_name(asset)))
     return pictures, missing
+
+
+def file_url(path: str | Path) -> str:
+    """Where the page loads a file of the app's own folders from (Gradio's file route refuses any other)."""
+    return f"/gradio_api/file={quote(str(path))}"
 
 
 def version_of(asset: Asset) -> str:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from urllib.parse import quote
 
 import gradio as gr
 
 from rag.campaigns import CampaignReview
 from rag.core import BananaError
 from rag.studio import Studio
+
+from .common import file_url
 
 KEYS = {"p": "approved", "x": "rejected", "u": ""}
 SAID = {"approved": "✓ Approved", "rejected": "✗ Rejected", "": ""}
@@ -129,6 +130,6 @@ def _result(studio: Studio, vid: str, caption: str, verdict: str, saved: bool) -
 
 def _picture(path: Path | None, caption: str, badge: str = "") -> str:
     """A preview and its caption (``badge``: HTML made here, put before the escaped caption)."""
-    image = (f'<img src="/gradio_api/file={quote(str(path))}" alt="{escape(caption)}" loading="lazy">' if path
+    image = (f'<img src="{file_url(path)}" alt="{escape(caption)}" loading="lazy">' if path
              else '<div class="tile words">No preview</div>')
     return f"{image}<figcaption>{badge}{escape(caption)}</figcaption>"

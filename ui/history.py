@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import quote
 
 import gradio as gr
 import pandas as pd
@@ -13,7 +12,7 @@ import pandas as pd
 from rag.generation import Attempt
 from rag.studio import Studio
 
-from .common import api_record, user_errors
+from .common import api_record, file_url, user_errors
 from .session_view import user_of
 
 # The table's headers and outcomes in words (the API keeps the field names and codes)
@@ -33,7 +32,7 @@ def _thumbnail(studio: Studio, attempt: Attempt) -> str:
         except Exception:  # noqa: BLE001 - a missing picture costs its thumbnail, not the page
             preview = None
         if preview is not None:
-            return f"![{attempt.outcome}](/gradio_api/file={quote(str(preview))})"
+            return f"![{attempt.outcome}]({file_url(preview)})"
     return ""
 
 

@@ -110,9 +110,24 @@ class CampaignReview:
         return [i for i in self.items if i.version_ids and self.verdicts.get(i.version_ids[-1], ("",))[0] == "rejected"]
 
     @property
+    def unreviewed(self) -> list[str]:
+        """Version ids with no verdict yet, in review order: what "Approve the rest" approves."""
+        return [v for i in self.items for v in i.version_ids if not self.verdicts.get(v, ("",))[0]]
+
+    @property
+    def to_save(self) -> list[str]:
+        """Version ids approved and not saved yet: what "Save approved to library" adds."""
+        return approved_unsaved(self.verdicts)
+
+    @property
     def text_differs(self) -> list[Item]:
         """Items whose latest image does not read as the prompt's quoted text: "regenerate where text differs"."""
         return [i for i in self.items if i.version_ids and differs(self.text_checks.get(i.version_ids[-1], ""))]
+
+
+def approved_unsaved(verdicts: dict[str, tuple[str, str]]) -> list[str]:
+    """Of a campaign's verdicts (version id -> (verdict, saved asset id)), the approved images not saved yet."""
+    return [v for v, (verdict, saved) in verdicts.items() if verdict == "approved" and not saved]
 
 
 class CampaignStore:

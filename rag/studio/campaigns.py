@@ -25,6 +25,7 @@ from rag.campaigns import (
     Plan,
     Progress,
     Runner,
+    approved_unsaved,
     batch,
     lease_holder,
     make_plan,
@@ -192,7 +193,7 @@ class CampaignService:
         records = self._campaign_store()
         campaign = records.campaign(campaign_id, user)
         verdicts = records.verdicts(campaign.id)
-        todo = [self._sessions().version(v) for v, (verdict, saved) in verdicts.items() if verdict == "approved" and not saved]
+        todo = [self._sessions().version(v) for v in approved_unsaved(verdicts)]
         if not todo:
             raise NothingToDo("Nothing new to save: no approved images are waiting (approved ones are saved once).")
         report = self._save_generated([v.path for v in todo])
