@@ -1,5 +1,8 @@
 """A campaign in a real browser: three products from a folder, the cost shown before it runs, review, approve
-two, save; they are in the library with their parents and the campaign's name. Also the API endpoints.
+two, save; they are in the library with their parents and the campaign's name. On the way, a result whose text
+differs and a reviewer's verdict from a review link: the filter holds through a mark, the reviewer's verdict shows
+on its tile until accepted, and each review button is off with a word of why while it has nothing to do. Also the
+API endpoints.
 Screenshots at 1280x720 and phone size go to test-artifacts/screenshots/ (docs/ with UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from rag.generation import read_provenance
 from rag.studio import Studio
@@ -63,6 +66,7 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         assert tiles.count() == 3 and page.locator("#campaign-review .tile.source").count() == 3
         page.get_by_text(re.compile(r"press P to approve")).wait_for(timeout=10_000)
         expect(page.locator("#campaign-save")).to_be_disabled()
+        _filter_and_reviewer(page, three)
         tiles.nth(0).hover()
         tiles.nth(0).get_by_role("button", name="Approve").click()  # the mark on the picture; the next comes into focus
         expect(tiles.nth(1)).to_be_focused(timeout=30_000)
@@ -74,6 +78,10 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
         expect(page.locator("#campaign-approve")).to_be_disabled()  # every result has a verdict
         expect(page.locator("#campaign-again")).to_be_enabled()
         page.screenshot(path=str(SHOTS / "campaign.png"), full_page=True)
+        page.locator("#review-accept").click()  # the reviewer's verdict becomes the review's; its line goes
+        page.get_by_text("Took 1 reviewer verdict(s) into the review.").wait_for(timeout=30_000)
+        expect(page.locator("#campaign-review .reviewer")).to_have_count(0, timeout=30_000)
+        expect(page.locator("#review-accept")).to_be_disabled()
         page.locator("#campaign-save").click()
         page.get_by_text("Saved 2 approved images to campaigns/Tea launch.").wait_for(timeout=60_000)
         expect(page.locator("#campaign-review .tile.saved")).to_have_count(2, timeout=30_000)
@@ -97,6 +105,36 @@ def test_campaign_review_approve_two_and_save(browser, three: Studio, fake_gemin
     assert len(fake_gemini.requests) == 3
 
 
+def _filter_and_reviewer(page: Page, studio: Studio) -> None:
+    """The first result's text reads wrong and a reviewer rejects the third, outside the page; Refresh shows both."""
+    guide, accept, again_text = (page.locator(f"#{e}") for e in ("campaign-guide", "review-accept", "campaign-again-text"))
+    expect(again_text).to_be_disabled()  # no result's text differs, no reviewer has spoken: both off, and why
+    expect(accept).to_be_disabled()
+    expect(guide).to_contain_text("No result's text differs from what its prompt quotes. No reviewer's verdict waits to be "
+                                  "accepted.")
+    (campaign,) = studio.campaigns()
+    versions = [v for i in studio.campaign_review(campaign.id).items for v in i.version_ids]
+    studio.sessions.record_text_checks({versions[0]: ("text differs", "text differs: 'Acrne Oolong'", ["Acme Oolong"],
+                                                      ["Acrne Oolong"])})  # what the OCR check records (test_ocr.py)
+    link = studio.reviews.door(studio.reviews.share(campaign=campaign.id, comments=True).token)
+    studio.reviews.note(link, "Jane (client)", "3:rejected", {3: "<i>too dark</i>"})
+    page.locator("#review-refresh").click()
+    tiles = page.locator("#campaign-review .tile.result")
+    expect(tiles.nth(2).locator(".reviewer")).to_have_text("Reviewer: ✗ — <i>too dark</i>", timeout=30_000)  # as text
+    expect(page.locator("#campaign-review .tile.rejected")).to_have_count(0)  # not the owner's verdict until accepted
+    expect(accept).to_be_enabled()
+    expect(again_text).to_be_enabled()
+    page.locator("#campaign-text-differs input").check()
+    expect(tiles).to_have_count(1, timeout=30_000)
+    tiles.nth(0).click()
+    page.keyboard.press("x")
+    expect(page.locator("#campaign-review .tile.rejected")).to_have_count(1, timeout=30_000)
+    expect(tiles).to_have_count(1)  # the mark drew the sheet again, and the filter still holds
+    assert "text differs: 'Acrne Oolong'" in tiles.nth(0).inner_text()
+    page.locator("#campaign-text-differs input").uncheck()
+    expect(tiles).to_have_count(3, timeout=30_000)
+
+
 def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:
     with running_app(three) as url:
         client = Client(url, verbose=False)
@@ -114,6 +152,17 @@ def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:
         client.predict(made["id"], [first], "approved", api_name="/review_campaign")
         ids = client.predict(made["id"], api_name="/save_approved")
         assert three.get(ids)[0].meta["campaign"] == "API line"
+        second = made["items"][1]
+        three.sessions.record_text_checks({second["version_ids"][0]: ("text differs", "text differs: 'Acrne'", ["Acme"],
+                                                                      ["Acrne"])})  # what the OCR check records
+        sent = len(fake_gemini.requests)
+        again = client.predict(made["id"], api_name="/regenerate_campaign")  # where text differs, as the tab and CLI
+        assert again["regenerated"] == [second["seq"]] and len(fake_gemini.requests) == sent + 1
+        assert len(again["items"][1]["version_ids"]) == 2 and again["text_checks"] == {second["version_ids"][0]: "text differs: 'Acrne'"}
+        assert client.predict(made["id"], "rejected", api_name="/regenerate_campaign")["regenerated"] == []
+        with pytest.raises(Exception, match="or those whose text differs, not 'sideways'"):
+            client.predict(made["id"], "sideways", api_name="/regenerate_campaign")
+        assert len(fake_gemini.requests) == sent + 1
         assert [c["id"] for c in client.predict(api_name="/campaigns")] == [made["id"]]
         with pytest.raises(Exception, match="not a campaign here"):
             client.predict("nope", api_name="/campaign")

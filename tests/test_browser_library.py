@@ -137,6 +137,8 @@ def test_grid_asset_page_and_lineage_both_ways(browser, tmp_path: Path, embedder
 
         fake_gemini.push(image_reply((SAMPLE / "food" / "orange.png").read_bytes(), text="On a blue plate."))
         page.get_by_role("button", name="Edit this").click()  # the parent, edited: Refine is the action
+        expect(page.locator("#edit-refs-note")).to_contain_text(  # the tray still holds two references: not sent
+            "Refine sends only that picture; the references below are not sent with it.", timeout=10_000)
         page.locator("#refine-box textarea").fill("put it on a blue plate")
         page.locator("#refine-button").click()
         page.locator("#version-strip").get_by_text("v1 · put it on a blue plate").wait_for(timeout=60_000)

@@ -185,14 +185,17 @@ def test_a_bad_certificate_is_refused_at_start_naming_the_file(embedder, cli, tm
 
 
 def test_an_image_that_cannot_be_signed_is_saved_and_history_says_why(
-        made: Studio, fake_gemini: FakeGemini, tmp_path: Path) -> None:
+        made: Studio, fake_gemini: FakeGemini, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (certificates.credentials_dir(made.settings) / certificates.KEY_FILE).write_text("damaged after start")
     fake_gemini.push(image_reply(png_bytes((16, 16), (90, 90, 9))))
     (v1,) = made.generate("a lamp").versions
     assert Path(v1.path).is_file() and credentials.read(v1.path) is None  # saved, without credentials
     (attempt,) = made.history()
-    assert attempt.outcome == "ok" and "was saved without content credentials" in attempt.reason
-    assert "key.pem" in attempt.reason and "damaged" not in attempt.reason
+    assert attempt.outcome == "ok" and attempt.reason.endswith(
+        "was saved without content credentials: the certificate that signs them could not be used. The server log says why.")
+    assert "key.pem" not in attempt.reason and "/" not in attempt.reason  # History is on the page: no server path
+    assert "damaged" not in attempt.reason
+    assert "key.pem" in caplog.text  # the detail stays in the server log
 
 
 def test_off_and_without_the_prompt(embedder, fake_gemini: FakeGemini, tmp_path: Path) -> None:

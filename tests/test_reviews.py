@@ -23,6 +23,7 @@ from rag.studio import Studio
 from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply, png_bytes
+from ui import contact_sheet
 
 PAYLOAD = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">"
 
@@ -109,7 +110,15 @@ def test_reviewers_notes_reach_the_campaign_when_the_owner_accepts(made: SimpleN
     assert len(studio.reviews.feedback(campaign=cid, user="alice")) == 4
     with pytest.raises(BananaError, match="not a campaign here"):
         studio.reviews.feedback(campaign=cid, user="bob")
+    pending = studio.reviews.pending(cid, user="alice")  # on the review's tiles until the owner accepts them
+    tiles = contact_sheet.sheet(studio, studio.campaign_review(cid, user="alice"), pending)
+    words = ["Reviewer: ✓", "Reviewer: ✓", "Reviewer: ✗ — Not this label"]
+    assert [contact_sheet.reviewer_words(n) for n in pending.values()] == words and all(w in tiles for w in words)
+    assert tiles.count('<span class="reviewer approved"') == 2 and 'title="Rejected by Legal, not accepted yet' in tiles
     assert studio.reviews.accept(cid, user="alice") == 3 and studio.reviews.accept(cid, user="alice") == 0
+    assert studio.reviews.pending(cid, user="alice") == {}
+    with pytest.raises(BananaError, match="not a campaign here"):
+        studio.reviews.pending(cid, user="bob")
     review = studio.campaign_review(cid, user="alice")
     versions = [v for i in review.items for v in i.version_ids]
     assert [review.verdicts[v][0] for v in versions] == ["approved", "approved", "rejected"]

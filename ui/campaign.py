@@ -47,7 +47,7 @@ def build(studio: Studio, selected: gr.State, marked: gr.State | None = None) ->
     c.load = load
     c.marked = marked if marked is not None else gr.State([])
     _listen(studio, selected, c)
-    reviews.listen_campaign(studio, c.reviews, c.cid, c.pick, c.open)
+    reviews.listen_campaign(studio, c.reviews, c.cid, c.pick, c.open, c.redraw)
     c.folders.input(lambda folder: ("Folder", folder or ""), c.folders, [c.kind, c.value], api_name=False, queue=False)
     campaign_api.api(studio)
     return {"load": (opened, None, [c.pick, c.folders])}
@@ -102,7 +102,7 @@ def _render(studio: Studio) -> SimpleNamespace:
             with gr.Row():
                 c.approve = gr.Button("Approve the rest", size="sm", interactive=False, elem_id="campaign-approve")
                 c.again = gr.Button("Regenerate rejected", size="sm", interactive=False, elem_id="campaign-again")
-                c.text.again = text_view.again_button(enabled)
+                c.text.again = text_view.again_button()
                 c.save = gr.Button("Save approved to library", size="sm", variant="primary", interactive=False,
                                    elem_id="campaign-save")
             c.saved = gr.Markdown(elem_id="campaign-saved")
@@ -116,27 +116,34 @@ def _choices(studio: Studio, user: str) -> list[tuple[str, str]]:
             for c in studio.campaigns(50, user=user or None)]
 
 
-def _view(studio: Studio, cid: str, user: str) -> tuple[Any, ...]:
-    """Status, the contact sheet, and the review's buttons, each usable only when it has something to act on."""
+def _view(studio: Studio, cid: str, user: str, only: bool = False) -> tuple[Any, ...]:
+    """Status, the contact sheet (only the results whose text differs while ``only``, the filter, is ticked), and
+    the review's buttons, each usable only when it has something to act on. Every action on the review ends here."""
     if not cid:
-        return "", "", *_actions(None, enabled=True)
+        return "", "", *_actions(None, {}, enabled=True)
     review = studio.campaign_review(cid, user=user or None)
-    return _status(review), contact_sheet.sheet(studio, review), *_actions(review, enabled=studio.generation_status()[0])
+    pending = studio.reviews.pending(cid, user=user or None)  # reviewers' verdicts not accepted yet
+    shown = contact_sheet.sheet(studio, text_view.filtered(review, only), pending,
+                                text_view.NONE_DIFFER if only else contact_sheet.EMPTY)
+    return _status(review), shown, *_actions(review, pending, enabled=studio.generation_status()[0])
 
 
-def _actions(review: CampaignReview | None, *, enabled: bool) -> tuple[Any, ...]:
-    """Approve the rest, Regenerate rejected and Save, each off with a word of why while there is nothing to do."""
+def _actions(review: CampaignReview | None, pending: dict[str, Any], *, enabled: bool) -> tuple[Any, ...]:
+    """The guide, then Approve the rest, Regenerate rejected, Save, Regenerate where text differs and Accept the
+    reviewers' verdicts: each off, with a word of why in the guide, while there is nothing for it to do."""
     shown = [v for i in review.items for v in i.version_ids] if review else []
     waiting, to_save = (review.unreviewed, review.to_save) if review else ([], [])
-    rejected = bool(review and review.rejected)
+    rejected, differs = bool(review and review.rejected), bool(review and review.text_differs)
     guide = (contact_sheet.HELP if waiting else "Every result has a verdict." if shown else
              "Open a campaign, or run one, to review its results here.")
-    if shown and not to_save:
-        guide += " Approve results to save them to the library."
-    if shown and not rejected:
-        guide += " Reject a result to make it again."
+    for idle, why in ((not to_save, "Approve results to save them to the library."),
+                      (not rejected, "Reject a result to make it again."),
+                      (not differs, text_view.NONE_DIFFER),
+                      (not pending, "No reviewer's verdict waits to be accepted.")):
+        guide += f" {why}" if shown and idle else ""
     return (guide, gr.Button(interactive=bool(waiting)), gr.Button(interactive=rejected and enabled),
-            gr.Button(interactive=bool(to_save)))
+            gr.Button(interactive=bool(to_save)), gr.Button(interactive=differs and enabled),
+            gr.Button(interactive=bool(pending)))
 
 
 def _status(review: CampaignReview) -> str:
@@ -173,7 +180,8 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     """The tab's three groups of controls: the form, the campaign picked from the list, its review.
 
     Run now (the form) and Resume (the picker) end in the same run, so it is made once here for both."""
-    c.review = [c.status, c.sheet, c.guide, c.approve, c.again, c.save]
+    c.review = [c.status, c.sheet, c.guide, c.approve, c.again, c.save, c.text.again, c.reviews.accept]
+    c.shown = [c.cid, c.text.only]  # what every redraw of the review reads: the campaign, the filter as ticked
     run = _runner(studio)
     _listen_form(studio, selected, c, run)
     _listen_picked(studio, c, run)
@@ -185,11 +193,11 @@ def _runner(studio: Studio) -> Callable[..., tuple[Any, ...]]:
     """The paid half of Run now and Resume: the campaign is already recorded, so Cancel can find it."""
 
     @user_errors
-    def run(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def run(cid: str, only: bool, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         """Run (or resume) a campaign now; a Batch campaign is asked how its job is doing instead."""
         if cid:
             studio.resume_campaign(cid, user=user_of(request) or None, progress=progress_callback(progress))
-        return _view(studio, cid, user_of(request))
+        return _view(studio, cid, user_of(request), only)
 
     return run
 
@@ -218,20 +226,20 @@ def _listen_form(studio: Studio, selected: gr.State, c: SimpleNamespace, run: Ca
 
     @user_errors
     def submit(kind: str, value: str, template: str, name: str, shared: bool, model: str, aspects: list[str],
-               per_item: float, size: str, picked: list[str], marked: list[str],
+               per_item: float, size: str, picked: list[str], marked: list[str], only: bool,
                request: gr.Request) -> tuple[Any, ...]:
         plan = _plan(studio, kind, value, template, name, shared, model, aspects, per_item, size, picked, marked,
                      user_of(request), batch=True)
         campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id)
         return (campaign.id, gr.Dropdown(choices=_choices(studio, user_of(request)), value=campaign.id),
-                *_plan_view(plan), *_view(studio, campaign.id, user_of(request)))
+                *_plan_view(plan), *_view(studio, campaign.id, user_of(request), only))
 
     c.preview.click(preview, form, [c.plan_md, c.plan, c.run], api_name=False, concurrency_id="search")
     for changed in (c.kind, c.value, c.template, c.shared, c.model, c.aspects, c.per_item, c.size):
         changed.input(lambda: gr.Button(interactive=c.enabled), None, c.run, api_name=False, queue=False)
-    c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, [c.cid], c.review, **PAID).then(
+    c.run.click(start, form, [c.cid, c.pick, c.plan_md, c.plan], api_name=False).success(run, c.shown, c.review, **PAID).then(
         c.load, None, c.pick, api_name=False, queue=False)
-    c.batch.click(submit, form, [c.cid, c.pick, c.plan_md, c.plan, *c.review], **PAID)
+    c.batch.click(submit, [*form, c.text.only], [c.cid, c.pick, c.plan_md, c.plan, *c.review], **PAID)
 
 
 def _listen_picked(studio: Studio, c: SimpleNamespace, run: Callable[..., tuple[Any, ...]]) -> None:
@@ -243,51 +251,52 @@ def _listen_picked(studio: Studio, c: SimpleNamespace, run: Callable[..., tuple[
             gr.Info("Stopping after the requests in flight; Resume continues from there.")
 
     @user_errors
-    def show(cid: str, request: gr.Request) -> tuple[Any, ...]:
-        return _view(studio, cid, user_of(request))
+    def show(cid: str, only: bool, request: gr.Request) -> tuple[Any, ...]:
+        return _view(studio, cid, user_of(request), only)
 
-    c.resume.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(run, [c.cid], c.review,
-                                                                                             **PAID)
+    c.redraw = (show, c.shown, c.review)  # the review drawn again, as the filter stands (reviewers' feedback uses it)
+    c.resume.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(
+        run, c.shown, c.review, **PAID)
     c.cancel.click(cancel, c.cid, None, api_name=False, queue=False)
-    c.open.click(lambda pick: pick or "", c.pick, c.cid, api_name=False, queue=False).then(show, c.cid, c.review,
-                                                                                           api_name=False)
+    c.open.click(lambda pick: (pick or "", False), c.pick, c.shown, api_name=False, queue=False).then(  # unfiltered
+        *c.redraw, api_name=False)
 
 
 def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
     """The contact sheet's marks (one result at a time), Approve the rest, Regenerate rejected (paid), Save."""
 
     @user_errors
-    def mark(cid: str, event: gr.SelectData, request: gr.Request) -> tuple[Any, ...]:
+    def mark(cid: str, only: bool, event: gr.SelectData, request: gr.Request) -> tuple[Any, ...]:
         verdict, version_id = contact_sheet.verdict_of(event.value)
         studio.review_campaign(cid, [version_id], verdict, user=user_of(request) or None)
-        return _view(studio, cid, user_of(request))
+        return _view(studio, cid, user_of(request), only)
 
     @user_errors
-    def approve_rest(cid: str, request: gr.Request) -> tuple[Any, ...]:
+    def approve_rest(cid: str, only: bool, request: gr.Request) -> tuple[Any, ...]:
         rest = studio.campaign_review(cid, user=user_of(request) or None).unreviewed
         studio.review_campaign(cid, rest, "approved", user=user_of(request) or None)
-        return _view(studio, cid, user_of(request))
+        return _view(studio, cid, user_of(request), only)
 
     @user_errors
-    def again(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def again(cid: str, only: bool, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         studio.regenerate_rejected(cid, user=user_of(request) or None, progress=lambda done, total, item: progress(
             (done, total), desc=f"Regenerating {item.asset_name} {item.aspect_ratio}"))
-        return _view(studio, cid, user_of(request))
+        return _view(studio, cid, user_of(request), only)
 
     @user_errors
-    def save(cid: str, request: gr.Request) -> tuple[Any, ...]:
+    def save(cid: str, only: bool, request: gr.Request) -> tuple[Any, ...]:
         try:  # pressed again (a second tab): say so, and keep the review as it is
             report = studio.save_approved(cid, user=user_of(request) or None)
             folder = report.added[0].folder if report.added else "the library"
             said = f"Saved {counted_images(len(report.added) + len(report.duplicates))} to {folder}."
         except NothingToDo as exc:
             said = str(exc)
-        return (said, *_view(studio, cid, user_of(request)))
+        return (said, *_view(studio, cid, user_of(request), only))
 
-    c.sheet.select(mark, c.cid, c.review, api_name=False)
-    c.approve.click(approve_rest, c.cid, c.review, api_name=False)
-    c.again.click(again, c.cid, c.review, **PAID)
-    c.save.click(save, c.cid, [c.saved, *c.review], api_name=False, concurrency_id="ingest", concurrency_limit=1)
+    c.sheet.select(mark, c.shown, c.review, api_name=False)
+    c.approve.click(approve_rest, c.shown, c.review, api_name=False)
+    c.again.click(again, c.shown, c.review, **PAID)
+    c.save.click(save, c.shown, [c.saved, *c.review], api_name=False, concurrency_id="ingest", concurrency_limit=1)
 
 
 def counted_images(n: int) -> str:

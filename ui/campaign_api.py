@@ -34,7 +34,7 @@ def _planned(studio: Studio, template: str, folder: str, query: str, tag: str, i
 
 
 def _api_paid(studio: Studio) -> None:
-    """Run now, resume, or submit as a Batch job: they spend money, so two at a time in all."""
+    """Run now, resume, regenerate, or submit as a Batch job: they spend money, so two at a time in all."""
 
     @user_errors
     def run_campaign(template: str, folder: str = "", query: str = "", tag: str = "", ids: list[str] | None = None,
@@ -53,6 +53,15 @@ def _api_paid(studio: Studio) -> None:
         return _record(studio, campaign_id, user_of(request))
 
     @user_errors
+    def regenerate_campaign(campaign_id: str, which: str = "text differs", request: gr.Request = None) -> dict[str, Any]:
+        """A new image for each item whose latest image's text differs from what its prompt quotes (``which``
+        "text differs", the default), or whose latest image was rejected (``which`` "rejected"), as the tab's
+        and the CLI's Regenerate do; returns the campaign, with ``regenerated``: the items made again."""
+        made = studio.regenerate_rejected(campaign_id, user=user_of(request) or None,
+                                          which=str(which or "").replace("-", " "))
+        return {**_record(studio, campaign_id, user_of(request)), "regenerated": [i.seq for i in made]}
+
+    @user_errors
     def submit_campaign_batch(template: str, folder: str = "", query: str = "", tag: str = "",
                               ids: list[str] | None = None, refs: list[str] | None = None,
                               aspect_ratios: list[str] | None = None, per_item: int = 1, model: str = "", name: str = "",
@@ -63,7 +72,7 @@ def _api_paid(studio: Studio) -> None:
         campaign = studio.submit_campaign_batch(studio.start_campaign(plan).id, user=user_of(request) or None)
         return _record(studio, campaign.id, user_of(request))
 
-    for fn in (run_campaign, resume_campaign, submit_campaign_batch):
+    for fn in (run_campaign, resume_campaign, regenerate_campaign, submit_campaign_batch):
         gr.api(fn, api_name=fn.__name__, concurrency_id="generate", concurrency_limit=2)
 
 

@@ -1,6 +1,8 @@
 """A campaign's review as a contact sheet: one row per source image with its results beside it, each
 result approved or rejected on the picture itself (the ✓ and ✗ on a tile, or the keys P, X and U on the
-tile in focus, as in Lightroom), the verdict written on the tile.
+tile in focus, as in Lightroom), the verdict written on the tile. A reviewer's verdict from a review link that
+the owner has not accepted yet is written under the caption ("Reviewer: ✗ — too dark"), in a dashed frame of
+its own.
 
 The sheet is one HTML block drawn here from a :class:`rag.campaigns.CampaignReview`, every text escaped.
 A verdict travels back as the block's ``select`` event, its value "verdict:version id"; the handler
@@ -10,6 +12,7 @@ picture that never loads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -17,12 +20,15 @@ import gradio as gr
 
 from rag.campaigns import CampaignReview
 from rag.core import BananaError
+from rag.reviews import ReviewNote
 from rag.studio import Studio
 
 from .common import file_url
 
 KEYS = {"p": "approved", "x": "rejected", "u": ""}
 SAID = {"approved": "✓ Approved", "rejected": "✗ Rejected", "": ""}
+MARK = {"approved": "✓", "rejected": "✗"}  # a reviewer's verdict, beside the owner's frame and badge
+EMPTY = "No results yet: run the campaign to see them here."
 HELP = ("Click a result, then press P to approve it, X to reject it or U to undo; or use ✓ and ✗ on the picture. "
         "The next result comes into focus.")
 
@@ -47,6 +53,9 @@ CSS = """
 .marks button[data-verdict=approved]:hover { background: #16a34a; color: #fff; }
 .marks button[data-verdict=rejected]:hover { background: #dc2626; color: #fff; }
 @media (hover: hover) { .tile .marks { opacity: 0; } .tile:hover .marks, .tile:focus .marks { opacity: 1; } }
+.reviewer { display: block; margin-top: 2px; padding: 1px 5px; border-radius: 5px; font-style: italic;
+  border: 1px dashed #16a34a; color: #15803d; }
+.reviewer.rejected { border-color: #dc2626; color: #b91c1c; }
 .tile.words { justify-content: center; min-height: 150px; padding: 8px; font-size: 13px; }
 .sheet-empty { color: var(--body-text-color-subdued); padding: 12px 0; }
 @media (max-width: 640px) { .tile { width: calc(50% - 4px); } .tile img { height: 120px; } }
@@ -95,8 +104,11 @@ def verdict_of(value: object) -> tuple[str, str]:
     return verdict, version_id
 
 
-def sheet(studio: Studio, review: CampaignReview) -> str:
-    """The contact sheet's HTML: per source image (in plan order) its preview, then every result."""
+def sheet(studio: Studio, review: CampaignReview, pending: Mapping[str, ReviewNote] | None = None,
+          empty: str = EMPTY) -> str:
+    """The contact sheet's HTML: per source image (in plan order) its preview, then every result; ``pending``
+    (version id -> note) are reviewers' verdicts the owner has not accepted yet, shown apart from the owner's;
+    ``empty`` is what a sheet without results says."""
     sources = {a.id: a for a in studio.get(list({i.asset_id for i in review.items}))}
     rows: dict[str, list[str]] = {}
     for item in review.items:
@@ -110,26 +122,43 @@ def sheet(studio: Studio, review: CampaignReview) -> str:
         for k, vid in enumerate(item.version_ids, start=1):
             verdict, saved = review.verdicts.get(vid, ("", ""))
             text = f" · {review.text_checks[vid]}" if vid in review.text_checks else ""  # the image's text check
-            row.append(_result(studio, vid, f"#{item.seq} · {item.aspect_ratio} · v{k}{text}", verdict, bool(saved)))
+            caption = f"#{item.seq} · {item.aspect_ratio} · v{k}{text}"
+            row.append(_result(studio, vid, caption, verdict, bool(saved), (pending or {}).get(vid)))
     if not rows:
-        return '<p class="sheet-empty">No results yet: run the campaign to see them here.</p>'
+        return f'<p class="sheet-empty">{escape(empty)}</p>'
     return "".join(f'<div class="sheet-row">{"".join(tiles)}</div>' for tiles in rows.values())
 
 
-def _result(studio: Studio, vid: str, caption: str, verdict: str, saved: bool) -> str:
+def _result(studio: Studio, vid: str, caption: str, verdict: str, saved: bool, note: ReviewNote | None) -> str:
     state = "saved" if saved else verdict
     badge = "Saved" if saved else SAID[verdict]
     marks = "" if saved else ('<div class="marks"><button data-verdict="approved" title="Approve (P)" '
                               'aria-label="Approve">✓</button><button data-verdict="rejected" title="Reject (X)" '
                               'aria-label="Reject">✗</button></div>')
     label = f'<span class="badge">{escape(badge)}</span> ' if badge else ""
-    inner = _picture(studio.version_preview(studio.version(vid)), caption, label)
+    inner = _picture(studio.version_preview(studio.version(vid)), caption, label, _reviewer(note))
     return (f'<figure class="tile result {state}" tabindex="0" data-vid="{escape(vid)}" aria-label="{escape(caption)}'
             f'{" · " + escape(badge) if badge else ""}">{inner}{marks}</figure>')
 
 
-def _picture(path: Path | None, caption: str, badge: str = "") -> str:
-    """A preview and its caption (``badge``: HTML made here, put before the escaped caption)."""
+def reviewer_words(note: ReviewNote) -> str:
+    """A reviewer's verdict on a tile, plain text: "Reviewer: ✓", "Reviewer: ✗ — too dark" (the comment cut short)."""
+    comment = " ".join(note.comment.split())
+    short = f"{comment[:60]}…" if len(comment) > 60 else comment
+    return f"Reviewer: {MARK.get(note.verdict, '?')}{f' — {short}' if short else ''}"
+
+
+def _reviewer(note: ReviewNote | None) -> str:
+    """A pending reviewer verdict as HTML made here: its words escaped, who said it and the whole comment on hover."""
+    if note is None:
+        return ""
+    full = f"{note.verdict.capitalize()} by {note.reviewer}, not accepted yet" + (f": {note.comment}" if note.comment else "")
+    return (f'<span class="reviewer {escape(note.verdict)}" title="{escape(full)}">'
+            f"{escape(reviewer_words(note))}</span>")
+
+
+def _picture(path: Path | None, caption: str, badge: str = "", after: str = "") -> str:
+    """A preview and its caption (``badge`` and ``after``: HTML made here, put before and after the escaped caption)."""
     image = (f'<img src="{file_url(path)}" alt="{escape(caption)}" loading="lazy">' if path
              else '<div class="tile words">No preview</div>')
-    return f"{image}<figcaption>{badge}{escape(caption)}</figcaption>"
+    return f"{image}<figcaption>{badge}{escape(caption)}{after}</figcaption>"

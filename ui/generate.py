@@ -27,6 +27,7 @@ from .session_view import (
     REFINE_HINT,
     continuation,
     cost_md,
+    edit_note,
     model_choices,
     recent_choices,
     saved_md,
@@ -92,6 +93,7 @@ def _render(studio: Studio) -> SimpleNamespace:
                 c.size = gr.Dropdown(list(default.sizes), value=default.size() or default.sizes[0], label="Size",
                                      interactive=default.sends_size, scale=1, min_width=90)
                 c.n = gr.Dropdown(list(range(1, MAX_IMAGES_PER_RUN + 1)), value=1, label="Images", scale=1, min_width=90)
+            c.edit_note = gr.Markdown(visible=False, elem_id="edit-refs-note")  # an "Edit this" session: Refine sends no refs
             c.refs_md = gr.Markdown(_refs_text(studio, 0, default.name))
             c.refs = gr.Gallery(label="References (click one to remove it)", columns=7, rows=1, height=150,
                                 object_fit="contain", allow_preview=False, preview=False, fit_columns=False)
@@ -267,6 +269,7 @@ def _listen_session(studio: Studio, selected: gr.State, c: SimpleNamespace) -> N
 
     saving = {"api_name": False, "concurrency_id": "ingest", "concurrency_limit": 1}
     c.strip.select(user_errors(pick), [c.versions, c.session], shown, api_name=False, queue=False)
+    c.session.change(user_errors(edit_note(studio)), c.session, c.edit_note, api_name=False, queue=False)
     c.open.click(user_errors(reopen), [c.recent], shown, api_name=False, queue=False)
     c.new.click(lambda: show(studio, "", "", "", enabled=c.enabled, user=""), None, shown, api_name=False, queue=False)
     c.model.change(on_model, [c.model, selected, c.size, c.n], [c.aspect, c.size, c.refs_md, c.cost], api_name=False,

@@ -135,7 +135,8 @@ def render_campaign(studio: Studio) -> SimpleNamespace:
     with gr.Accordion("Reviewers' feedback", open=True, elem_id="review-panel"):
         p.feedback = gr.HTML(f"<p>{NO_FEEDBACK}</p>", elem_id="review-feedback")
         with gr.Row():
-            p.accept = gr.Button("Accept the reviewers' verdicts", size="sm", elem_id="review-accept")
+            p.accept = gr.Button("Accept the reviewers' verdicts", size="sm", interactive=False,
+                                 elem_id="review-accept")  # on while the campaign shown has verdicts to take
             p.refresh = gr.Button("Refresh", size="sm", elem_id="review-refresh")
         p.accepted = gr.Markdown(elem_id="review-accepted")
         with gr.Row(equal_height=True):
@@ -154,13 +155,16 @@ def history_html(studio: Studio, link_id: str, user: str | None) -> str:
     return f"<p><b>Link {html.escape(link.id[:6])}</b>: {html.escape(link_words(link))}</p>{table}"
 
 
-def listen_campaign(studio: Studio, p: SimpleNamespace, cid: Any, pick: Any, opened: Any) -> None:
-    """Wire the panel to the campaign picked (``pick``, else the one shown, ``cid``); ``opened`` is the Open button."""
+def listen_campaign(studio: Studio, p: SimpleNamespace, cid: Any, pick: Any, opened: Any,
+                    redraw: tuple[Any, ...]) -> None:
+    """Wire the panel to the campaign shown (``cid``, else the one picked, ``pick``); ``opened`` is the Open button,
+    ``redraw`` (fn, inputs, outputs) draws the review again: after Refresh, a reviewer's new verdict shows on its tile
+    and Accept becomes usable; after Accept, the verdicts are the review's."""
     listen = [pick, cid, p.links]
 
     @user_errors
     def show(chosen: str, shown: str, link: str | None, request: gr.Request) -> tuple[Any, ...]:
-        campaign, user = chosen or shown, user_of(request) or None
+        campaign, user = shown or chosen, user_of(request) or None
         if not campaign:
             return f"<p>{NO_FEEDBACK}</p>", gr.Dropdown(choices=[], value=None), ""
         notes = studio.reviews.feedback(campaign=campaign, user=user)
@@ -179,19 +183,19 @@ def listen_campaign(studio: Studio, p: SimpleNamespace, cid: Any, pick: Any, ope
         gr.Info("Revoked: the link now reads \"not valid\".")
 
     @user_errors
-    def accept(chosen: str, shown: str, request: gr.Request) -> str:
-        if not (chosen or shown):
+    def accept(shown: str, request: gr.Request) -> str:
+        if not shown:
             raise BananaError("Open a campaign first.")
-        n = studio.reviews.accept(chosen or shown, user=user_of(request) or None)
+        n = studio.reviews.accept(shown, user=user_of(request) or None)
         return f"Took {n} reviewer verdict(s) into the review." if n else "No new reviewer verdicts to take."
 
     outputs = [p.feedback, p.links, p.history]
-    for event in (opened.click, p.refresh.click):
-        event(show, listen, outputs, api_name=False)
+    opened.click(show, listen, outputs, api_name=False)
+    p.refresh.click(show, listen, outputs, api_name=False).then(*redraw, api_name=False)
     p.links.input(show, listen, outputs, api_name=False)
     p.revoke.click(revoke, p.links, None, api_name=False).success(show, listen, outputs, api_name=False)
-    p.accept.click(accept, [pick, cid], p.accepted, api_name=False).success(show, listen, outputs, api_name=False).then(
-        None, None, None, js="() => document.querySelector('#campaign-open')?.click()")  # the review shows them
+    p.accept.click(accept, cid, p.accepted, api_name=False).success(show, listen, outputs, api_name=False).then(
+        *redraw, api_name=False)  # the review shows them
     listen_share(studio, p, "campaign", [pick, cid]).success(show, listen, outputs, api_name=False)
 
 

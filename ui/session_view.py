@@ -21,7 +21,7 @@ from rag.core import BananaError
 from rag.generation import ModelInfo, Session, Version
 from rag.studio import Studio
 
-from .common import TEAMS
+from .common import TEAMS, md_escape
 
 log = logging.getLogger("banana.ui")
 REPLY_AT = 5  # where the line beside the run sits in :func:`shown_outputs`
@@ -111,6 +111,21 @@ def continuation(studio: Studio, version: Version | None, picked: str = "") -> M
     if instead is None:
         return None
     return studio.model_list.get(picked) if picked and picked != version.model else instead
+
+
+def edit_note(studio: Studio) -> Callable[[str, gr.Request], Any]:
+    """The handler of the line above the reference tray, run whenever the session shown changes: while an "Edit
+    this" session is open, a Refine sends only the picture being edited, so the line says the references are not
+    sent with it (Generate still sends them, with the picture); otherwise the line is hidden."""
+
+    def note(session_id: str, request: gr.Request) -> Any:
+        session = studio.open_session(session_id, user=user_of(request))[0] if session_id else None
+        name = session.edited_file if session is not None else ""
+        words = (f"**Editing {md_escape(name)}:** Refine sends only that picture; the references below are not sent "
+                 "with it. Generate sends them, with the picture, as a new start.")
+        return gr.Markdown(words if name else "", visible=bool(name))
+
+    return note
 
 
 def _refine_label(studio: Studio, current: Version | None) -> str:

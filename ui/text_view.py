@@ -13,15 +13,16 @@ from typing import Any
 
 import gradio as gr
 
+from rag.campaigns import CampaignReview
 from rag.core import Asset, BananaError
 from rag.library import ocr
 from rag.studio import Studio
 
-from . import contact_sheet
 from .common import md_escape, user_errors
 from .session_view import user_of
 
 MAX_LINES_SHOWN = 30
+NONE_DIFFER = "No result's text differs from what its prompt quotes."
 
 
 def text_in_image_md(asset: Asset) -> str:
@@ -44,30 +45,33 @@ def render_campaign() -> SimpleNamespace:
                                             elem_id="campaign-text-differs"))
 
 
-def again_button(enabled: bool) -> gr.Button:
-    return gr.Button("Regenerate where text differs", size="sm", interactive=enabled, elem_id="campaign-again-text")
+def again_button() -> gr.Button:
+    """Off until the review has a result whose text differs (the review's buttons are set in one place)."""
+    return gr.Button("Regenerate where text differs", size="sm", interactive=False, elem_id="campaign-again-text")
+
+
+def filtered(review: CampaignReview, on: bool) -> CampaignReview:
+    """The review as the sheet shows it: with the filter on, only the items whose latest result's text differs.
+    Every redraw of the sheet goes through here with the box as it is, so no action shows more than it says."""
+    return replace(review, items=review.text_differs) if on else review
 
 
 def listen_campaign(studio: Studio, c: SimpleNamespace, t: SimpleNamespace, view: Callable[..., tuple[Any, ...]],
                     paid: dict[str, Any]) -> None:
-    """Wire the filter (the sheet shows only the items whose latest result's text differs) and the paid
-    regeneration of those items; ``view`` is the tab's review (its outputs ``c.review``)."""
+    """Wire the filter (the review drawn again with the box as ticked) and the paid regeneration of the items
+    whose text differs; ``view(studio, cid, user, only)`` is the tab's review (its outputs ``c.review``)."""
 
     @user_errors
-    def only(cid: str, on: bool, request: gr.Request) -> str:
-        if not cid:
-            return ""
-        review = studio.campaign_review(cid, user=user_of(request) or None)
-        return contact_sheet.sheet(studio, replace(review, items=review.text_differs) if on else review)
+    def only(cid: str, on: bool, request: gr.Request) -> tuple[Any, ...]:
+        return view(studio, cid, user_of(request), on)
 
     @user_errors
-    def again(cid: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def again(cid: str, on: bool, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         if not cid or not studio.campaign_review(cid, user=user_of(request) or None).text_differs:
-            raise BananaError("No result's text differs from what its prompt quotes: nothing to regenerate.")
+            raise BananaError(f"{NONE_DIFFER[:-1]}: nothing to regenerate.")
         studio.regenerate_rejected(cid, user=user_of(request) or None, which="text differs", progress=lambda done, total,
                                    item: progress((done, total), desc=f"Regenerating {item.asset_name} {item.aspect_ratio}"))
-        return (*view(studio, cid, user_of(request)), False)
+        return view(studio, cid, user_of(request), on)
 
-    t.only.input(only, [c.cid, t.only], c.sheet, api_name=False)  # a person's tick, not a reset below
-    c.open.click(lambda: False, None, t.only, api_name=False, queue=False)  # another campaign opens unfiltered
-    t.again.click(again, c.cid, [*c.review, t.only], **paid)
+    t.only.input(only, [c.cid, t.only], c.review, api_name=False)
+    t.again.click(again, [c.cid, t.only], c.review, **paid)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from rag import __version__
-from rag.core import BananaError, Settings
+from rag.core import BananaError, ConfigError, Settings
 from rag.generation.base import GenerationResult
 from rag.generation.sessions import Version
 from rag.media import certificates, credentials
@@ -47,6 +47,9 @@ def stamp_for(settings: Settings, result: GenerationResult, parent: Version | No
 
 
 def failure_note(title: str, exc: BananaError) -> str:
-    """The sentence History keeps when an image was saved without credentials (the key is never in it)."""
+    """The sentence History keeps when an image was saved without credentials. History is on the page, so it says
+    what went wrong in plain words and nothing more: the certificate's file, its folder and the key stay in the
+    server log, beside the title, for whoever runs the app."""
     log.warning("saved %s without content credentials: %s", title, exc)
-    return f"{title} was saved without content credentials: {str(exc).rstrip('.')}."
+    why = "the certificate that signs them could not be used" if isinstance(exc, ConfigError) else "signing failed"
+    return f"{title} was saved without content credentials: {why}. The server log says why."

@@ -154,7 +154,7 @@ class CampaignService:
         """Every item whose latest image was rejected (``which="text differs"``: whose text does not read as its
         prompt's quotes), again (paid), one after another; ``progress(done, total, item)``."""
         if which not in REGENERATE:
-            raise BananaError(f"Regenerate the rejected images or those whose text differs, not {which!r}.")
+            raise BananaError(f"Regenerate the rejected images or those whose text differs, not {str(which)[:40]!r}.")
         review = self.campaign_review(campaign_id, user=user)
         rejected = review.rejected if which == "rejected" else review.text_differs
         made = []

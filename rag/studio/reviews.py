@@ -1,7 +1,7 @@
 """Review links: a campaign, a session or chosen library images shown outside the team, and what reviewers say.
 
 :class:`ReviewService` is ``Studio.reviews``. The owner's side (``share``, ``links``, ``revoke``, ``history``,
-``feedback``, ``accept``) takes ``user`` like every lookup (None: the CLI, no check). The reviewer's side
+``feedback``, ``pending``, ``accept``) takes ``user`` like every lookup (None: the CLI, no check). The reviewer's side
 (``door``, ``admit``, ``sheet``, ``image``, ``original``, ``note``) knows only a link's token: every failure
 of it is :class:`rag.reviews.LinkNotValid`, one sentence for unknown, revoked, expired and a wrong password.
 The records are :mod:`rag.reviews.store`, in the sessions database.
@@ -158,15 +158,20 @@ class ReviewService:
             return self.records().notes_on(kind="campaign", source_id=found.id)
         return self.records().notes_on(image_id=str(image_id), user=user) if image_id else []
 
+    def pending(self, campaign: str, *, user: str | None = None) -> dict[str, ReviewNote]:
+        """Each campaign image's latest reviewer verdict that the owner has not accepted yet (version id -> note):
+        what the review shows on its tiles, and what :meth:`accept` takes."""
+        latest: dict[str, ReviewNote] = {}
+        for note, item, _ in self.feedback(campaign=campaign, user=user):
+            if note.verdict:
+                latest[item.ref] = note
+        return {vid: note for vid, note in latest.items() if not note.accepted}
+
     def accept(self, campaign: str, *, user: str | None = None) -> int:
         """Take the reviewers' latest verdict on each image of a campaign into its review (approved or rejected),
         for verdicts not taken yet; returns how many images changed."""
         found = self._campaigns.open_campaign(campaign, user=user)[0]
-        latest: dict[str, ReviewNote] = {}
-        for note, item, _ in self.feedback(campaign=found.id, user=user):
-            if note.verdict:
-                latest[item.ref] = note
-        fresh = {vid: note for vid, note in latest.items() if not note.accepted}
+        fresh = self.pending(found.id, user=user)
         for verdict in ("approved", "rejected"):
             chosen = [vid for vid, note in fresh.items() if note.verdict == verdict]
             if chosen:
