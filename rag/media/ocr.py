@@ -38,7 +38,7 @@ MAX_LINES = 200  # text boxes recognised per picture at most; bounds the work a 
 MIN_SCORE = 0.5  # recognitions the engine itself doubts are dropped
 PROBE_SIDE = 384  # a picture is first searched for text at this size; none found: done
 GATE_BOXES = 3  # the probe's largest boxes read to tell words from shapes
-DETAIL_SIDE = 768  # where the first pass found words, the second searches at this size (9 px print in a 1,280 px picture)
+DETAIL_SIDE = 768  # where the first pass found words, the second searches at this size, for smaller print
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ class RapidOcr:
         When it is larger than that, the few largest boxes found are read, and only when they are words (not
         lone letter-like shapes) is it searched again at :data:`DETAIL_SIDE` for the smaller print, all of which
         is then read (a line read from the probe's looser box can differ: "Onlv" for "Only"). Against a second
-        search at full size, this reads the sample library in 40% less time and finds the same words on
-        tests/data/ocr; a label that holds text pays for the extra reading of its largest boxes (bench/ocr.py)."""
+        search at full size, this reads the sample library in 44% less CPU time and finds the same words on
+        tests/data/ocr; a label that holds text pays for reading its largest boxes twice (bench/ocr.py, README)."""
         engine = self._load()
         boxes = self._find(engine, image, PROBE_SIDE)
         if boxes is None or max(image.size) <= PROBE_SIDE * 1.25:  # the probe saw it at (nearly) full size
