@@ -1,8 +1,8 @@
 """A campaign in a real browser: three products from a folder, the cost shown before it runs, review, approve
 two, save; they are in the library with their parents and the campaign's name. On the way, a result whose text
 differs and a reviewer's verdict from a review link: the filter holds through a mark, the reviewer's verdict shows
-on its tile until accepted, and each review button is off with a word of why while it has nothing to do. Also the
-API endpoints.
+on its tile until accepted, Approve the rest approves only what the filter shows, and each review button is off
+with a word of why while it has nothing to do. Also the API endpoints.
 Screenshots at 1280x720 and phone size go to test-artifacts/screenshots/ (docs/ with UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
@@ -126,6 +126,13 @@ def _filter_and_reviewer(page: Page, studio: Studio) -> None:
     expect(again_text).to_be_enabled()
     page.locator("#campaign-text-differs input").check()
     expect(tiles).to_have_count(1, timeout=30_000)
+    approve, approved, hidden = (page.locator("#campaign-approve"), page.locator("#campaign-review .tile.approved"),
+                                 "Approve the rest approves only the results shown: 2 hidden by the filter wait for a verdict.")
+    expect(guide).to_contain_text(hidden)
+    approve.click()  # what is shown, not the two the filter hides
+    expect(approved).to_have_count(1, timeout=30_000)
+    expect(approve).to_be_disabled()
+    expect(guide).to_contain_text(f"No result shown waits for a verdict. {hidden}")
     tiles.nth(0).click()
     page.keyboard.press("x")
     expect(page.locator("#campaign-review .tile.rejected")).to_have_count(1, timeout=30_000)
@@ -133,6 +140,9 @@ def _filter_and_reviewer(page: Page, studio: Studio) -> None:
     assert "text differs: 'Acrne Oolong'" in tiles.nth(0).inner_text()
     page.locator("#campaign-text-differs input").uncheck()
     expect(tiles).to_have_count(3, timeout=30_000)
+    expect(approved).to_have_count(0)  # the two the filter hid still wait, and Approve the rest is for them now
+    expect(approve).to_be_enabled()
+    expect(guide).not_to_contain_text("hidden by the filter")
 
 
 def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:

@@ -12,6 +12,7 @@ import shutil
 import time
 from types import SimpleNamespace
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client
@@ -24,6 +25,7 @@ from tests.appserver import running_app
 from tests.conftest import SAMPLE, test_settings
 from tests.fake_gemini import FakeGemini, image_reply, png_bytes
 from ui import contact_sheet
+from ui import reviews as review_ui
 
 PAYLOAD = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">"
 
@@ -144,6 +146,26 @@ def test_share_shares_and_unshare_on_the_command_line(made: SimpleNamespace, cli
     refused = cli(["share", "--ids", "nope", "--days", "99"], data)
     assert refused.returncode == 1 and "1 to 30 whole days" in refused.stderr and "Traceback" not in refused.stderr
     assert cli(["share"], data).returncode == 1
+
+
+def test_share_for_review_shares_the_campaign_shown_before_the_one_picked(made: SimpleNamespace) -> None:
+    """The tab's "Share for review" under a campaign: the campaign on the sheet, though another is picked in the list
+    meanwhile; the picked one only while none is shown (the rule of the feedback beside it)."""
+    studio, tea = made.studio, made.studio.campaign_assets(folder="teas")[0][0]
+    plan = studio.plan_campaign("{name}, autumn", ids=[tea.id], name="Autumn", user="alice")
+    autumn = studio.run_campaign(studio.start_campaign(plan).id, user="alice")  # one fake image
+    with gr.Blocks() as demo:
+        p, cid, pick = review_ui.render_campaign(studio), gr.State(""), gr.State("")
+        review_ui.listen_campaign(studio, p, cid, pick, gr.Button(), (lambda: None, None, None))
+    (make,) = [f for f in demo.fns.values() if (p.make._id, "click") in f.targets]  # the button's own wiring
+
+    def shared(shown: str, chosen: str) -> str:
+        given = {cid._id: shown, pick._id: chosen}
+        url = make.fn(*(given.get(c._id, c.value) for c in make.inputs), gr.Request(username="alice"))[0].value
+        return studio.reviews.link(url, user="alice").source_id
+
+    assert shared(made.campaign.id, autumn.id) == made.campaign.id
+    assert shared("", autumn.id) == autumn.id
 
 
 def test_the_review_page_answers_strangers_and_nothing_else_does(made: SimpleNamespace) -> None:

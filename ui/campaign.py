@@ -120,22 +120,26 @@ def _view(studio: Studio, cid: str, user: str, only: bool = False) -> tuple[Any,
     """Status, the contact sheet (only the results whose text differs while ``only``, the filter, is ticked), and
     the review's buttons, each usable only when it has something to act on. Every action on the review ends here."""
     if not cid:
-        return "", "", *_actions(None, {}, enabled=True)
+        return "", "", *_actions(None, None, {}, enabled=True)
     review = studio.campaign_review(cid, user=user or None)
     pending = studio.reviews.pending(cid, user=user or None)  # reviewers' verdicts not accepted yet
-    shown = contact_sheet.sheet(studio, text_view.filtered(review, only), pending,
-                                text_view.NONE_DIFFER if only else contact_sheet.EMPTY)
-    return _status(review), shown, *_actions(review, pending, enabled=studio.generation_status()[0])
+    seen = text_view.filtered(review, only)
+    shown = contact_sheet.sheet(studio, seen, pending, text_view.NONE_DIFFER if only else contact_sheet.EMPTY)
+    return _status(review), shown, *_actions(review, seen, pending, enabled=studio.generation_status()[0])
 
 
-def _actions(review: CampaignReview | None, pending: dict[str, Any], *, enabled: bool) -> tuple[Any, ...]:
+def _actions(review: CampaignReview | None, seen: CampaignReview | None, pending: dict[str, Any], *,
+             enabled: bool) -> tuple[Any, ...]:
     """The guide, then Approve the rest, Regenerate rejected, Save, Regenerate where text differs and Accept the
-    reviewers' verdicts: each off, with a word of why in the guide, while there is nothing for it to do."""
+    reviewers' verdicts: each off, with a word of why in the guide, while there is nothing for it to do. Approve the
+    rest acts on the results shown (``seen``, the review as the filter leaves it), so its state and words follow them."""
     shown = [v for i in review.items for v in i.version_ids] if review else []
-    waiting, to_save = (review.unreviewed, review.to_save) if review else ([], [])
+    waiting, to_save = (seen.unreviewed, review.to_save) if review and seen else ([], [])
+    hidden = len(review.unreviewed) - len(waiting) if review else 0  # results with no verdict the filter hides
     rejected, differs = bool(review and review.rejected), bool(review and review.text_differs)
-    guide = (contact_sheet.HELP if waiting else "Every result has a verdict." if shown else
-             "Open a campaign, or run one, to review its results here.")
+    guide = (contact_sheet.HELP if waiting else "No result shown waits for a verdict." if hidden else
+             "Every result has a verdict." if shown else "Open a campaign, or run one, to review its results here.")
+    guide += f" {text_view.hidden_words(hidden)}" if hidden else ""
     for idle, why in ((not to_save, "Approve results to save them to the library."),
                       (not rejected, "Reject a result to make it again."),
                       (not differs, text_view.NONE_DIFFER),
@@ -273,7 +277,7 @@ def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
 
     @user_errors
     def approve_rest(cid: str, only: bool, request: gr.Request) -> tuple[Any, ...]:
-        rest = studio.campaign_review(cid, user=user_of(request) or None).unreviewed
+        rest = text_view.filtered(studio.campaign_review(cid, user=user_of(request) or None), only).unreviewed  # shown
         studio.review_campaign(cid, rest, "approved", user=user_of(request) or None)
         return _view(studio, cid, user_of(request), only)
 

@@ -196,7 +196,7 @@ def listen_campaign(studio: Studio, p: SimpleNamespace, cid: Any, pick: Any, ope
     p.revoke.click(revoke, p.links, None, api_name=False).success(show, listen, outputs, api_name=False)
     p.accept.click(accept, cid, p.accepted, api_name=False).success(show, listen, outputs, api_name=False).then(
         *redraw, api_name=False)  # the review shows them
-    listen_share(studio, p, "campaign", [pick, cid]).success(show, listen, outputs, api_name=False)
+    listen_share(studio, p, "campaign", [cid, pick]).success(show, listen, outputs, api_name=False)  # shown or chosen
 
 
 # -- an image's page ------------------------------------------------------------------------------------------------

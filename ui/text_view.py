@@ -52,8 +52,15 @@ def again_button() -> gr.Button:
 
 def filtered(review: CampaignReview, on: bool) -> CampaignReview:
     """The review as the sheet shows it: with the filter on, only the items whose latest result's text differs.
-    Every redraw of the sheet goes through here with the box as it is, so no action shows more than it says."""
+    Every redraw of the sheet goes through here with the box as it is, so no action shows more than it says, and
+    Approve the rest approves this review's results (what is shown), never the ones the filter hides."""
     return replace(review, items=review.text_differs) if on else review
+
+
+def hidden_words(hidden: int) -> str:
+    """The guide's sentence while the filter hides results with no verdict: Approve the rest leaves them be."""
+    return (f"Approve the rest approves only the results shown: {hidden} hidden by the filter "
+            f"{'waits' if hidden == 1 else 'wait'} for a verdict.")
 
 
 def listen_campaign(studio: Studio, c: SimpleNamespace, t: SimpleNamespace, view: Callable[..., tuple[Any, ...]],
