@@ -36,9 +36,13 @@ def _sample_images(n: int) -> list[Path]:
     return [files[int(i * len(files) / n)] for i in range(n)]
 
 
+LIBRARY = _sample_images(60)
+
+
 @pytest.fixture(scope="module")
 def libraries(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedder) -> dict[str, Studio]:
-    """The sample library embedded twice: in fp32 and in bf16, each with its own model and collection.
+    """60 of the sample library's images, spread over its folders, embedded twice: in fp32 and in bf16, each with
+    its own model and collection (the whole library made this the suite's slowest set-up, fp32 at ~0.2 s a picture).
 
     The session's model serves the precision it runs in (``auto``: bf16 on a CPU with bf16, else fp32);
     only the other one is built here (building one costs seconds)."""
@@ -47,8 +51,8 @@ def libraries(tmp_path_factory: pytest.TempPathFactory, embedder: ClipEmbedder) 
         settings = test_settings(tmp_path_factory.mktemp(precision), precision=precision)
         model = embedder if embedder.precision == precision else ClipEmbedder(settings)
         studio = Studio(settings, embedder=model)
-        report = studio.ingest_folder(SAMPLE)
-        assert report.added and not report.failed
+        report = studio.ingest_files(LIBRARY)
+        assert len(report.added) + len(report.duplicates) == len(LIBRARY) and not report.failed
         studios[precision] = studio
     yield studios
     for studio in studios.values():
@@ -79,7 +83,7 @@ def test_a_bf16_library_queried_in_fp32_ranks_like_fp32_and_the_reverse(librarie
     }
     for studio in (fp32, bf16):  # each model's text vectors in one batch: searches take them from its query cache
         studio.embedder.embed_texts(TEXTS)  # (embed_texts' LRU) instead of a forward pass per search
-    images = _sample_images(15)
+    images = LIBRARY[::4]  # 15 of them
     vectors = {"fp32": _image_vectors(fp32, images), "bf16": _image_vectors(bf16, images)}
     queries: list[tuple[str | np.ndarray, str | np.ndarray]] = [(text, text) for text in TEXTS]  # (fp32, bf16)
     queries += [(vectors["fp32"][p], vectors["bf16"][p]) for p in images]
