@@ -135,9 +135,7 @@ class CampaignStore:
 
     def __init__(self, sessions: SessionStore) -> None:
         self.sessions = sessions
-        with sessions.write("set up campaigns") as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
+        sessions.set_up(_SCHEMA, "set up campaigns")
 
     def create(self, campaign: Campaign, items: list[tuple[str, str, str, str]]) -> Campaign:
         """A new campaign and its items (``(asset_id, asset_name, aspect_ratio, prompt)``) in one transaction."""

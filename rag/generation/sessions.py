@@ -125,6 +125,10 @@ class Version:
         return "original" if self.turn_id is None else f"v{self.seq}"
 
 
+def _statements(schema: str) -> list[str]:
+    return [statement for statement in schema.split(";") if statement.strip()]
+
+
 class SessionStore:
     """The database: open once per process; every method is thread-safe and speaks in records.
 
@@ -150,7 +154,7 @@ class SessionStore:
             if found > SCHEMA_VERSION:
                 raise BananaError(f"The sessions database at {self.path} was written by a newer Banana Studio; upgrade.")
             if found == 0:
-                for statement in filter(str.strip, _SCHEMA.split(";")):
+                for statement in _statements(_SCHEMA):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute(_TEXT_CHECKS)
@@ -189,6 +193,13 @@ class SessionStore:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise BananaError(f"The sessions database at {self.path} could not {doing} ({_why(exc)}).") from None
+
+    def set_up(self, schema: str, doing: str) -> None:
+        """Run ``schema``'s statements (``;``-separated, each ``IF NOT EXISTS``) in one transaction: how the records
+        that share this database (campaigns, review links) make their tables."""
+        with self.write(doing) as db:
+            for statement in _statements(schema):
+                db.execute(statement)
 
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

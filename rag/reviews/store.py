@@ -97,9 +97,7 @@ class ReviewStore:
 
     def __init__(self, sessions: SessionStore) -> None:
         self.sessions = sessions
-        with sessions.write("set up review links") as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
+        sessions.set_up(_SCHEMA, "set up review links")
 
     def create(self, link: ReviewLink, token_hash: str, items: Sequence[tuple[str, str, str, str]]) -> ReviewLink:
         """A new link and its items (``(kind, ref, image_id, label)``, numbered from 1) in one transaction."""
