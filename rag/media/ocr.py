@@ -104,14 +104,17 @@ class RapidOcr:
         tests/data/ocr; a label that holds text pays for reading its largest boxes twice (bench/ocr.py, README)."""
         engine = self._load()
         boxes = self._find(engine, image, PROBE_SIDE)
-        if boxes is None or max(image.size) <= PROBE_SIDE * 1.25:  # the probe saw it at (nearly) full size
-            return [] if boxes is None else _kept(self._recognise(engine, image, boxes))
+        if boxes is None:
+            return []
+        pixels = engine.load_img(image)  # the engine's own array of the full picture, which both readings crop
+        if max(image.size) <= PROBE_SIDE * 1.25:  # the probe saw it at (nearly) full size
+            return _kept(self._recognise(engine, pixels, boxes))
         gate = boxes[np.sort(np.argsort(-np.prod(np.ptp(boxes, axis=1), axis=1))[:GATE_BOXES])]
-        first = self._recognise(engine, image, gate)
+        first = self._recognise(engine, pixels, gate)
         if not any(line and len(re.sub(r"\W", "", line.text)) >= 2 for line in first):
             return _kept(first)
         detail = self._find(engine, image, DETAIL_SIDE)
-        return _kept(self._recognise(engine, image, boxes if detail is None else detail))
+        return _kept(self._recognise(engine, pixels, boxes if detail is None else detail))
 
     @staticmethod
     def _find(engine: Any, image: Image.Image, side: int) -> Any:
@@ -126,9 +129,9 @@ class RapidOcr:
         return np.asarray(boxes, dtype=np.float32)[:MAX_LINES] * (image.width / small.width)
 
     @staticmethod
-    def _recognise(engine: Any, image: Image.Image, boxes: Any) -> list[OcrLine | None]:
+    def _recognise(engine: Any, pixels: Any, boxes: Any) -> list[OcrLine | None]:
         """Each box's line, in the order given (None where the engine read nothing it trusts)."""
-        crops, _, _ = engine.text_cls(engine.get_crop_img_list(engine.load_img(image), list(boxes)))
+        crops, _, _ = engine.text_cls(engine.get_crop_img_list(pixels, list(boxes)))
         found, _ = engine.text_rec(crops)
         return [OcrLine(str(text).strip(), round(float(score), 3), float(box[:, 1].min()), float(box[:, 0].min()))
                 if str(text).strip() and float(score) >= MIN_SCORE else None for box, (text, score) in zip(boxes, found)]
