@@ -11,11 +11,12 @@ expected; precision = words read that were expected / words read; per group: hor
 more (the issue's target, recall >= 0.9), small text, rotated text, real images. ms/image counts decoding,
 resizing and the engine (one ONNX Runtime thread, as the app runs it).
 
-Cost: the sample library (assets/sample) ingested into a fresh library, then ingested again into another with
-the background stage on (it reads once the ingest has stored its images); ``ingest_share`` is the extra wall time
-the reading adds, over the ingest alone (target <= 0.5), ``cpu_share`` the same in CPU time (steadier on a busy
-machine: the first library's text read in the foreground, against its ingest), and search latency p50 is
-measured while it reads and while idle.
+Cost: the sample library (assets/sample) ingested into a fresh library, then ingested again into two more with
+the background stage on (it reads once the ingest has stored its images), reading one picture at a time and as
+many at once as the app does (``OCR_WORKERS``, the cores up to 4), in the same run; ``ingest_share`` is the extra
+wall time until all is read, over the ingest alone (target <= 0.5), ``cpu_share`` the reading's CPU time against
+the ingest's (steadier on a busy machine: the first library's text read in the foreground), and search latency
+p50 is measured while it reads and while idle.
 
 The last line is machine-readable: ``RESULT word_recall=... word_precision=... ms_per_image=... ingest_share=...``.
 """
@@ -70,11 +71,13 @@ def quality(engine_name: str) -> dict[str, object]:
             "ms_mean": round(statistics.fmean(times), 1), "images": len(manifest)}
 
 
-def _studio(folder: Path, embedder: object = None) -> object:
+def _studio(folder: Path, embedder: object = None, workers: int | None = None) -> object:
     from rag.core import Settings
     from rag.studio import Studio
 
     env = {**os.environ, "BANANA_DATA_DIR": str(folder), "OCR": "rapidocr", "MILVUS_URI": ""}
+    if workers:
+        env["OCR_WORKERS"] = str(workers)
     return Studio(Settings.from_env(env), embedder=embedder)
 
 
@@ -87,8 +90,24 @@ def _search_p50(studio: object, n: int = 15) -> float:
     return statistics.median(times)
 
 
+def _in_background(folder: Path, embedder: object, workers: int | None) -> dict[str, float]:
+    """Ingest with the background stage on: the ingest's own time, search meanwhile, and when all is read."""
+    studio = _studio(folder, embedder, workers)
+    assert studio.ocr.start()
+    start = time.perf_counter()
+    studio.ingest_folder(SAMPLE)
+    ingest_s = time.perf_counter() - start
+    busy_ms = _search_p50(studio)
+    assert studio.ocr.wait(timeout=1800)
+    until_s = time.perf_counter() - start
+    read = studio.ocr.stats() | {"workers": studio.ocr.reader.workers}
+    studio.close()
+    return {"ingest_s": ingest_s, "until_s": until_s, "busy_ms": busy_ms, **read}
+
+
 def ingest_cost() -> dict[str, float]:
-    """Ingest alone, then ingest with the background stage on: the extra wall time, and search meanwhile."""
+    """Ingest alone, then with the background stage on, reading one picture at a time and then as many as the
+    app does (OCR_WORKERS), in one run: the extra wall time until all is read, and search meanwhile."""
     with tempfile.TemporaryDirectory(prefix="bench-ocr-") as tmp:
         warm = _studio(Path(tmp) / "w")
         warm.ingest_folder(SAMPLE / "food")  # the model, Milvus Lite and the file cache warmed before timing
@@ -102,22 +121,15 @@ def ingest_cost() -> dict[str, float]:
         alone.ocr.read()  # the same reading in the foreground: its CPU time, against the ingest's
         ocr_cpu = time.process_time() - cpu
         alone.close()
-
-        both = _studio(Path(tmp) / "b", alone.embedder)
-        assert both.ocr.start()
-        start = time.perf_counter()
-        both.ingest_folder(SAMPLE)
-        ingest_bg_s = time.perf_counter() - start
-        busy_ms = _search_p50(both)
-        assert both.ocr.wait(timeout=1800)
-        total_s = time.perf_counter() - start
-        read = both.ocr.stats()
-        both.close()
-    return {"images": read["read"] + read["failed"], "with_text": read["with_text"], "ingest_s": round(ingest_s, 2),
-            "ingest_with_ocr_s": round(ingest_bg_s, 2), "until_read_s": round(total_s, 2),
-            "ingest_share": round((total_s - ingest_s) / ingest_s, 3), "ingest_cpu_s": round(ingest_cpu, 2),
+        one = _in_background(Path(tmp) / "one", alone.embedder, 1)
+        both = _in_background(Path(tmp) / "b", alone.embedder, None)
+    return {"images": both["read"] + both["failed"], "with_text": both["with_text"], "workers": both["workers"],
+            "ingest_s": round(ingest_s, 2), "ingest_with_ocr_s": round(both["ingest_s"], 2),
+            "until_read_s": round(both["until_s"], 2), "ingest_share": round((both["until_s"] - ingest_s) / ingest_s, 3),
+            "until_read_1_worker_s": round(one["until_s"], 2),
+            "ingest_share_1_worker": round((one["until_s"] - ingest_s) / ingest_s, 3), "ingest_cpu_s": round(ingest_cpu, 2),
             "ocr_cpu_s": round(ocr_cpu, 2), "cpu_share": round(ocr_cpu / ingest_cpu, 3), "search_idle_p50_ms": round(idle_ms, 1),
-            "search_during_ocr_p50_ms": round(busy_ms, 1)}
+            "search_during_ocr_p50_ms": round(both["busy_ms"], 1)}
 
 
 def main() -> int:
@@ -143,7 +155,8 @@ def main() -> int:
           f"ms_per_image={results[0]['ms_per_image']} engine={results[0]['engine']} "
           f"recall_all={main_engine['all']['recall']} recall_small={main_engine.get('small', {}).get('recall')} "
           f"recall_rotated={main_engine.get('rotated', {}).get('recall')} recall_real={main_engine.get('real', {}).get('recall')} "
-          f"ingest_share={cost.get('ingest_share')} cpu_share={cost.get('cpu_share')} search_p50_idle_ms={cost.get('search_idle_p50_ms')} "
+          f"ingest_share={cost.get('ingest_share')} ingest_share_1_worker={cost.get('ingest_share_1_worker')} "
+          f"ocr_workers={cost.get('workers')} cpu_share={cost.get('cpu_share')} search_p50_idle_ms={cost.get('search_idle_p50_ms')} "
           f"search_p50_during_ocr_ms={cost.get('search_during_ocr_p50_ms')}")
     return 0
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
+import sys
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,8 +91,52 @@ def test_the_pixel_limit_refuses_before_decoding_and_the_time_box_holds(reader: 
             time.sleep(1.5)
             return [OcrLine("late", 1.0)]
 
+    stuck = TextReader(Stuck(), max_pixels=5_000_000, timeout_s=0.2)
     with pytest.raises(ImageError, match="longer than 0.2 s"):
-        TextReader(Stuck(), max_pixels=5_000_000, timeout_s=0.2).read(DATA / MANIFEST[0]["file"])
+        stuck.read(DATA / MANIFEST[0]["file"])
+    with pytest.raises(ImageError, match="stayed busy"):  # the overrun keeps its slot: work never piles up
+        stuck.read(DATA / MANIFEST[0]["file"])
+
+
+def test_pictures_read_at_once_read_as_one_at_a_time(reader: TextReader) -> None:
+    files = [DATA / entry["file"] for entry in MANIFEST[:6]]
+    alone = [reader.read(file).lines for file in files]
+    two = TextReader(reader.engine, max_pixels=40_000_000, timeout_s=60, workers=2)
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(lambda file: two.read(file, background=True).lines, files)) == alone
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
+def test_readings_at_once_stay_within_the_workers_and_background_ones_give_way() -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    if base >= 19:
+        pytest.skip("the tests run at the lowest priority already: nothing to give way to")
+
+    class Recording:
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.meet = threading.Barrier(2, timeout=20)
+            self.lock = threading.Lock()
+            self.now = self.most = 0
+            self.nice: Counter[int] = Counter()
+
+        def read(self, image: Image.Image) -> list[OcrLine]:
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+                self.nice[os.getpriority(os.PRIO_PROCESS, threading.get_native_id())] += 1
+            self.meet.wait()  # two at once, or a broken barrier after 20 s
+            with self.lock:
+                self.now -= 1
+            return []
+
+    engine = Recording()
+    two = TextReader(engine, max_pixels=5_000_000, timeout_s=30, workers=2)
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: two.read(DATA / MANIFEST[0]["file"], background=i % 2 == 0), range(6)))
+    assert engine.most == 2
+    assert engine.nice == {19: 3, base: 3}
 
 
 def test_the_verdicts_in_words() -> None:

@@ -165,6 +165,7 @@ class Settings:
     ocr: str = _env("OCR", default="auto", parse=_one_of(OCR_ENGINES))
     ocr_max_pixels: int = _env("OCR_MAX_PIXELS", default=40_000_000, parse=_int, minimum=1)  # larger: not read
     ocr_timeout_s: float = _env("OCR_TIMEOUT_S", default=20.0, parse=_float, minimum=1.0)  # per picture
+    ocr_workers: int = _env("OCR_WORKERS", factory=_default_workers, parse=_int, minimum=1)  # pictures read at once
     # C2PA content credentials on generated images (rag/media/credentials.py). Without a certificate and key (PEM:
     # the signer's certificate first, then its CA chain) the app makes a local one in $BANANA_DATA_DIR/credentials.
     credentials: bool = _env("CREDENTIALS", default=True, parse=_switch)

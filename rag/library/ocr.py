@@ -14,11 +14,14 @@ under the ingest lock, re-read just before, so a tag edited meanwhile is kept.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -85,17 +88,35 @@ def pending(store: VectorStore, *, folder: str = "", redo: bool = False) -> list
 def _outcome(reader: TextReader, asset: Asset) -> dict[str, Any]:
     """The marks one picture gets; a failure is logged with its file and never stops the run."""
     try:
-        reading = reader.read(asset.path)
+        reading = reader.read(asset.path, background=True)
     except ImageError as exc:
         log.warning("The text in %s could not be read: %s", asset.path, exc)
         return {STATE: FAILED, ERROR: str(exc), TEXT: "", ENGINE: reader.name}
     return {STATE: READ, TEXT: reading.text[:4000], ENGINE: reader.name}
 
 
-def read_batch(store: VectorStore, reader: TextReader, ids: Sequence[str],
-               lock: threading.Lock) -> list[tuple[Asset, dict[str, Any]]]:
-    """Read the pictures of ``ids`` and write what each says into its record; returns each asset with its marks."""
-    done = [(asset, _outcome(reader, asset)) for asset in store.get(list(ids))]
+def read_batches(store: VectorStore, reader: TextReader, batches: Iterable[Sequence[str]],
+                 lock: threading.Lock) -> Iterator[tuple[int, list[tuple[Asset, dict[str, Any]]]]]:
+    """Read each batch's pictures, as many at once as the reader allows, and write what each says into its
+    record; yields, once written, each batch's size and its assets (those still stored) with their marks.
+
+    The next batch is being read while one is written, so the readers never stand idle behind a slow
+    picture at a batch's end. An empty batch means "nothing more for now": all in hand is written.
+    """
+    with ThreadPoolExecutor(reader.workers, thread_name_prefix="ocr-batch") as pool:
+        in_hand: deque[tuple[int, list[Asset], list[Future[dict[str, Any]]]]] = deque()
+        for ids in itertools.chain(batches, [[]]):  # the last: write what is in hand
+            if ids:
+                assets = store.get(list(ids))
+                in_hand.append((len(ids), assets, [pool.submit(_outcome, reader, asset) for asset in assets]))
+            while len(in_hand) > (1 if ids else 0):
+                size, assets, reading = in_hand.popleft()
+                yield size, _written(store, lock, assets, reading)
+
+
+def _written(store: VectorStore, lock: threading.Lock, assets: list[Asset],
+             reading: list[Future[dict[str, Any]]]) -> list[tuple[Asset, dict[str, Any]]]:
+    done = [(asset, future.result()) for asset, future in zip(assets, reading)]
     marks = {asset.id: mark for asset, mark in done}
     if marks:
         def change(asset: Asset) -> Asset:
@@ -109,18 +130,19 @@ def read_batch(store: VectorStore, reader: TextReader, ids: Sequence[str],
 
 def run(store: VectorStore, reader: TextReader, ids: Sequence[str], lock: threading.Lock, *,
         progress: Progress | None = None, stop: threading.Event | None = None) -> OcrReport:
-    """Read ``ids`` a batch at a time (what ``python -m rag ocr`` does); ``stop`` ends it after the batch in hand."""
+    """Read ``ids`` a batch at a time (what ``python -m rag ocr`` does); ``stop`` ends it after the batches in hand."""
     report, start = OcrReport(total=len(ids)), time.perf_counter()
-    for first in range(0, len(ids), BATCH):
-        if stop is not None and stop.is_set():
-            break
-        for asset, mark in read_batch(store, reader, ids[first:first + BATCH], lock):
+    batches = (ids[first:first + BATCH] for first in range(0, len(ids), BATCH) if stop is None or not stop.is_set())
+    settled = 0
+    for size, written in read_batches(store, reader, batches, lock):
+        settled += size
+        for asset, mark in written:
             report.read += 1
             report.with_text += bool(mark[TEXT])
             if mark[STATE] == FAILED:
                 report.failed.append((asset.path, mark[ERROR]))
         if progress is not None:
-            progress(min(first + BATCH, len(ids)), len(ids), report.summary())
+            progress(settled, len(ids), report.summary())
     store.flush()
     report.seconds = time.perf_counter() - start
     return report

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image, ImageStat
@@ -31,6 +35,7 @@ from rag.core import ImageError, Settings
 from rag.media.images import decoding, has_alpha, open_image, upright
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_SIDE = 1280  # the long side an engine sees: 24 px text in a 2,500 px picture stays ~12 px, still read
 MIN_SIDE = 640  # small clip art is enlarged (at most 3x) up to this: its 9 px captions become readable
@@ -39,6 +44,7 @@ MIN_SCORE = 0.5  # recognitions the engine itself doubts are dropped
 PROBE_SIDE = 384  # a picture is first searched for text at this size; none found: done
 GATE_BOXES = 3  # the probe's largest boxes read to tell words from shapes
 DETAIL_SIDE = 768  # where the first pass found words, the second searches at this size, for smaller print
+BACKGROUND_NICE = 19  # the background stage's readings run at the lowest priority
 
 
 @dataclass(frozen=True)
@@ -62,15 +68,17 @@ class OcrEngine(Protocol):
 class RapidOcr:
     """PP-OCRv4 (English and Chinese) through ``rapidocr-onnxruntime``; the models ship inside the wheel.
 
-    Loaded on first use, once, behind a lock. ``threads`` is ONNX Runtime's per-call thread count: the
-    library reads pictures in the background while people search, so it takes one core by default.
+    Each reading in progress holds an engine of its own (the wheel's detector keeps per-call state on
+    itself), loaded on first need and kept for the next: as many as pictures are read at once, 25 MB
+    each. ``threads`` is ONNX Runtime's per-call thread count: one core per reading, as it reads in the
+    background while people search.
     """
 
     name = "rapidocr"
 
     def __init__(self, threads: int = 1) -> None:
         self._threads = threads
-        self._engine: Any = None
+        self._idle: list[Any] = []  # loaded engines no reading holds now
         self._lock = threading.Lock()
 
     @staticmethod
@@ -84,16 +92,22 @@ class RapidOcr:
             return False
         return True
 
-    def _load(self) -> Any:
+    @contextmanager
+    def _engine(self) -> Iterator[Any]:
         with self._lock:
-            if self._engine is None:
-                from rapidocr_onnxruntime import RapidOCR
+            engine = self._idle.pop() if self._idle else None
+        if engine is None:
+            from rapidocr_onnxruntime import RapidOCR
 
-                # The wheel's default enlarges every picture until its short side is 736 px (1.4 s for a
-                # 560x300 label here); pictures arrive at the working size instead, so "max" keeps them.
-                self._engine = RapidOCR(det_limit_type="max", det_limit_side_len=MAX_SIDE, det_max_candidates=MAX_LINES,
-                                        intra_op_num_threads=self._threads, inter_op_num_threads=1)
-            return self._engine
+            # The wheel's default enlarges every picture until its short side is 736 px (1.4 s for a
+            # 560x300 label here); pictures arrive at the working size instead, so "max" keeps them.
+            engine = RapidOCR(det_limit_type="max", det_limit_side_len=MAX_SIDE, det_max_candidates=MAX_LINES,
+                              intra_op_num_threads=self._threads, inter_op_num_threads=1)
+        try:
+            yield engine
+        finally:
+            with self._lock:
+                self._idle.append(engine)
 
     def read(self, image: Image.Image) -> list[OcrLine]:
         """Two passes. The picture is searched for text at :data:`PROBE_SIDE` (most pictures hold none: done).
@@ -102,7 +116,10 @@ class RapidOcr:
         is then read (a line read from the probe's looser box can differ: "Onlv" for "Only"). Against a second
         search at full size, this reads the sample library in 44% less CPU time and finds the same words on
         tests/data/ocr; a label that holds text pays for reading its largest boxes twice (bench/ocr.py, README)."""
-        engine = self._load()
+        with self._engine() as engine:
+            return self._read(engine, image)
+
+    def _read(self, engine: Any, image: Image.Image) -> list[OcrLine]:
         boxes = self._find(engine, image, PROBE_SIDE)
         if boxes is None:
             return []
@@ -222,27 +239,50 @@ class OcrTimeout(ImageError):
     """Reading one picture took longer than its time box."""
 
 
-class TimeBox:
-    """Runs one engine call at a time in a worker thread and waits at most ``seconds`` for it.
+def _lower_priority() -> None:
+    """The calling thread gives way to every other: on Linux a nice value belongs to one thread
+    (setpriority(2), "BUGS"), so searches and ingests in the same process keep their share of the CPU."""
+    if sys.platform.startswith("linux"):  # elsewhere a thread id is not a process id: it could name another
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except OSError:
+            pass
 
-    An engine call cannot be interrupted; one that overruns is left to finish in its own thread (its
-    work is bounded by :data:`MAX_SIDE` and :data:`MAX_LINES`) and the next call gets a fresh worker.
+
+class TimeBox:
+    """At most ``slots`` calls at once, each in a thread of its own, waited on for at most ``seconds``.
+
+    An engine call cannot be interrupted. One that overruns keeps its slot until it ends (its work is
+    bounded by :data:`MAX_SIDE` and :data:`MAX_LINES`), so overruns never add up to more than ``slots``
+    readings at once; its caller has its answer at the deadline all the same.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, slots: int = 1) -> None:
         self.seconds = seconds
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ocr")
-        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(slots)
 
-    def run(self, engine: OcrEngine, image: Image.Image) -> list[OcrLine]:
-        with self._lock:
-            future: Future[list[OcrLine]] = self._pool.submit(engine.read, image)
+    def run(self, work: Callable[[], T], *, lowly: bool = False) -> T:
+        """``work()``'s answer; ``lowly``: it runs at the lowest CPU priority (background reading)."""
+        deadline = time.monotonic() + self.seconds
+        if not self._slots.acquire(timeout=self.seconds):
+            raise OcrTimeout(f"the text reader stayed busy for longer than {self.seconds:g} s")
+        answer: Future[T] = Future()
+
+        def call() -> None:
             try:
-                return future.result(timeout=self.seconds)
-            except FutureTimeout:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="ocr")
-                raise OcrTimeout(f"reading its text took longer than {self.seconds:g} s") from None
+                if lowly:
+                    _lower_priority()
+                answer.set_result(work())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
+                answer.set_exception(exc)
+            finally:
+                self._slots.release()
+
+        threading.Thread(target=call, name="ocr", daemon=True).start()
+        try:
+            return answer.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise OcrTimeout(f"reading its text took longer than {self.seconds:g} s") from None
 
 
 @dataclass(frozen=True)
@@ -259,23 +299,25 @@ class OcrReading:
 
 
 class TextReader:
-    """An engine with its time box and pixel limit: what the library's background stage and the text check use."""
+    """An engine with its time box and pixel limit: what the library's background stage and the text check use.
+    ``workers``: how many pictures it reads at once, process-wide (one core each)."""
 
-    def __init__(self, engine: OcrEngine, *, max_pixels: int, timeout_s: float) -> None:
+    def __init__(self, engine: OcrEngine, *, max_pixels: int, timeout_s: float, workers: int = 1) -> None:
         self.engine = engine
         self.max_pixels = max_pixels
-        self.box = TimeBox(timeout_s)
+        self.workers = workers
+        self.box = TimeBox(timeout_s, workers)
 
     @property
     def name(self) -> str:
         return self.engine.name
 
-    def read(self, source: bytes | str | Path) -> OcrReading:
-        """The text printed in one picture; raises :class:`ImageError` (too large, unreadable, timed out, failed)."""
+    def read(self, source: bytes | str | Path, *, background: bool = False) -> OcrReading:
+        """The text printed in one picture; raises :class:`ImageError` (too large, unreadable, timed out, failed).
+        ``background``: decoding and reading run at the lowest CPU priority, so people's searches go first."""
         start = time.perf_counter()
-        image = prepare(source, self.max_pixels)
         try:
-            found = self.box.run(self.engine, image)
+            found = self.box.run(functools.partial(self._lines, source), lowly=background)
         except ImageError:
             raise
         except Exception as exc:  # noqa: BLE001 - an engine failure is one file's failure, never the run's
@@ -284,16 +326,20 @@ class TextReader:
         rows = sorted(found, key=lambda line: (round(line.top / 12), line.left))  # top to bottom, left to right
         return OcrReading([line.text for line in rows], time.perf_counter() - start, self.engine.name)
 
+    def _lines(self, source: bytes | str | Path) -> list[OcrLine]:
+        return self.engine.read(prepare(source, self.max_pixels))
+
 
 @functools.cache
-def _shared(choice: str, max_pixels: int, timeout_s: float) -> TextReader | None:
+def _shared(choice: str, max_pixels: int, timeout_s: float, workers: int) -> TextReader | None:
     engine = make_engine(choice)
-    return TextReader(engine, max_pixels=max_pixels, timeout_s=timeout_s) if engine is not None else None
+    return TextReader(engine, max_pixels=max_pixels, timeout_s=timeout_s, workers=workers) if engine is not None else None
 
 
 def reader_for(settings: Settings) -> TextReader | None:
-    """The process's one reader for these settings (None: ``OCR=off``, or no engine installed). One model in
-    memory, and one picture read at a time, whether by the background stage or a generated image's text check."""
+    """The process's one reader for these settings (None: ``OCR=off``, or no engine installed). One set of
+    models in memory, and at most ``OCR_WORKERS`` pictures read at once, by the background stage and a
+    generated image's text check together."""
     if settings.ocr == "off":
         return None
-    return _shared(settings.ocr, settings.ocr_max_pixels, settings.ocr_timeout_s)
+    return _shared(settings.ocr, settings.ocr_max_pixels, settings.ocr_timeout_s, settings.ocr_workers)

@@ -1,8 +1,9 @@
 """The text printed in the library's pictures: read in the background after an ingest, back-filled on demand.
 
 :class:`OcrService` is ``studio.ocr``. The app calls :meth:`OcrService.start` once: one worker thread then
-reads the pictures no run has read yet (the back-fill), and afterwards each ingest's new images, a batch
-at a time, so search and uploads never wait on it. Without :meth:`start` (the CLI, scripts) an ingest
+feeds the reader the pictures no run has read yet (the back-fill), and afterwards each ingest's new images,
+a batch at a time; the reader reads ``OCR_WORKERS`` of them at once at the lowest CPU priority, so search
+and uploads never wait on it. Without :meth:`start` (the CLI, scripts) an ingest
 queues nothing, and ``python -m rag ocr`` (:meth:`OcrService.read`) reads in the foreground with a
 progress bar. The work is :mod:`rag.library.ocr`; the engine, its pixel limit and time box
 :mod:`rag.media.ocr`.
@@ -14,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rag.core import Asset, BananaError, Settings
@@ -28,7 +29,7 @@ OCR_OFF = ("Reading the text in pictures is off: set OCR=auto (needs the rapidoc
 
 
 class OcrService:
-    """The background stage (one worker, a queue of record ids) and the foreground back-fill.
+    """The background stage (one thread feeding the reader from a queue of record ids) and the foreground back-fill.
 
     ``settings`` and ``store`` are getters, as for the other services; ``lock`` is the ingest lock, held
     only while a batch's records are written (never while pictures are read), so a re-index or an ingest
@@ -73,9 +74,9 @@ class OcrService:
     def queue_report(self, report: IngestReport) -> None:
         """After an ingest: its new images wait for the background stage (nothing while it is not running)."""
         if self.running:
-            self._idle.clear()
             for asset in report.added:
                 self._queue.put(asset.id)
+            self._idle.clear()  # after the ids: the stage, finding none, may have just said it is idle
 
     def wait(self, timeout: float) -> bool:
         """Whether the background stage ran out of work within ``timeout`` seconds."""
@@ -88,25 +89,31 @@ class OcrService:
         except BananaError as exc:
             log.warning("The pictures still to read could not be listed: %s", exc)
         while not self._stop.is_set():
-            ids = self._take()
-            if not ids:
-                continue
             reader = self.reader
-            with self._lock:  # an ingest or a re-index in progress finishes first: it is not slowed, nor raced
-                pass
             try:
                 if reader is not None:
-                    ocr.read_batch(self._store(), reader, ids, self._lock)
+                    for _ in ocr.read_batches(self._store(), reader, self._batches(), self._lock):
+                        pass
             except BananaError as exc:  # the store closed or failed: these wait for the next start
-                log.warning("Reading the text of %d pictures stopped: %s", len(ids), exc)
+                log.warning("Reading the text of the pictures stopped: %s", exc)
                 time.sleep(1.0)
 
+    def _batches(self) -> Iterator[list[str]]:
+        """Queued ids a batch at a time, until a stop; an empty batch when none wait, so all in hand is written
+        (and then, with none queued meanwhile, the stage is idle)."""
+        while not self._stop.is_set():
+            ids = self._take()
+            with self._lock:  # an ingest or a re-index in progress finishes first: it is not slowed, nor raced
+                pass
+            yield ids
+            if not ids and self._queue.empty():
+                self._idle.set()
+
     def _take(self) -> list[str]:
-        """Up to a batch of queued ids, waiting a little for the first; marks the stage idle when none wait."""
+        """Up to a batch of queued ids, waiting a little for the first."""
         try:
             ids = [self._queue.get(timeout=0.5)]
         except queue.Empty:
-            self._idle.set()
             return []
         while len(ids) < ocr.BATCH:
             try:
