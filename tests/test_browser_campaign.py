@@ -143,6 +143,14 @@ def _filter_and_reviewer(page: Page, studio: Studio) -> None:
     expect(approved).to_have_count(0)  # the two the filter hid still wait, and Approve the rest is for them now
     expect(approve).to_be_enabled()
     expect(guide).not_to_contain_text("hidden by the filter")
+    tiles.nth(1).click()
+    page.keyboard.press("x")  # its text is as asked: the filter hides it, and the paid button says it will remake it
+    expect(page.locator("#campaign-review .tile.rejected")).to_have_count(2, timeout=30_000)
+    page.locator("#campaign-text-differs input").check()
+    expect(guide).to_contain_text("Regenerate rejected also remakes 1 rejected result the filter hides.", timeout=30_000)
+    page.locator("#campaign-text-differs input").uncheck()
+    expect(tiles).to_have_count(3, timeout=30_000)
+    expect(guide).not_to_contain_text("the filter hides")
 
 
 def test_campaign_api(three: Studio, fake_gemini: FakeGemini) -> None:

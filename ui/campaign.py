@@ -140,6 +140,9 @@ def _actions(review: CampaignReview | None, seen: CampaignReview | None, pending
     guide = (contact_sheet.HELP if waiting else "No result shown waits for a verdict." if hidden else
              "Every result has a verdict." if shown else "Open a campaign, or run one, to review its results here.")
     guide += f" {text_view.hidden_words(hidden)}" if hidden else ""
+    beyond = text_view.beyond_words(len(review.rejected) - len(seen.rejected), len(to_save) - len(seen.to_save)) \
+        if review and seen else ""
+    guide += f" {beyond}" if beyond else ""
     for idle, why in ((not to_save, "Approve results to save them to the library."),
                       (not rejected, "Reject a result to make it again."),
                       (not differs, text_view.NONE_DIFFER),

@@ -63,6 +63,18 @@ def hidden_words(hidden: int) -> str:
             f"{'waits' if hidden == 1 else 'wait'} for a verdict.")
 
 
+def beyond_words(rejected: int, approved: int) -> str:
+    """The guide's sentence while the filter hides rejected or approved results: Regenerate rejected and Save approved
+    act on the whole campaign, so they say what they will do beyond what is shown before they are clicked."""
+    said = [f"Regenerate rejected also remakes {_results(rejected, 'rejected')} the filter hides" if rejected else "",
+            f"Save approved also saves {_results(approved, 'approved')} it hides" if approved else ""]
+    return "; ".join(part for part in said if part) + "." if rejected or approved else ""
+
+
+def _results(n: int, verdict: str) -> str:
+    return f"{n} {verdict} {'result' if n == 1 else 'results'}"
+
+
 def listen_campaign(studio: Studio, c: SimpleNamespace, t: SimpleNamespace, view: Callable[..., tuple[Any, ...]],
                     paid: dict[str, Any]) -> None:
     """Wire the filter (the review drawn again with the box as ticked) and the paid regeneration of the items
