@@ -130,6 +130,9 @@ def test_review_save_and_regenerate(line: Studio, fake_gemini: FakeGemini) -> No
     assert seen == [(0, 1, items[2].seq)]
     assert len(again.version_ids) == 2 and again.version_ids[0] == third
     assert line.campaign_review(campaign.id).rejected == []  # its newest image awaits review
+    newest = again.version_ids[1]  # Approve the rest on a page showing these: the one marked since keeps its mark
+    assert line.review_campaign(campaign.id, [second, newest], "approved", only_waiting=True) == [newest]
+    line.review_campaign(campaign.id, [newest], "")
     assert len(fake_gemini.requests) == 6
     assert not line.cancel_campaign(campaign.id)  # not left marked running (it stayed so until a restart)
     assert len(line.regenerate_item(campaign.id, items[2].seq).version_ids) == 3

@@ -108,6 +108,7 @@ def _render(studio: Studio) -> SimpleNamespace:
             c.saved = gr.Markdown(elem_id="campaign-saved")
             c.reviews = reviews.render_campaign(studio)  # share for review; what reviewers said
     c.cid = gr.State("")
+    c.waiting = gr.State([])  # the results shown without a verdict at the last redraw: what Approve the rest approves
     return c
 
 
@@ -117,15 +118,16 @@ def _choices(studio: Studio, user: str) -> list[tuple[str, str]]:
 
 
 def _view(studio: Studio, cid: str, user: str, only: bool = False) -> tuple[Any, ...]:
-    """Status, the contact sheet (only the results whose text differs while ``only``, the filter, is ticked), and
-    the review's buttons, each usable only when it has something to act on. Every action on the review ends here."""
+    """Status, the contact sheet (only the results whose text differs while ``only``, the filter, is ticked), the
+    review's buttons, each usable only when it has something to act on, and the results shown that wait for a
+    verdict. Every action on the review ends here."""
     if not cid:
-        return "", "", *_actions(None, None, {}, enabled=True)
+        return "", "", *_actions(None, None, {}, enabled=True), []
     review = studio.campaign_review(cid, user=user or None)
     pending = studio.reviews.pending(cid, user=user or None)  # reviewers' verdicts not accepted yet
     seen = text_view.filtered(review, only)
     shown = contact_sheet.sheet(studio, seen, pending, text_view.NONE_DIFFER if only else contact_sheet.EMPTY)
-    return _status(review), shown, *_actions(review, seen, pending, enabled=studio.generation_status()[0])
+    return _status(review), shown, *_actions(review, seen, pending, enabled=studio.generation_status()[0]), seen.unreviewed
 
 
 def _actions(review: CampaignReview | None, seen: CampaignReview | None, pending: dict[str, Any], *,
@@ -187,7 +189,7 @@ def _listen(studio: Studio, selected: gr.State, c: SimpleNamespace) -> None:
     """The tab's three groups of controls: the form, the campaign picked from the list, its review.
 
     Run now (the form) and Resume (the picker) end in the same run, so it is made once here for both."""
-    c.review = [c.status, c.sheet, c.guide, c.approve, c.again, c.save, c.text.again, c.reviews.accept]
+    c.review = [c.status, c.sheet, c.guide, c.approve, c.again, c.save, c.text.again, c.reviews.accept, c.waiting]
     c.shown = [c.cid, c.text.only]  # what every redraw of the review reads: the campaign, the filter as ticked
     run = _runner(studio)
     _listen_form(studio, selected, c, run)
@@ -279,9 +281,10 @@ def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
         return _view(studio, cid, user_of(request), only)
 
     @user_errors
-    def approve_rest(cid: str, only: bool, request: gr.Request) -> tuple[Any, ...]:
-        rest = text_view.filtered(studio.campaign_review(cid, user=user_of(request) or None), only).unreviewed  # shown
-        studio.review_campaign(cid, rest, "approved", user=user_of(request) or None)
+    def approve_rest(cid: str, only: bool, shown: list[str], request: gr.Request) -> tuple[Any, ...]:
+        """Approves the results that were on the page without a verdict, and no other: not one that arrived since
+        (a run in another tab), nor one another tab has marked meanwhile."""
+        studio.review_campaign(cid, shown or [], "approved", user=user_of(request) or None, only_waiting=True)
         return _view(studio, cid, user_of(request), only)
 
     @user_errors
@@ -301,7 +304,7 @@ def _listen_review(studio: Studio, c: SimpleNamespace) -> None:
         return (said, *_view(studio, cid, user_of(request), only))
 
     c.sheet.select(mark, c.shown, c.review, api_name=False)
-    c.approve.click(approve_rest, c.shown, c.review, api_name=False)
+    c.approve.click(approve_rest, [*c.shown, c.waiting], c.review, api_name=False)
     c.again.click(again, c.shown, c.review, **PAID)
     c.save.click(save, c.shown, [c.saved, *c.review], api_name=False, concurrency_id="ingest", concurrency_limit=1)
 

@@ -177,15 +177,21 @@ class CampaignService:
         return campaign, records.items(campaign.id)
 
     def review_campaign(self, campaign_id: str, version_ids: Sequence[str], verdict: str, *,
-                        user: str | None = None) -> None:
-        """Approve or reject campaign images (``verdict`` "" clears the review)."""
+                        user: str | None = None, only_waiting: bool = False) -> list[str]:
+        """Approve or reject campaign images (``verdict`` "" clears the review); returns the ids given the verdict.
+        ``only_waiting``: those still without a verdict, no other (Approve the rest, on the results a page showed:
+        one marked in another tab since keeps its mark)."""
         campaign, items = self.open_campaign(campaign_id, user=user)
         mine = {v for i in items for v in i.version_ids}
         strangers = [v for v in version_ids if v not in mine]
         if strangers:
             raise BananaError(f"{strangers[0]!r} is not an image of campaign {campaign.name!r}.")
+        if only_waiting:
+            waiting = set(self.campaign_review(campaign.id, user=user).unreviewed)
+            version_ids = [v for v in version_ids if v in waiting]
         for version_id in version_ids:
             self._campaign_store().review(campaign.id, version_id, verdict)
+        return list(version_ids)
 
     def save_approved(self, campaign_id: str, *, user: str | None = None) -> IngestReport:
         """Add the approved images not saved yet to the library: ``parents`` = source + shared references,

@@ -330,8 +330,8 @@ class Studio:
         return self._campaigns.open_campaign(campaign_id, user=user)
 
     def review_campaign(self, campaign_id: str, version_ids: Sequence[str], verdict: str, *,
-                        user: str | None = None) -> None:
-        self._campaigns.review_campaign(campaign_id, version_ids, verdict, user=user)
+                        user: str | None = None, only_waiting: bool = False) -> list[str]:
+        return self._campaigns.review_campaign(campaign_id, version_ids, verdict, user=user, only_waiting=only_waiting)
 
     def save_approved(self, campaign_id: str, *, user: str | None = None) -> IngestReport:
         return self._campaigns.save_approved(campaign_id, user=user)
