@@ -280,7 +280,7 @@ def test_a_server_index_rebuilds_when_old(tmp_path: Path, embedder) -> None:
         server, lite = (library_module.LibraryIndex(studio.store, max_age_s=age) for age in (0.0, None))
         assert len(server.rows()) == len(lite.rows()) == 1
         for index in (server, lite):
-            studio.store._listeners.remove(index._changed)  # as if another process wrote
+            index.stop_listening()  # as if another process wrote
         studio.ingest_files(_files(tmp_path / "y", 1, 6))
         assert len(server.rows()) == 2 and len(lite.rows()) == 1
     finally:

@@ -214,7 +214,7 @@ def test_facet_counts_values(filled) -> None:
 def test_index_is_per_back_end(filled) -> None:
     s, _, _ = filled
     expected = "HNSW" if s.is_server else "FLAT"
-    assert s.index_type() == expected and s._index == expected
+    assert s.index_type() == expected and s.search_index == expected
     assert s.client.describe_index(s.collection, "vector")["index_type"] == expected
 
 
@@ -275,7 +275,7 @@ def test_configured_index_and_reopening_keeps_the_real_one(milvus_backend: Milvu
     assert s.search(vectors[6], 3)[0].asset.id == assets[6].id  # IVF search parameters (nprobe) accepted
     s.close()
     reopened = open_store(milvus_backend, collection=s.collection, index_type="HNSW")
-    assert reopened._index == "IVF_FLAT"  # search parameters follow the collection, not the setting
+    assert reopened.search_index == "IVF_FLAT"  # search parameters follow the collection, not the setting
     assert reopened.search(vectors[8], 3)[0].asset.id == assets[8].id
     reopened.close()
 

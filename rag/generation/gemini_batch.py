@@ -22,7 +22,12 @@ from rag.core import Asset, BananaError, GenerationError
 from rag.generation.base import BatchAnswer, BatchJob, BatchRequest, Content, PreparedBatch
 from rag.generation.reply import read_reply
 
-INLINE_LIMIT_BYTES = 20 * 1024 * 1024  # Gemini's limit for a batch's inline requests; bigger needs a JSONL file
+# A batch's inline requests must stay "under 20 MB" in all; a bigger batch goes as a JSONL file. Read as decimal
+# megabytes, the smaller reading. https://ai.google.dev/gemini-api/docs/batch-api (checked 2026-12-07)
+INLINE_LIMIT_BYTES = 20_000_000
+# A batch's displayName is required with no stated limit (https://ai.google.dev/api/batch-api); a File's is at
+# most 512 characters (https://ai.google.dev/api/files); both checked 2026-12-07. The campaign's name, cut to this.
+DISPLAY_NAME_CHARS = 100
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 ENDED = frozenset({SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
 
@@ -81,7 +86,7 @@ class GeminiBatches:
         payload: _Payload = batch.payload
         try:
             src = payload.requests if payload.size <= INLINE_LIMIT_BYTES else self._uploaded(payload.requests, name)
-            job = self._client.batches.create(model=model, src=src, config={"display_name": name[:100]})
+            job = self._client.batches.create(model=model, src=src, config={"display_name": name[:DISPLAY_NAME_CHARS]})
         except Exception as exc:  # noqa: BLE001 - the SDK's APIError or a transport error: the job was not made
             raise GenerationError(f"Gemini did not accept the Batch job ({self._said(exc)}).") from None
         return BatchJob(str(job.name), _state(job))
@@ -104,7 +109,7 @@ class GeminiBatches:
                            "generationConfig": r["config"].model_dump(mode="json", exclude_none=True, by_alias=True)}
                 out.write(json.dumps({"key": r["metadata"]["key"], "request": request}) + "\n")
         try:
-            uploaded = self._client.files.upload(file=out.name, config={"mime_type": "jsonl", "display_name": name[:100]})
+            uploaded = self._client.files.upload(file=out.name, config={"mime_type": "jsonl", "display_name": name[:DISPLAY_NAME_CHARS]})
         finally:
             Path(out.name).unlink(missing_ok=True)
         return str(uploaded.name)

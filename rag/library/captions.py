@@ -20,7 +20,10 @@ from rag.store import VectorStore, asset_from_row
 
 INSTRUCTION = ("Describe this image for an asset library search in one line, then give up to 8 short tags. "
                "Answer exactly as two lines:\nDescription: ...\nTags: tag, tag, tag")
-# USD per million tokens (input, output), from Google's price list; a model not listed gets the first.
+# USD per million tokens (input, output), from Google's price list. All four are shut down now
+# (https://ai.google.dev/gemini-api/docs/deprecations, checked 2026-12-07), and today's Flash-Lite prices could not be
+# read on Google's own pricing page from here; so a model not listed is priced at the dearest rate listed, which
+# overstates a Flash-Lite caption's cost: the budget refuses early rather than late.
 PRICES = {"gemini-2.5-flash-lite": (0.10, 0.40), "gemini-2.5-flash": (0.30, 2.50), "gemini-2.0-flash": (0.10, 0.40),
           "gemini-2.5-pro": (1.25, 10.0)}
 TOKENS_IN, TOKENS_OUT = 258 + 60, 80  # an image of at most 768 px, the instruction; a two-line answer

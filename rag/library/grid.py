@@ -162,6 +162,10 @@ class LibraryIndex:
         self._lock = threading.RLock()
         store.subscribe(self._changed)
 
+    def stop_listening(self) -> None:
+        """Hear no more of this process's writes: what an index in another process knows of them (nothing)."""
+        self.store.unsubscribe(self._changed)
+
     def _changed(self, stored: Sequence[Asset], deleted: Sequence[str]) -> None:
         with self._lock:
             for asset in stored:

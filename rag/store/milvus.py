@@ -74,6 +74,7 @@ class VectorStore(Protocol):
     ) -> Iterator[list[dict[str, Any]]]: ...
     def facet(self, field: str) -> dict[str, int]: ...
     def subscribe(self, listener: Listener) -> None: ...  # called after each write (keeps caches current)
+    def unsubscribe(self, listener: Listener) -> None: ...
     def flush(self) -> None: ...
     def warm_up(self) -> None: ...  # load what makes searches fast, ahead of the first one; never raises
     def close(self) -> None: ...
@@ -238,6 +239,15 @@ class MilvusStore:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    @property
+    def search_index(self) -> str:
+        """The index the collection has, which decides the search parameters (it may differ from the setting)."""
+        return self._index
 
     def _notify(self, stored: Sequence[Asset], deleted: Sequence[str]) -> None:
         for listener in self._listeners:
