@@ -113,6 +113,10 @@ def build_app(studio: Studio) -> gr.Blocks:
             trigger(*search.folder_choices, api_name=False, queue=False)
         asset_ui.api(studio)
         reviews_ui.api(studio)
+    # Gradio 6.31 rebuilds the "View API" page's latency figures, a pandas table of up to 10,000 past events, after
+    # every event (GRADIO_ANALYTICS_CACHE_FREQUENCY defaults to 1): 19-30 ms of CPU per click here, more than a
+    # search. Its author meant every 10 and left the variable undocumented (gradio PR 11764); every 100 is plenty.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     demo.queue(default_concurrency_limit=2, max_size=studio.settings.max_queue)
     return demo
 

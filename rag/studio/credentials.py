@@ -52,16 +52,6 @@ class CredentialsService:
         key = certificates.signing_key(settings)
         self._serial = key.serial if key is not None else ""
 
-    def signer(self) -> str:
-        """Who signs the images the app makes, in one sentence a person can read."""
-        settings = self._settings()
-        if not settings.credentials:
-            return "Content credentials are off: generated images are saved without them."
-        if settings.credentials_cert:
-            return f"Generated images are signed with the organisation certificate in {settings.credentials_cert}."
-        return ("Generated images are signed with this app's local certificate: it proves an image has not changed "
-                "since it was signed, not who made it (other validators show it as untrusted).")
-
     def is_local(self, found: credentials.Credentials) -> bool:
         """Whether ``found`` was signed by this app's local certificate."""
         return bool(self._serial) and found.serial == self._serial
